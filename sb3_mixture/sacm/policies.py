@@ -1,0 +1,413 @@
+"""Policies for SACM: a mixture-of-squashed-Gaussians actor and twin critics with one Q-head per component."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.policies import BaseModel, ContinuousCritic
+from stable_baselines3.common.preprocessing import get_action_dim
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, CombinedExtractor, FlattenExtractor, NatureCNN
+from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
+from stable_baselines3.sac.policies import Actor, SACPolicy
+from torch import nn
+
+from sb3_mixture.mixture import (
+    LOG_STD_MAX,
+    LOG_STD_MIN,
+    cross_log_probs,
+    gather_components,
+    mixture_log_prob,
+    squash_log_jacobian,
+    validate_mixture_weights,
+)
+from sb3_mixture.torch_layers import EnsembleMLP
+
+DETERMINISTIC_COMPONENTS = ("mode", "best_q")
+
+
+def validate_component_schedule(component_schedule: "str | int") -> "str | int":
+    """``"step"``, ``"episode"`` or an int k >= 1 (a new component every k steps), SPEC.md section 6."""
+    if isinstance(component_schedule, str):
+        if component_schedule in ("step", "episode"):
+            return component_schedule
+    elif isinstance(component_schedule, (int, np.integer)) and not isinstance(component_schedule, bool):
+        if component_schedule >= 1:
+            return int(component_schedule)
+    raise ValueError(f"component_schedule must be 'step', 'episode' or an int >= 1, got {component_schedule!r}")
+
+
+def validate_deterministic_component(deterministic_component: "str | int", n_components: int) -> "str | int":
+    """``"mode"``, ``"best_q"`` or a component index in ``[0, n_components)``, SPEC.md section 6."""
+    if isinstance(deterministic_component, str):
+        if deterministic_component in DETERMINISTIC_COMPONENTS:
+            return deterministic_component
+    elif isinstance(deterministic_component, (int, np.integer)) and not isinstance(deterministic_component, bool):
+        if 0 <= deterministic_component < n_components:
+            return int(deterministic_component)
+    raise ValueError(
+        f"deterministic_component must be 'mode', 'best_q' or a component index in [0, {n_components}), "
+        f"got {deterministic_component!r}"
+    )
+
+
+class MixtureActor(Actor):
+    """
+    Actor of SACM: ``n_components`` tanh-squashed diagonal Gaussians over one shared trunk (SPEC.md section 1).
+
+    ``mu`` and ``log_std`` are SAC's heads widened to ``n_components * action_dim`` outputs, so a
+    one-component mixture has exactly SAC's parameters. ``action_log_prob`` keeps SB3's contract:
+    an action drawn from the mixture and its mixture log-density.
+
+    :param n_components: number of mixture components
+    :param mixture_weights: fixed mixing weights (uniform if None)
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Box,
+        net_arch: list[int],
+        features_extractor: nn.Module,
+        features_dim: int,
+        activation_fn: type[nn.Module] = nn.ReLU,
+        use_sde: bool = False,
+        log_std_init: float = -3,
+        full_std: bool = True,
+        use_expln: bool = False,
+        clip_mean: float = 2.0,
+        normalize_images: bool = True,
+        n_components: int = 3,
+        mixture_weights: "list[float] | None" = None,
+    ):
+        if use_sde:
+            raise ValueError("use_sde=True is not supported by mixture policies (gSDE has one noise matrix, not one per component)")
+        weights = validate_mixture_weights(mixture_weights, n_components)
+        super().__init__(
+            observation_space,
+            action_space,
+            net_arch,
+            features_extractor,
+            features_dim,
+            activation_fn=activation_fn,
+            use_sde=False,
+            log_std_init=log_std_init,
+            full_std=full_std,
+            use_expln=use_expln,
+            clip_mean=clip_mean,
+            normalize_images=normalize_images,
+        )
+        self.n_components = n_components
+        self.mixture_weights = weights
+        self.action_dim = get_action_dim(self.action_space)
+        last_layer_dim = net_arch[-1] if len(net_arch) > 0 else features_dim
+        self.mu = nn.Linear(last_layer_dim, n_components * self.action_dim)
+        self.log_std = nn.Linear(last_layer_dim, n_components * self.action_dim)
+        # Fixed, derived from the constructor arguments: not part of the state dict
+        self.register_buffer("log_mixture_weights", th.log(th.tensor(weights, dtype=th.float32)), persistent=False)
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        data.update(dict(n_components=self.n_components, mixture_weights=self.mixture_weights))
+        return data
+
+    def mixture_params(self, obs: PyTorchObs) -> tuple[th.Tensor, th.Tensor]:
+        """Pre-squash means and clamped log standard deviations of every component, each (B, N, D)."""
+        features = self.extract_features(obs, self.features_extractor)
+        latent_pi = self.latent_pi(features)
+        shape = (-1, self.n_components, self.action_dim)
+        means = self.mu(latent_pi).view(shape)
+        log_stds = th.clamp(self.log_std(latent_pi), LOG_STD_MIN, LOG_STD_MAX).view(shape)
+        return means, log_stds
+
+    def get_action_dist_params(self, obs: PyTorchObs) -> tuple[th.Tensor, th.Tensor, dict[str, th.Tensor]]:
+        """The mixture's parameters: means and log standard deviations of shape (B, N, D)."""
+        means, log_stds = self.mixture_params(obs)
+        return means, log_stds, {}
+
+    def sample_components(self, batch_size: int) -> th.Tensor:
+        """One component index per row, drawn from the mixing weights, (batch_size,)."""
+        return th.multinomial(self.log_mixture_weights.exp(), batch_size, replacement=True)
+
+    def mode_components(self, means: th.Tensor, log_stds: th.Tensor) -> th.Tensor:
+        """Index of the component whose mean action has the highest mixture density (SPEC.md section 6), (B,)."""
+        density = mixture_log_prob(cross_log_probs(means, means, log_stds), squash_log_jacobian(means), self.log_mixture_weights)
+        return density.argmax(dim=-1)
+
+    def act(
+        self,
+        means: th.Tensor,
+        log_stds: th.Tensor,
+        components: th.Tensor,
+        deterministic: bool = False,
+    ) -> th.Tensor:
+        """Squashed action of the given component per row: its mean if deterministic, else a sample."""
+        index = components.view(-1, 1)
+        pre_squash = gather_components(means, index)[:, 0]
+        if not deterministic:
+            pre_squash = pre_squash + th.exp(gather_components(log_stds, index)[:, 0]) * th.randn_like(pre_squash)
+        return th.tanh(pre_squash)
+
+    def forward(self, obs: PyTorchObs, deterministic: bool = False) -> th.Tensor:
+        means, log_stds = self.mixture_params(obs)
+        components = self.mode_components(means, log_stds) if deterministic else self.sample_components(means.shape[0])
+        return self.act(means, log_stds, components, deterministic)
+
+    def action_log_prob(self, obs: PyTorchObs) -> tuple[th.Tensor, th.Tensor]:
+        """An action drawn from the mixture (component ~ w, then a ~ pi_i) and its mixture log-density."""
+        means, log_stds = self.mixture_params(obs)
+        components = self.sample_components(means.shape[0]).view(-1, 1)
+        pre_squash = gather_components(means, components) + th.exp(gather_components(log_stds, components)) * th.randn(
+            means.shape[0], 1, self.action_dim, device=means.device
+        )
+        cross = cross_log_probs(pre_squash, means, log_stds)
+        log_prob = mixture_log_prob(cross, squash_log_jacobian(pre_squash), self.log_mixture_weights)
+        return th.tanh(pre_squash[:, 0]), log_prob[:, 0]
+
+
+class MixtureCritic(ContinuousCritic):
+    """
+    ``n_critics`` Q-networks, each with one output per mixture component (SPEC.md section 3).
+
+    Head i of every network is the soft Q-function of component i. The networks are one
+    :class:`EnsembleMLP`, so all ``n_critics x n_components`` heads cost one batched call.
+    ``forward`` keeps SB3's contract: a tuple with one (B, n_components) tensor per network.
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Box,
+        net_arch: list[int],
+        features_extractor: BaseFeaturesExtractor,
+        features_dim: int,
+        activation_fn: type[nn.Module] = nn.ReLU,
+        normalize_images: bool = True,
+        n_critics: int = 2,
+        share_features_extractor: bool = True,
+        n_components: int = 3,
+    ):
+        # ContinuousCritic.__init__ would build n_critics separate Sequential networks: build the ensemble instead
+        BaseModel.__init__(
+            self, observation_space, action_space, features_extractor=features_extractor, normalize_images=normalize_images
+        )
+        self.share_features_extractor = share_features_extractor
+        self.n_critics = n_critics
+        self.n_components = n_components
+        self.action_dim = get_action_dim(self.action_space)
+        self.q_ensemble = EnsembleMLP(n_critics, features_dim + self.action_dim, n_components, net_arch, activation_fn)
+        self.q_networks = []
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        data.update(dict(n_critics=self.n_critics, n_components=self.n_components))
+        return data
+
+    def q_values(self, obs: PyTorchObs, actions: th.Tensor) -> th.Tensor:
+        """
+        All heads of all networks.
+
+        :param actions: (B, D), or (B, M, D) for M actions per state
+        :return: (n_critics, B, N), or (n_critics, B, M, N)
+        """
+        with th.set_grad_enabled(not self.share_features_extractor and th.is_grad_enabled()):
+            features = self.extract_features(obs, self.features_extractor)
+        if actions.dim() == 2:
+            return self.q_ensemble(th.cat([features, actions], dim=1))
+        batch_size, n_actions, _ = actions.shape
+        repeated = features.unsqueeze(1).expand(-1, n_actions, -1)
+        rows = th.cat([repeated, actions], dim=-1).reshape(batch_size * n_actions, -1)
+        return self.q_ensemble(rows).view(self.n_critics, batch_size, n_actions, self.n_components)
+
+    def forward(self, obs: th.Tensor, actions: th.Tensor) -> tuple[th.Tensor, ...]:
+        return tuple(self.q_values(obs, actions).unbind(0))
+
+    def q1_forward(self, obs: th.Tensor, actions: th.Tensor) -> th.Tensor:
+        with th.no_grad():
+            return self.q_values(obs, actions)[0]
+
+
+class MixturePolicy(SACPolicy):
+    """
+    SAC's policy with a mixture actor and per-component critic heads.
+
+    Stochastic acting (SPEC.md section 6) draws a component per environment according to
+    ``component_schedule`` and samples from it; ``predict`` honours ``episode_start`` for the
+    ``"episode"`` schedule. Deterministic acting plays the mean of the component chosen by
+    ``deterministic_component``.
+
+    :param n_components: number of mixture components
+    :param mixture_weights: fixed mixing weights (uniform if None)
+    :param component_schedule: ``"step"``, ``"episode"`` or an int k (a new component every k steps)
+    :param deterministic_component: ``"mode"``, ``"best_q"`` or a fixed component index
+    """
+
+    actor: MixtureActor
+    critic: MixtureCritic
+    critic_target: MixtureCritic
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Box,
+        lr_schedule: Schedule,
+        net_arch: "list[int] | dict[str, list[int]] | None" = None,
+        activation_fn: type[nn.Module] = nn.ReLU,
+        use_sde: bool = False,
+        log_std_init: float = -3,
+        use_expln: bool = False,
+        clip_mean: float = 2.0,
+        features_extractor_class: type[BaseFeaturesExtractor] = FlattenExtractor,
+        features_extractor_kwargs: "dict[str, Any] | None" = None,
+        normalize_images: bool = True,
+        optimizer_class: type[th.optim.Optimizer] = th.optim.Adam,
+        optimizer_kwargs: "dict[str, Any] | None" = None,
+        n_critics: int = 2,
+        share_features_extractor: bool = False,
+        n_components: int = 3,
+        mixture_weights: "list[float] | None" = None,
+        component_schedule: "str | int" = "step",
+        deterministic_component: "str | int" = "mode",
+    ):
+        # Needed by make_actor/make_critic, which SACPolicy.__init__ calls
+        self.n_components = n_components
+        self.mixture_weights = validate_mixture_weights(mixture_weights, n_components)
+        self.component_schedule = validate_component_schedule(component_schedule)
+        self.deterministic_component = validate_deterministic_component(deterministic_component, n_components)
+        if use_sde:
+            raise ValueError("use_sde=True is not supported by mixture policies (gSDE has one noise matrix, not one per component)")
+        super().__init__(
+            observation_space,
+            action_space,
+            lr_schedule,
+            net_arch=net_arch,
+            activation_fn=activation_fn,
+            use_sde=use_sde,
+            log_std_init=log_std_init,
+            use_expln=use_expln,
+            clip_mean=clip_mean,
+            features_extractor_class=features_extractor_class,
+            features_extractor_kwargs=features_extractor_kwargs,
+            normalize_images=normalize_images,
+            optimizer_class=optimizer_class,
+            optimizer_kwargs=optimizer_kwargs,
+            n_critics=n_critics,
+            share_features_extractor=share_features_extractor,
+        )
+        # Acting state, one entry per environment (not saved: a loaded policy draws afresh)
+        self.acting_components: np.ndarray | None = None
+        self._steps_since_draw: np.ndarray | None = None
+        self._pending_episode_start: np.ndarray | None = None
+        self.component_override: int | None = None
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        data.update(
+            dict(
+                n_components=self.n_components,
+                mixture_weights=self.mixture_weights,
+                component_schedule=self.component_schedule,
+                deterministic_component=self.deterministic_component,
+            )
+        )
+        return data
+
+    def make_actor(self, features_extractor: "BaseFeaturesExtractor | None" = None) -> MixtureActor:
+        actor_kwargs = self._update_features_extractor(self.actor_kwargs, features_extractor)
+        actor_kwargs.update(n_components=self.n_components, mixture_weights=self.mixture_weights)
+        return MixtureActor(**actor_kwargs).to(self.device)
+
+    def make_critic(self, features_extractor: "BaseFeaturesExtractor | None" = None) -> MixtureCritic:
+        critic_kwargs = self._update_features_extractor(self.critic_kwargs, features_extractor)
+        return MixtureCritic(**critic_kwargs, n_components=self.n_components).to(self.device)
+
+    @contextmanager
+    def use_component(self, component: int) -> Iterator[None]:
+        """Act with one component only (stochastic and deterministic), e.g. to evaluate it alone."""
+        if not 0 <= component < self.n_components:
+            raise ValueError(f"component must be in [0, {self.n_components}), got {component}")
+        previous, self.component_override = self.component_override, component
+        try:
+            yield
+        finally:
+            self.component_override = previous
+
+    def select_acting_components(self, n_envs: int, episode_start: "np.ndarray | None" = None) -> np.ndarray:
+        """
+        Advance the component schedule by one step and return the acting component of each env.
+
+        :param n_envs: number of environments (rows of the observation batch)
+        :param episode_start: which envs start a new episode at this step (None if unknown)
+        """
+        if self.component_override is not None:
+            return np.full(n_envs, self.component_override, dtype=np.int64)
+        fresh = self.acting_components is None or len(self.acting_components) != n_envs
+        if fresh or self.component_schedule == "step":
+            redraw = np.ones(n_envs, dtype=bool)
+            self._steps_since_draw = np.zeros(n_envs, dtype=np.int64)
+        else:
+            assert self._steps_since_draw is not None
+            starts = np.zeros(n_envs, dtype=bool) if episode_start is None else np.asarray(episode_start, dtype=bool)
+            redraw = starts.copy()
+            if isinstance(self.component_schedule, int):
+                redraw |= self._steps_since_draw >= self.component_schedule
+        if fresh:
+            self.acting_components = np.zeros(n_envs, dtype=np.int64)
+        assert self.acting_components is not None and self._steps_since_draw is not None
+        if redraw.any():
+            drawn = self.actor.sample_components(int(redraw.sum())).cpu().numpy()
+            self.acting_components[redraw] = drawn
+            self._steps_since_draw[redraw] = 0
+        self._steps_since_draw += 1
+        return self.acting_components.copy()
+
+    def deterministic_components(self, obs: PyTorchObs, means: th.Tensor, log_stds: th.Tensor) -> th.Tensor:
+        """The component whose mean is played by ``predict(deterministic=True)``, (B,)."""
+        if self.component_override is not None:
+            return th.full((means.shape[0],), self.component_override, dtype=th.long, device=means.device)
+        if self.deterministic_component == "mode":
+            return self.actor.mode_components(means, log_stds)
+        if self.deterministic_component == "best_q":
+            # Head i judges component i's mean action; pessimistic over the twin critics
+            q_values = self.critic.q_values(obs, th.tanh(means)).diagonal(dim1=-2, dim2=-1)
+            return q_values.min(dim=0).values.argmax(dim=-1)
+        return th.full((means.shape[0],), int(self.deterministic_component), dtype=th.long, device=means.device)
+
+    def predict(
+        self,
+        observation: "np.ndarray | dict[str, np.ndarray]",
+        state: "tuple[np.ndarray, ...] | None" = None,
+        episode_start: "np.ndarray | None" = None,
+        deterministic: bool = False,
+    ) -> tuple[np.ndarray, "tuple[np.ndarray, ...] | None"]:
+        self._pending_episode_start = episode_start
+        return super().predict(observation, state, episode_start, deterministic)
+
+    def _predict(self, observation: PyTorchObs, deterministic: bool = False) -> th.Tensor:
+        means, log_stds = self.actor.mixture_params(observation)
+        if deterministic:
+            components = self.deterministic_components(observation, means, log_stds)
+        else:
+            episode_start, self._pending_episode_start = self._pending_episode_start, None
+            selected = self.select_acting_components(means.shape[0], episode_start)
+            components = th.as_tensor(selected, device=means.device)
+        return self.actor.act(means, log_stds, components, deterministic)
+
+
+MlpPolicy = MixturePolicy
+
+
+class CnnPolicy(MixturePolicy):
+    """:class:`MixturePolicy` with SB3's ``NatureCNN`` features extractor, for image observations."""
+
+    def __init__(self, *args: Any, features_extractor_class: type[BaseFeaturesExtractor] = NatureCNN, **kwargs: Any):
+        super().__init__(*args, features_extractor_class=features_extractor_class, **kwargs)
+
+
+class MultiInputPolicy(MixturePolicy):
+    """:class:`MixturePolicy` with SB3's ``CombinedExtractor``, for Dict observations."""
+
+    def __init__(self, *args: Any, features_extractor_class: type[BaseFeaturesExtractor] = CombinedExtractor, **kwargs: Any):
+        super().__init__(*args, features_extractor_class=features_extractor_class, **kwargs)

@@ -1,0 +1,61 @@
+"""Batched ensembles of MLPs: ``n_members`` networks of the same shape evaluated with one batched matmul per layer."""
+
+import math
+
+import torch as th
+from torch import nn
+
+
+class EnsembleMLP(nn.Module):
+    """
+    ``n_members`` independent MLPs stored as stacked weights.
+
+    Each member is initialised like ``nn.Linear`` layers built by SB3's ``create_mlp`` (uniform in
+    ``+-1/sqrt(fan_in)``), so an ensemble of K members is distributed like K separate SB3 critics,
+    but costs one ``baddbmm`` per layer instead of K small matmuls.
+
+    :param n_members: number of independent networks (SB3's ``n_critics``)
+    :param input_dim: input size, shared by all members
+    :param output_dim: outputs per member (the number of mixture components for a critic)
+    :param net_arch: hidden layer sizes
+    :param activation_fn: activation after each hidden layer
+    """
+
+    def __init__(
+        self,
+        n_members: int,
+        input_dim: int,
+        output_dim: int,
+        net_arch: list[int],
+        activation_fn: type[nn.Module] = nn.ReLU,
+    ):
+        super().__init__()
+        self.n_members = n_members
+        self.layer_sizes = [input_dim, *net_arch, output_dim]
+        self.weights = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        for fan_in, fan_out in zip(self.layer_sizes[:-1], self.layer_sizes[1:]):
+            bound = 1.0 / math.sqrt(fan_in)
+            self.weights.append(nn.Parameter(th.empty(n_members, fan_in, fan_out).uniform_(-bound, bound)))
+            self.biases.append(nn.Parameter(th.empty(n_members, 1, fan_out).uniform_(-bound, bound)))
+        self.activation = activation_fn()
+
+    def forward(self, inputs: th.Tensor) -> th.Tensor:
+        """
+        :param inputs: (R, input_dim), the same rows for every member
+        :return: (n_members, R, output_dim)
+        """
+        hidden = th.baddbmm(self.biases[0], inputs.expand(self.n_members, -1, -1), self.weights[0])
+        for weight, bias in zip(self.weights[1:], self.biases[1:]):
+            hidden = th.baddbmm(bias, self.activation(hidden), weight)
+        return hidden
+
+    @th.no_grad()
+    def load_member_from_sequential(self, member: int, sequential: nn.Sequential) -> None:
+        """Copy the ``nn.Linear`` layers of one SB3 MLP (e.g. a ``ContinuousCritic`` Q-network) into a member."""
+        linears = [module for module in sequential if isinstance(module, nn.Linear)]
+        if len(linears) != len(self.weights):
+            raise ValueError(f"expected {len(self.weights)} linear layers, got {len(linears)}")
+        for linear, weight, bias in zip(linears, self.weights, self.biases):
+            weight[member].copy_(linear.weight.T)
+            bias[member, 0].copy_(linear.bias)

@@ -1,0 +1,248 @@
+"""
+SACM's update against independent computations of the same update.
+
+- With ``n_components=1`` SACM must compute SB3's SAC losses and gradients for the same weights, batch and noise.
+- For N > 1, a plain reference written here from SPEC.md sections 3-5 (loops over components and critics,
+  ``torch.distributions`` densities, no code shared with the package's training path) must give the
+  same losses and gradients as SACM.train for every estimator, for SACM and S2ACM.
+"""
+
+import copy
+
+import numpy as np
+import pytest
+import torch as th
+from stable_baselines3 import SAC
+from stable_baselines3.common.logger import configure
+from torch.distributions import Independent, Normal
+
+from sb3_mixture import S2ACM, SACM
+
+BATCH_SIZE = 32
+NET_ARCH = [16, 16]
+
+
+def _fill_buffer(models, n_transitions: int = 200, seed: int = 0) -> None:
+    """The same random transitions in every model's replay buffer."""
+    env = models[0].get_env()
+    rng = np.random.default_rng(seed)
+    obs_dim = env.observation_space.shape[0]
+    act_dim = env.action_space.shape[0]
+    for _ in range(n_transitions):
+        obs = rng.normal(size=(1, obs_dim)).astype(np.float32)
+        next_obs = rng.normal(size=(1, obs_dim)).astype(np.float32)
+        action = rng.uniform(-1, 1, size=(1, act_dim)).astype(np.float32)
+        reward = rng.normal(size=(1,)).astype(np.float32)
+        done = rng.random(size=(1,)) < 0.1
+        for model in models:
+            model.replay_buffer.add(obs, next_obs, action, reward, done, [{}])
+
+
+def _train_one_step(model, seed: int) -> dict:
+    model.set_logger(configure(None, []))
+    th.manual_seed(seed)
+    np.random.seed(seed)
+    model.train(gradient_steps=1, batch_size=BATCH_SIZE)
+    return dict(model.logger.name_to_value)
+
+
+@pytest.mark.parametrize("ent_coef", ["auto", 0.2])
+@pytest.mark.parametrize("entropy_estimator", ["mixed_marginal", "pairwise_kl", "marginal", "pairwise_bhattacharyya"])
+@pytest.mark.parametrize("component_sampling", ["all", "sample"])
+def test_one_component_matches_sac(ent_coef, entropy_estimator, component_sampling):
+    kwargs = dict(learning_starts=0, batch_size=BATCH_SIZE, ent_coef=ent_coef, policy_kwargs=dict(net_arch=NET_ARCH), seed=1)
+    sac = SAC("MlpPolicy", "Pendulum-v1", **kwargs)
+    sacm = SACM(
+        "MlpPolicy",
+        "Pendulum-v1",
+        n_components=1,
+        entropy_estimator=entropy_estimator,
+        component_sampling=component_sampling,
+        **kwargs,
+    )
+    sacm.actor.load_state_dict(sac.actor.state_dict())
+    for member, q_net in enumerate(sac.critic.q_networks):
+        sacm.critic.q_ensemble.load_member_from_sequential(member, q_net)
+    for member, q_net in enumerate(sac.critic_target.q_networks):
+        sacm.critic_target.q_ensemble.load_member_from_sequential(member, q_net)
+    _fill_buffer([sac, sacm])
+
+    for step in range(3):
+        sac_logs = _train_one_step(sac, seed=10 + step)
+        sacm_logs = _train_one_step(sacm, seed=10 + step)
+        keys = ["train/actor_loss", "train/critic_loss", "train/ent_coef"]
+        if ent_coef == "auto":
+            keys.append("train/ent_coef_loss")
+        for key in keys:
+            assert sacm_logs[key] == pytest.approx(sac_logs[key], rel=1e-5, abs=1e-6), key
+
+        # Gradients of the last update (Adam's first steps hide gradient scale, so compare gradients directly)
+        for (name, sac_param), sacm_param in zip(sac.actor.named_parameters(), sacm.actor.parameters()):
+            assert th.allclose(sac_param.grad, sacm_param.grad, rtol=1e-4, atol=1e-6), name
+        for member, q_net in enumerate(sac.critic.q_networks):
+            linears = [m for m in q_net if isinstance(m, th.nn.Linear)]
+            for layer, linear in enumerate(linears):
+                assert th.allclose(linear.weight.grad.T, sacm.critic.q_ensemble.weights[layer].grad[member], atol=1e-5)
+                assert th.allclose(linear.bias.grad, sacm.critic.q_ensemble.biases[layer].grad[member, 0], atol=1e-5)
+                target = [m for m in sac.critic_target.q_networks[member] if isinstance(m, th.nn.Linear)][layer]
+                assert th.allclose(target.weight.T, sacm.critic_target.q_ensemble.weights[layer][member], atol=1e-5)
+        if ent_coef == "auto":
+            assert th.allclose(sac.log_ent_coef, sacm.log_ent_coef, atol=1e-6)
+
+
+# --- A plain reference implementation of one SACM/S2ACM update, written from SPEC.md ---------------------------
+
+
+def _squashed_component(mean: th.Tensor, log_std: th.Tensor):
+    return Independent(Normal(mean, log_std.exp()), 1)
+
+
+def _log_jacobian(u: th.Tensor) -> th.Tensor:
+    return th.log(1 - th.tanh(u) ** 2 + 1e-6).sum(-1)
+
+
+def _q_heads(net, obs: th.Tensor, action: th.Tensor) -> th.Tensor:
+    """(n_critics, B, N): each member of the critic ensemble as a plain MLP, one at a time."""
+    x0 = th.cat([net.extract_features(obs, net.features_extractor), action], dim=1)
+    outs = []
+    for k in range(net.n_critics):
+        x = x0
+        for layer, (weight, bias) in enumerate(zip(net.q_ensemble.weights, net.q_ensemble.biases)):
+            x = x @ weight[k] + bias[k, 0]
+            if layer < len(net.q_ensemble.weights) - 1:
+                x = th.relu(x)
+        outs.append(x)
+    return th.stack(outs)
+
+
+def _entropy_terms(model, means, log_stds, noise):
+    """H_i of SPEC.md section 2 for one sample per component, with log pi_i(a_i) and the pre-squash samples."""
+    n, w, estimator = model.n_components, th.tensor(model.mixture_weights), model.entropy_estimator
+    us = [means[:, i] + log_stds[:, i].exp() * noise[:, i] for i in range(n)]
+    comps = [_squashed_component(means[:, j], log_stds[:, j]) for j in range(n)]
+    own = th.stack([comps[i].log_prob(us[i]) - _log_jacobian(us[i]) for i in range(n)], dim=1)
+    h = []
+    for i in range(n):
+        if estimator == "mixed_marginal":
+            density = sum(w[j] * th.exp(comps[j].log_prob(us[i]) - _log_jacobian(us[i])) for j in range(n))
+            h.append(-th.log(density))
+        elif estimator == "marginal":
+            h.append(-own[:, i])
+        else:
+            total = 0
+            for j in range(n):
+                mi, si, mj, sj = means[:, i], log_stds[:, i].exp(), means[:, j], log_stds[:, j].exp()
+                if estimator == "pairwise_kl":
+                    d = th.distributions.kl_divergence(comps[i], comps[j])
+                else:
+                    var = (si**2 + sj**2) / 2
+                    d = ((mi - mj) ** 2 / var).sum(-1) / 8 + 0.5 * (
+                        th.log(var).sum(-1) - 0.5 * (th.log(si**2).sum(-1) + th.log(sj**2).sum(-1))
+                    )
+                total = total + w[j] * th.exp(-d)
+            h.append(-own[:, i] - th.log(total))
+    return th.stack(h, dim=1), own, us
+
+
+def _reference_critic_and_temperature_losses(model, replay_data, noise_now, noise_next, partial_sums: bool):
+    """Critic loss (SPEC.md section 3) and temperature loss (section 5) on the model's current weights."""
+    n, w = model.n_components, th.tensor(model.mixture_weights)
+    obs, next_obs = replay_data.observations, replay_data.next_observations
+    means, log_stds = model.actor.mixture_params(obs)
+    _, own_now, _ = _entropy_terms(model, means, log_stds, noise_now)
+    ent_loss = sum(-(model.log_ent_coef[i] * (own_now[:, i] + model.target_entropy).detach()).mean() for i in range(n))
+
+    alphas = model.log_ent_coef.detach().exp()
+    with th.no_grad():
+        next_means, next_log_stds = model.actor.mixture_params(next_obs)
+        h_next, _, us_next = _entropy_terms(model, next_means, next_log_stds, noise_next)
+        alpha_mix = (w * alphas).sum()
+        targets = []
+        for i in range(n):
+            v = sum(w[j] * _q_heads(model.critic_target, next_obs, th.tanh(us_next[j]))[:, :, i].min(0).values for j in range(n))
+            last = i + 1 if partial_sums else n
+            bonus = sum(w[j] * h_next[:, j] for j in range(last))
+            targets.append(replay_data.rewards[:, 0] + (1 - replay_data.dones[:, 0]) * model.gamma * (v + alpha_mix * bonus))
+        targets = th.stack(targets, dim=1)
+    q_now = _q_heads(model.critic, obs, replay_data.actions)
+    critic_loss = 0.5 * sum(((q_now[k, :, i] - targets[:, i]) ** 2).mean() for k in range(model.critic.n_critics) for i in range(n))
+    return critic_loss, ent_loss
+
+
+def _reference_actor_loss(model, actor, critic, alphas, observations, noise_now):
+    """Actor loss, eqs. 11-12 / SPEC.md section 4: sum_i w_i mean[alpha_i * (-H_i) - min_k Q_{k,i}(s, a_i)]."""
+    w = th.tensor(model.mixture_weights)
+    means, log_stds = actor.mixture_params(observations)
+    h_now, _, us_now = _entropy_terms(model, means, log_stds, noise_now)
+    actor_loss = 0
+    for i in range(model.n_components):
+        q_pi = _q_heads(critic, observations, th.tanh(us_now[i]))[:, :, i].min(0).values
+        actor_loss = actor_loss + w[i] * (alphas[i] * (-h_now[:, i]) - q_pi).mean()
+    return actor_loss
+
+
+@pytest.mark.parametrize("algo", [SACM, S2ACM])
+@pytest.mark.parametrize("entropy_estimator", ["mixed_marginal", "pairwise_kl", "marginal", "pairwise_bhattacharyya"])
+def test_update_matches_reference(algo, entropy_estimator):
+    model = algo(
+        "MlpPolicy",
+        "Pendulum-v1",
+        n_components=3,
+        mixture_weights=[0.5, 0.3, 0.2],
+        entropy_estimator=entropy_estimator,
+        learning_starts=0,
+        batch_size=BATCH_SIZE,
+        ent_coef="auto_0.3",
+        policy_kwargs=dict(net_arch=NET_ARCH),
+        seed=3,
+    )
+    # Different temperatures per component, so a mix-up between them shows
+    with th.no_grad():
+        model.log_ent_coef.copy_(th.log(th.tensor([0.1, 0.3, 0.7])))
+    _fill_buffer([model])
+
+    # Draw the batch and the noise the way train() will, then replay them for the reference
+    np.random.seed(5)
+    replay_data = model.replay_buffer.sample(BATCH_SIZE)
+    th.manual_seed(7)
+    noise_now = th.randn(BATCH_SIZE, 3, 1)
+    noise_next = th.randn(BATCH_SIZE, 3, 1)
+
+    critic_loss, ent_loss = _reference_critic_and_temperature_losses(
+        model, replay_data, noise_now, noise_next, partial_sums=algo is S2ACM
+    )
+    ref_critic_grads = th.autograd.grad(critic_loss, list(model.critic.parameters()))
+    ref_ent_grad = th.autograd.grad(ent_loss, [model.log_ent_coef])[0]
+    # The actor is judged by the critic after the critic's step, with the temperatures before theirs (as in SAC)
+    actor_before = copy.deepcopy(model.actor)
+    alphas_before = model.log_ent_coef.detach().exp().clone()
+
+    # Capture the gradients train() computes, just before each optimiser applies them
+    captured = {}
+
+    def capture(name, params):
+        def hook(optimizer, args, kwargs):
+            captured[name] = [p.grad.clone() for p in params]
+
+        return hook
+
+    model.actor.optimizer.register_step_pre_hook(capture("actor", list(model.actor.parameters())))
+    model.critic.optimizer.register_step_pre_hook(capture("critic", list(model.critic.parameters())))
+    model.ent_coef_optimizer.register_step_pre_hook(capture("ent", [model.log_ent_coef]))
+    model.set_logger(configure(None, []))
+    np.random.seed(5)
+    th.manual_seed(7)
+    model.train(gradient_steps=1, batch_size=BATCH_SIZE)
+    logs = model.logger.name_to_value
+
+    actor_loss = _reference_actor_loss(model, actor_before, model.critic, alphas_before, replay_data.observations, noise_now)
+    ref_actor_grads = th.autograd.grad(actor_loss, list(actor_before.parameters()))
+
+    assert logs["train/actor_loss"] == pytest.approx(actor_loss.item(), rel=1e-4, abs=1e-5)
+    assert logs["train/critic_loss"] == pytest.approx(critic_loss.item(), rel=1e-4, abs=1e-5)
+    assert logs["train/ent_coef_loss"] == pytest.approx(ent_loss.item(), rel=1e-4, abs=1e-5)
+    assert th.allclose(captured["ent"][0], ref_ent_grad, rtol=1e-4, atol=1e-6)
+    for got, ref in zip(captured["critic"], ref_critic_grads):
+        assert th.allclose(got, ref, rtol=1e-3, atol=1e-5)
+    for got, ref in zip(captured["actor"], ref_actor_grads):
+        assert th.allclose(got, ref, rtol=1e-3, atol=1e-5)
