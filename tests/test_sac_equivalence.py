@@ -38,6 +38,15 @@ def _fill_buffer(models, n_transitions: int = 200, seed: int = 0) -> None:
             model.replay_buffer.add(obs, next_obs, action, reward, done, [{}])
 
 
+def _capture_gradients_at_step(optimizer, params, store: dict, name: str) -> None:
+    """Record the gradients an optimiser is about to apply (later losses may add to ``.grad`` after its step)."""
+
+    def hook(optimizer, args, kwargs):
+        store[name] = [p.grad.clone() for p in params]
+
+    optimizer.register_step_pre_hook(hook)
+
+
 def _train_one_step(model, seed: int) -> dict:
     model.set_logger(configure(None, []))
     th.manual_seed(seed)
@@ -66,6 +75,9 @@ def test_one_component_matches_sac(ent_coef, entropy_estimator, component_sampli
     for member, q_net in enumerate(sac.critic_target.q_networks):
         sacm.critic_target.q_ensemble.load_member_from_sequential(member, q_net)
     _fill_buffer([sac, sacm])
+    sac_grads, sacm_grads = {}, {}
+    _capture_gradients_at_step(sac.critic.optimizer, list(sac.critic.parameters()), sac_grads, "critic")
+    _capture_gradients_at_step(sacm.critic.optimizer, list(sacm.critic.parameters()), sacm_grads, "critic")
 
     for step in range(3):
         sac_logs = _train_one_step(sac, seed=10 + step)
@@ -79,11 +91,18 @@ def test_one_component_matches_sac(ent_coef, entropy_estimator, component_sampli
         # Gradients of the last update (Adam's first steps hide gradient scale, so compare gradients directly)
         for (name, sac_param), sacm_param in zip(sac.actor.named_parameters(), sacm.actor.parameters()):
             assert th.allclose(sac_param.grad, sacm_param.grad, rtol=1e-4, atol=1e-6), name
+        # SAC's critic parameters are [qf0 w0, b0, w1, b1, ..., qf1 ...]; SACM's are [weights..., biases...] stacked
+        n_layers = len(sacm.critic.q_ensemble.weights)
+        sacm_weight_grads, sacm_bias_grads = sacm_grads["critic"][:n_layers], sacm_grads["critic"][n_layers:]
+        for member in range(sac.critic.n_critics):
+            member_grads = sac_grads["critic"][member * 2 * n_layers : (member + 1) * 2 * n_layers]
+            for layer in range(n_layers):
+                weight_grad, bias_grad = member_grads[2 * layer], member_grads[2 * layer + 1]
+                assert th.allclose(weight_grad.T, sacm_weight_grads[layer][member], atol=1e-5)
+                assert th.allclose(bias_grad, sacm_bias_grads[layer][member, 0], atol=1e-5)
         for member, q_net in enumerate(sac.critic.q_networks):
             linears = [m for m in q_net if isinstance(m, th.nn.Linear)]
             for layer, linear in enumerate(linears):
-                assert th.allclose(linear.weight.grad.T, sacm.critic.q_ensemble.weights[layer].grad[member], atol=1e-5)
-                assert th.allclose(linear.bias.grad, sacm.critic.q_ensemble.biases[layer].grad[member, 0], atol=1e-5)
                 target = [m for m in sac.critic_target.q_networks[member] if isinstance(m, th.nn.Linear)][layer]
                 assert th.allclose(target.weight.T, sacm.critic_target.q_ensemble.weights[layer][member], atol=1e-5)
         if ent_coef == "auto":

@@ -278,6 +278,9 @@ class MixturePolicy(SACPolicy):
         self.deterministic_component = validate_deterministic_component(deterministic_component, n_components)
         if use_sde:
             raise ValueError("use_sde=True is not supported by mixture policies (gSDE has one noise matrix, not one per component)")
+        if optimizer_kwargs is None and optimizer_class is th.optim.Adam:
+            # One fused kernel per parameter instead of a dozen small ops: same update, less overhead on the CPU
+            optimizer_kwargs = {"fused": True}
         super().__init__(
             observation_space,
             action_space,
