@@ -265,3 +265,85 @@ def test_update_matches_reference(algo, entropy_estimator):
         assert th.allclose(got, ref, rtol=1e-3, atol=1e-5)
     for got, ref in zip(captured["actor"], ref_actor_grads):
         assert th.allclose(got, ref, rtol=1e-3, atol=1e-5)
+
+
+@pytest.mark.parametrize("algo", [SACM, S2ACM])
+def test_sampled_component_update_matches_reference(algo):
+    """component_sampling="sample": one component c ~ w per state; every loss uses that component's sample only."""
+    model = algo(
+        "MlpPolicy",
+        "Pendulum-v1",
+        n_components=3,
+        mixture_weights=[0.5, 0.3, 0.2],
+        component_sampling="sample",
+        learning_starts=0,
+        batch_size=BATCH_SIZE,
+        policy_kwargs=dict(net_arch=NET_ARCH),
+        seed=4,
+    )
+    with th.no_grad():
+        model.log_ent_coef.copy_(th.log(th.tensor([0.1, 0.3, 0.7])))
+    _fill_buffer([model])
+    w = th.tensor(model.mixture_weights)
+    np.random.seed(5)
+    replay_data = model.replay_buffer.sample(BATCH_SIZE)
+    th.manual_seed(7)  # train() draws: components and noise for the states, then for the next states
+    comps_now = th.multinomial(w, BATCH_SIZE, replacement=True)
+    noise_now = th.randn(BATCH_SIZE, 1, 1)
+    comps_next = th.multinomial(w, BATCH_SIZE, replacement=True)
+    noise_next = th.randn(BATCH_SIZE, 1, 1)
+    rows = th.arange(BATCH_SIZE)
+
+    def sampled(means, log_stds, comps, noise):
+        u = means[rows, comps] + log_stds[rows, comps].exp() * noise[:, 0]
+        per_component = th.stack(
+            [_squashed_component(means[:, j], log_stds[:, j]).log_prob(u) - _log_jacobian(u) for j in range(3)], dim=1
+        )
+        own = per_component[rows, comps]
+        mixed_marginal = -th.logsumexp(th.log(w) + per_component, dim=1)
+        return u, own, mixed_marginal
+
+    alphas = model.log_ent_coef.detach().exp()
+    means, log_stds = model.actor.mixture_params(replay_data.observations)
+    _, own_now, _ = sampled(means, log_stds, comps_now, noise_now)
+    ent_loss = -(model.log_ent_coef[comps_now] * (own_now + model.target_entropy).detach()).mean()
+    with th.no_grad():
+        next_means, next_log_stds = model.actor.mixture_params(replay_data.next_observations)
+        u_next, _, h_next = sampled(next_means, next_log_stds, comps_next, noise_next)
+        q_next = _q_heads(model.critic_target, replay_data.next_observations, th.tanh(u_next)).min(0).values  # (B, N)
+        heads = th.arange(3)
+        if algo is S2ACM:
+            bonus = (comps_next.unsqueeze(1) <= heads).float() * h_next.unsqueeze(1)
+        else:
+            bonus = h_next.unsqueeze(1).expand(-1, 3)
+        targets = replay_data.rewards + (1 - replay_data.dones) * model.gamma * (q_next + (w * alphas).sum() * bonus)
+    q_now = _q_heads(model.critic, replay_data.observations, replay_data.actions)
+    critic_loss = 0.5 * ((q_now - targets) ** 2).mean(dim=1).sum()
+    ref_critic_grads = th.autograd.grad(critic_loss, list(model.critic.parameters()))
+    ref_ent_grad = th.autograd.grad(ent_loss, [model.log_ent_coef])[0]
+    actor_before = copy.deepcopy(model.actor)
+
+    captured = {}
+    _capture_gradients_at_step(model.critic.optimizer, list(model.critic.parameters()), captured, "critic")
+    _capture_gradients_at_step(model.actor.optimizer, list(model.actor.parameters()), captured, "actor")
+    _capture_gradients_at_step(model.ent_coef_optimizer, [model.log_ent_coef], captured, "ent")
+    model.set_logger(configure(None, []))
+    np.random.seed(5)
+    th.manual_seed(7)
+    model.train(gradient_steps=1, batch_size=BATCH_SIZE)
+    logs = model.logger.name_to_value
+
+    means, log_stds = actor_before.mixture_params(replay_data.observations)
+    u_now, _, h_now = sampled(means, log_stds, comps_now, noise_now)
+    q_pi = _q_heads(model.critic, replay_data.observations, th.tanh(u_now)).min(0).values[rows, comps_now]
+    actor_loss = (alphas[comps_now] * (-h_now) - q_pi).mean()
+    ref_actor_grads = th.autograd.grad(actor_loss, list(actor_before.parameters()))
+
+    assert logs["train/critic_loss"] == pytest.approx(critic_loss.item(), rel=1e-4, abs=1e-5)
+    assert logs["train/actor_loss"] == pytest.approx(actor_loss.item(), rel=1e-4, abs=1e-5)
+    assert logs["train/ent_coef_loss"] == pytest.approx(ent_loss.item(), rel=1e-4, abs=1e-5)
+    assert th.allclose(captured["ent"][0], ref_ent_grad, rtol=1e-4, atol=1e-6)
+    for got, ref in zip(captured["critic"], ref_critic_grads):
+        assert th.allclose(got, ref, rtol=1e-3, atol=1e-5)
+    for got, ref in zip(captured["actor"], ref_actor_grads):
+        assert th.allclose(got, ref, rtol=1e-3, atol=1e-5)
