@@ -9,7 +9,6 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import torch as th
-from gymnasium import spaces
 from stable_baselines3.common.buffers import DictReplayBuffer, ReplayBuffer
 from stable_baselines3.common.vec_env import VecNormalize
 
@@ -62,7 +61,7 @@ class _HeadMaskMixin:
             self.head_masks[self.pos] = np.random.binomial(1, self.bootstrap_mask_prob, (self.n_envs, self.n_components))
             return
         if self.acting_components is None:
-            raise RuntimeError("critic_data='own' needs the acting component of every transition: call set_acting_components()")
+            raise RuntimeError("critic_data='own' needs each transition's acting component: call set_acting_components()")
         self.head_masks[self.pos] = np.eye(self.n_components, dtype=np.float32)[self.acting_components]
 
     def _sampled_env_indices(self, rng_state: tuple, n_samples: int) -> np.ndarray:

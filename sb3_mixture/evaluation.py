@@ -1,4 +1,7 @@
-"""Evaluate a mixture policy the way the paper reports it: the stochastic mixture, the deterministic policy and each component alone."""
+"""
+Evaluate a mixture policy the way the paper reports it: the stochastic mixture, the deterministic policy
+and each component alone.
+"""
 
 from typing import Any
 
@@ -32,7 +35,9 @@ def evaluate_components(
         raise TypeError(f"model must be a SACM or S2ACM, got {type(model).__name__}")
 
     def run(deterministic: bool) -> tuple[float, float]:
-        mean, std = evaluate_policy(model, env, n_eval_episodes=n_eval_episodes, deterministic=deterministic, **evaluate_kwargs)
+        mean, std = evaluate_policy(
+            model, env, n_eval_episodes=n_eval_episodes, deterministic=deterministic, **evaluate_kwargs
+        )
         return float(mean), float(std)  # type: ignore[arg-type]
 
     results = {"mixture": run(False), "deterministic": run(True)}

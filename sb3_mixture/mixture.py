@@ -37,7 +37,9 @@ def validate_mixture_weights(mixture_weights: "list[float] | tuple[float, ...] |
     try:
         weights = [float(w) for w in mixture_weights]
     except (TypeError, ValueError) as error:
-        raise TypeError(f"mixture_weights must be a sequence of {n_components} positive floats, got {mixture_weights!r}") from error
+        raise TypeError(
+            f"mixture_weights must be a sequence of {n_components} positive floats, got {mixture_weights!r}"
+        ) from error
     if len(weights) != n_components:
         raise ValueError(
             f"mixture_weights must have one weight per component (n_components={n_components}), got {len(weights)}: {weights}"

@@ -34,7 +34,7 @@ class EnsembleMLP(nn.Module):
         self.layer_sizes = [input_dim, *net_arch, output_dim]
         self.weights = nn.ParameterList()
         self.biases = nn.ParameterList()
-        for fan_in, fan_out in zip(self.layer_sizes[:-1], self.layer_sizes[1:]):
+        for fan_in, fan_out in zip(self.layer_sizes[:-1], self.layer_sizes[1:], strict=True):
             bound = 1.0 / math.sqrt(fan_in)
             self.weights.append(nn.Parameter(th.empty(n_members, fan_in, fan_out).uniform_(-bound, bound)))
             self.biases.append(nn.Parameter(th.empty(n_members, 1, fan_out).uniform_(-bound, bound)))
@@ -46,7 +46,7 @@ class EnsembleMLP(nn.Module):
         :return: (n_members, R, output_dim)
         """
         hidden = th.baddbmm(self.biases[0], inputs.expand(self.n_members, -1, -1), self.weights[0])
-        for weight, bias in zip(self.weights[1:], self.biases[1:]):
+        for weight, bias in zip(self.weights[1:], self.biases[1:], strict=True):
             hidden = th.baddbmm(bias, self.activation(hidden), weight)
         return hidden
 
@@ -56,6 +56,6 @@ class EnsembleMLP(nn.Module):
         linears = [module for module in sequential if isinstance(module, nn.Linear)]
         if len(linears) != len(self.weights):
             raise ValueError(f"expected {len(self.weights)} linear layers, got {len(linears)}")
-        for linear, weight, bias in zip(linears, self.weights, self.biases):
+        for linear, weight, bias in zip(linears, self.weights, self.biases, strict=True):
             weight[member].copy_(linear.weight.T)
             bias[member, 0].copy_(linear.bias)

@@ -1,4 +1,4 @@
-"""One small learning test: SACM must solve Pendulum-v1 on a small budget (about 20 s on 2 CPU cores)."""
+"""One small learning test: SACM must solve Pendulum-v1 on a small budget (about 25 s on 2 CPU cores)."""
 
 import time
 
@@ -19,13 +19,13 @@ def trained_pendulum():
         policy_kwargs=dict(net_arch=[64, 64]),
         seed=0,
     )
-    model.learn(4_000)
-    print(f"SACM on Pendulum-v1, 4000 steps: {time.time() - start:.1f} s")
+    model.learn(6_000)
+    print(f"SACM on Pendulum-v1, 6000 steps: {time.time() - start:.1f} s")
     return model
 
 
 def test_sacm_learns_pendulum(trained_pendulum):
-    results = evaluate_components(trained_pendulum, trained_pendulum.get_env(), n_eval_episodes=5)
+    results = evaluate_components(trained_pendulum, trained_pendulum.get_env(), n_eval_episodes=10)
     # Random play scores about -1200; a solved pendulum scores about -150
     assert results["mixture"][0] > -400, results
     assert results["deterministic"][0] > -400, results

@@ -26,6 +26,7 @@ from sb3_mixture.mixture import (
 from sb3_mixture.torch_layers import EnsembleMLP
 
 DETERMINISTIC_COMPONENTS = ("mode", "best_q")
+USE_SDE_ERROR = "use_sde=True is not supported by mixture policies: gSDE has one noise matrix, not one per component"
 
 
 def validate_component_schedule(component_schedule: "str | int") -> "str | int":
@@ -83,7 +84,7 @@ class MixtureActor(Actor):
         mixture_weights: "list[float] | None" = None,
     ):
         if use_sde:
-            raise ValueError("use_sde=True is not supported by mixture policies (gSDE has one noise matrix, not one per component)")
+            raise ValueError(USE_SDE_ERROR)
         weights = validate_mixture_weights(mixture_weights, n_components)
         super().__init__(
             observation_space,
@@ -133,7 +134,8 @@ class MixtureActor(Actor):
 
     def mode_components(self, means: th.Tensor, log_stds: th.Tensor) -> th.Tensor:
         """Index of the component whose mean action has the highest mixture density (SPEC.md section 6), (B,)."""
-        density = mixture_log_prob(cross_log_probs(means, means, log_stds), squash_log_jacobian(means), self.log_mixture_weights)
+        cross = cross_log_probs(means, means, log_stds)
+        density = mixture_log_prob(cross, squash_log_jacobian(means), self.log_mixture_weights)
         return density.argmax(dim=-1)
 
     def act(
@@ -277,7 +279,7 @@ class MixturePolicy(SACPolicy):
         self.component_schedule = validate_component_schedule(component_schedule)
         self.deterministic_component = validate_deterministic_component(deterministic_component, n_components)
         if use_sde:
-            raise ValueError("use_sde=True is not supported by mixture policies (gSDE has one noise matrix, not one per component)")
+            raise ValueError(USE_SDE_ERROR)
         if optimizer_kwargs is None and optimizer_class is th.optim.Adam:
             # One fused kernel per parameter instead of a dozen small ops: same update, less overhead on the CPU
             optimizer_kwargs = {"fused": True}

@@ -18,6 +18,7 @@ from sb3_mixture.buffers import CRITIC_DATA, MixtureDictReplayBuffer, MixtureRep
 from sb3_mixture.entropy import ENTROPY_ESTIMATORS, MixtureSamples, draw_mixture_samples, entropy_terms, weighted_entropy
 from sb3_mixture.mixture import gaussian_kl, validate_mixture_weights
 from sb3_mixture.sacm.policies import (
+    USE_SDE_ERROR,
     CnnPolicy,
     MixturePolicy,
     MlpPolicy,
@@ -136,9 +137,10 @@ class SACM(SAC):
         self.bootstrap_mask_prob = float(bootstrap_mask_prob)
         ent_coef = _validate_ent_coef(ent_coef)
         if use_sde:
-            raise ValueError("use_sde=True is not supported by SACM: gSDE has one noise matrix, not one per component")
+            raise ValueError(USE_SDE_ERROR)
         if critic_data != "shared":
-            if replay_buffer_class is not None and not issubclass(replay_buffer_class, (MixtureReplayBuffer, MixtureDictReplayBuffer)):
+            mixture_buffers = (MixtureReplayBuffer, MixtureDictReplayBuffer)
+            if replay_buffer_class is not None and not issubclass(replay_buffer_class, mixture_buffers):
                 her = " (HerReplayBuffer relabels goals, so a stored acting component or mask no longer fits)"
                 raise ValueError(
                     f"critic_data={critic_data!r} needs SACM's own replay buffer; replay_buffer_class="
@@ -401,15 +403,16 @@ class SACM(SAC):
         total_timesteps: int,
         callback: MaybeCallback = None,
         log_interval: int = 4,
-        tb_log_name: str = "SACM",
+        tb_log_name: "str | None" = None,
         reset_num_timesteps: bool = True,
         progress_bar: bool = False,
     ) -> SelfSACM:
+        """SAC's ``learn``; tensorboard runs are named after the algorithm ("SACM", "S2ACM") unless ``tb_log_name`` is set."""
         return super().learn(
             total_timesteps=total_timesteps,
             callback=callback,
             log_interval=log_interval,
-            tb_log_name=tb_log_name,
+            tb_log_name=tb_log_name or type(self).__name__,
             reset_num_timesteps=reset_num_timesteps,
             progress_bar=progress_bar,
         )
