@@ -50,6 +50,28 @@ class EnsembleMLP(nn.Module):
             hidden = th.baddbmm(bias, self.activation(hidden), weight)
         return hidden
 
+    def forward_state_actions(self, states: th.Tensor, actions: th.Tensor) -> th.Tensor:
+        """
+        Every member on M actions per state, with inputs ``[state, action]``.
+
+        The first layer is split into its state and action parts, so the state part is computed once per
+        state rather than once per (state, action) pair: with large observations it dominates the cost.
+
+        :param states: (B, state_dim), the first ``state_dim`` inputs
+        :param actions: (B, M, action_dim), the remaining inputs
+        :return: (n_members, B, M, output_dim)
+        """
+        batch_size, n_actions, action_dim = actions.shape
+        state_dim = states.shape[-1]
+        first_weight = self.weights[0]
+        state_part = th.baddbmm(self.biases[0], states.expand(self.n_members, -1, -1), first_weight[:, :state_dim])
+        action_rows = actions.reshape(1, batch_size * n_actions, action_dim).expand(self.n_members, -1, -1)
+        action_part = th.bmm(action_rows, first_weight[:, state_dim:]).view(self.n_members, batch_size, n_actions, -1)
+        hidden = (action_part + state_part.unsqueeze(2)).view(self.n_members, batch_size * n_actions, -1)
+        for weight, bias in zip(self.weights[1:], self.biases[1:], strict=True):
+            hidden = th.baddbmm(bias, self.activation(hidden), weight)
+        return hidden.view(self.n_members, batch_size, n_actions, -1)
+
     @th.no_grad()
     def load_member_from_sequential(self, member: int, sequential: nn.Sequential) -> None:
         """Copy the ``nn.Linear`` layers of one SB3 MLP (e.g. a ``ContinuousCritic`` Q-network) into a member."""

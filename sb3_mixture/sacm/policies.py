@@ -218,10 +218,7 @@ class MixtureCritic(ContinuousCritic):
             features = self.extract_features(obs, self.features_extractor)
         if actions.dim() == 2:
             return self.q_ensemble(th.cat([features, actions], dim=1))
-        batch_size, n_actions, _ = actions.shape
-        repeated = features.unsqueeze(1).expand(-1, n_actions, -1)
-        rows = th.cat([repeated, actions], dim=-1).reshape(batch_size * n_actions, -1)
-        return self.q_ensemble(rows).view(self.n_critics, batch_size, n_actions, self.n_components)
+        return self.q_ensemble.forward_state_actions(features, actions)
 
     def forward(self, obs: th.Tensor, actions: th.Tensor) -> tuple[th.Tensor, ...]:
         return tuple(self.q_values(obs, actions).unbind(0))
