@@ -1,0 +1,26 @@
+# Two commands after cloning: `make train` (the main job) and `make test` (the test suite).
+# Both create .venv and install the package into it first (once).
+PYTHON ?= python3
+VENV := .venv
+STAMP := $(VENV)/.installed
+ARGS ?=
+
+.PHONY: venv train test lint
+
+venv: $(STAMP)
+
+$(STAMP): setup.cfg setup.py constraints.txt
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install torch==2.13.0
+	$(VENV)/bin/pip install -c constraints.txt -e ".[tests]"
+	touch $(STAMP)
+
+# Main job: SACM on Hopper-v5 with the shipped hyperparameters (zoo_hyperparams/sacm.yml)
+train: $(STAMP)
+	$(VENV)/bin/python -m sb3_mixture.train --algo sacm --env Hopper-v5 $(ARGS)
+
+test: $(STAMP)
+	$(VENV)/bin/python -m pytest -q tests
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check sb3_mixture tests benchmarks

@@ -1,0 +1,100 @@
+"""RL Zoo wiring: the train/enjoy entry points, our hyperparameter files, and loading for play without a replay buffer."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import gymnasium as gym
+import pytest
+import yaml
+from stable_baselines3 import DDPG, SAC, TD3
+
+from sb3_mixture import S2ACM, SACM
+from sb3_mixture.zoo import for_playing, hyperparams_dir, register_zoo, with_default_conf_file
+
+ALGOS = {"sacm": SACM, "s2acm": S2ACM, "sac": SAC, "td3": TD3, "ddpg": DDPG}
+# Keys RL Zoo consumes itself rather than passing to the algorithm
+ZOO_ONLY_KEYS = {"n_timesteps", "policy", "normalize", "n_envs", "env_wrapper", "noise_type", "noise_std", "frame_stack", "callback"}
+
+
+def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
+@pytest.fixture(scope="module")
+def trained_log_folder(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("zoo")
+    _run(
+        "-m", "sb3_mixture.train", "--algo", "sacm", "--env", "Pendulum-v1", "-n", "300", "-f", str(folder), "--seed", "0",
+        "--hyperparams", "learning_starts:100", "policy_kwargs:dict(net_arch=[16,16])", "n_components:2",
+        cwd=folder,
+    )  # fmt: skip
+    return folder
+
+
+def test_train_uses_our_hyperparameters_and_saves(trained_log_folder):
+    run = trained_log_folder / "sacm" / "Pendulum-v1_1"
+    assert (run / "Pendulum-v1.zip").is_file()
+    config = yaml.load((run / "Pendulum-v1" / "config.yml").read_text(), Loader=yaml.UnsafeLoader)
+    config = dict(config)
+    # From zoo_hyperparams/sacm.yml (RL Zoo's own files know nothing of sacm), with the command-line override
+    assert config["learning_rate"] == pytest.approx(1e-3)
+    assert config["n_components"] == 2
+    model = SACM.load(run / "Pendulum-v1.zip", buffer_size=1)
+    assert model.n_components == 2
+
+
+def test_enjoy_runs_on_the_trained_agent(trained_log_folder):
+    result = _run(
+        "-m", "sb3_mixture.enjoy", "--algo", "sacm", "--env", "Pendulum-v1", "-f", str(trained_log_folder),
+        "--no-render", "-n", "50",
+        cwd=trained_log_folder,
+    )  # fmt: skip
+    assert "Loading" in result.stdout
+
+
+def test_loading_for_play_allocates_no_replay_buffer(trained_log_folder):
+    path = trained_log_folder / "sacm" / "Pendulum-v1_1" / "Pendulum-v1.zip"
+    model = for_playing(SACM).load(path)
+    assert type(model) is SACM
+    assert model.replay_buffer.buffer_size == 1
+    # A plain load keeps the saved buffer size, so the difference is ours
+    assert SACM.load(path).replay_buffer.buffer_size > 1
+
+
+def test_default_conf_file_only_for_our_algorithms():
+    argv = with_default_conf_file(["train.py", "--algo", "sacm", "--env", "Hopper-v5"])
+    assert argv[-2:] == ["--conf-file", str(hyperparams_dir() / "sacm.yml")]
+    assert with_default_conf_file(["train.py", "--algo", "sac", "--env", "Hopper-v5"])[-1] == "Hopper-v5"
+    assert with_default_conf_file(["train.py", "--algo", "sacm", "-conf", "x.yml"])[-1] == "x.yml"
+
+
+def test_register_zoo():
+    import rl_zoo3
+
+    register_zoo()
+    assert rl_zoo3.ALGOS["sacm"] is SACM and rl_zoo3.ALGOS["s2acm"] is S2ACM
+
+
+@pytest.mark.parametrize("algo", sorted(ALGOS))
+def test_every_hyperparameter_entry_builds_its_model(algo):
+    entries = yaml.load((hyperparams_dir() / f"{algo}.yml").read_text(), Loader=yaml.UnsafeLoader)
+    mujoco = {"Hopper-v5", "HalfCheetah-v5", "Walker2d-v5", "Ant-v5", "Humanoid-v5", "Swimmer-v5"}
+    assert mujoco | {"Pendulum-v1"} <= set(entries)
+    for env_id, hyperparams in entries.items():
+        if env_id == "default":
+            continue
+        kwargs = {key: value for key, value in hyperparams.items() if key not in ZOO_ONLY_KEYS}
+        if "policy_kwargs" in kwargs:
+            kwargs["policy_kwargs"] = eval(kwargs["policy_kwargs"])  # RL Zoo evaluates this string the same way
+        kwargs["buffer_size"] = 1_000
+        model = ALGOS[algo](hyperparams["policy"], gym.make(env_id), **kwargs)
+        if env_id in mujoco:
+            # The paper's settings (SPEC.md section 7)
+            assert model.batch_size == 256 and model.learning_rate == pytest.approx(3e-4)
+            assert model.train_freq.frequency == 1000 and model.gradient_steps == 1000
+            assert model.policy.net_arch in ([400, 300], {"pi": [400, 300], "qf": [400, 300]})
+            if algo in ("sacm", "s2acm"):
+                assert model.n_components == 3
