@@ -19,9 +19,10 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -94,13 +95,16 @@ def main() -> None:
         model.learn(200, reset_num_timesteps=False)  # warm-up: allocations, first updates
         models[name] = model
 
-    samples: dict[str, dict[str, list[float]]] = {name: {"env_steps_per_s": [], "updates_per_s": [], "paper_updates_per_s": []} for name in models}
+    metrics = ("env_steps_per_s", "updates_per_s", "paper_updates_per_s")
+    samples: dict[str, dict[str, list[float]]] = {name: {metric: [] for metric in metrics} for name in models}
     for round_index in range(args.rounds):
         for name, model in models.items():
             samples[name]["updates_per_s"].append(updates_per_second(model, args.updates, per_call=1))
-            samples[name]["paper_updates_per_s"].append(updates_per_second(model, args.paper_updates, per_call=args.paper_updates))
+            paper = updates_per_second(model, args.paper_updates, per_call=args.paper_updates)
+            samples[name]["paper_updates_per_s"].append(paper)
             samples[name]["env_steps_per_s"].append(env_steps_per_second(model, args.env_steps))
-            print(f"round {round_index + 1}/{args.rounds} {name}: " + ", ".join(f"{k} {v[-1]:.1f}" for k, v in samples[name].items()), flush=True)
+            measured = ", ".join(f"{key} {values[-1]:.1f}" for key, values in samples[name].items())
+            print(f"round {round_index + 1}/{args.rounds} {name}: {measured}", flush=True)
 
     medians = {name: {key: statistics.median(values) for key, values in metrics.items()} for name, metrics in samples.items()}
     reference = medians["sb3_sac"]
@@ -130,7 +134,8 @@ def main() -> None:
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps({"meta": meta, "results": rows, "ratios": ratios, "samples": samples}, indent=2))
+    report = {"meta": meta, "results": rows, "ratios": ratios, "samples": samples}
+    out.with_suffix(".json").write_text(json.dumps(report, indent=2))
     with out.with_suffix(".csv").open("w") as handle:
         handle.write("# " + "; ".join(f"{k}: {v}" for k, v in meta.items()) + "\n")
         keys = list(rows[0])

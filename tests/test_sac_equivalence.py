@@ -89,7 +89,7 @@ def test_one_component_matches_sac(ent_coef, entropy_estimator, component_sampli
             assert sacm_logs[key] == pytest.approx(sac_logs[key], rel=1e-5, abs=1e-6), key
 
         # Gradients of the last update (Adam's first steps hide gradient scale, so compare gradients directly)
-        for (name, sac_param), sacm_param in zip(sac.actor.named_parameters(), sacm.actor.parameters()):
+        for (name, sac_param), sacm_param in zip(sac.actor.named_parameters(), sacm.actor.parameters(), strict=True):
             assert th.allclose(sac_param.grad, sacm_param.grad, rtol=1e-4, atol=1e-6), name
         # SAC's critic parameters are [qf0 w0, b0, w1, b1, ..., qf1 ...]; SACM's are [weights..., biases...] stacked
         n_layers = len(sacm.critic.q_ensemble.weights)
@@ -100,11 +100,11 @@ def test_one_component_matches_sac(ent_coef, entropy_estimator, component_sampli
                 weight_grad, bias_grad = member_grads[2 * layer], member_grads[2 * layer + 1]
                 assert th.allclose(weight_grad.T, sacm_weight_grads[layer][member], atol=1e-5)
                 assert th.allclose(bias_grad, sacm_bias_grads[layer][member, 0], atol=1e-5)
-        for member, q_net in enumerate(sac.critic.q_networks):
+        # Polyak-averaged targets stay equal
+        for member, q_net in enumerate(sac.critic_target.q_networks):
             linears = [m for m in q_net if isinstance(m, th.nn.Linear)]
             for layer, linear in enumerate(linears):
-                target = [m for m in sac.critic_target.q_networks[member] if isinstance(m, th.nn.Linear)][layer]
-                assert th.allclose(target.weight.T, sacm.critic_target.q_ensemble.weights[layer][member], atol=1e-5)
+                assert th.allclose(linear.weight.T, sacm.critic_target.q_ensemble.weights[layer][member], atol=1e-5)
         if ent_coef == "auto":
             assert th.allclose(sac.log_ent_coef, sacm.log_ent_coef, atol=1e-6)
 
@@ -126,7 +126,7 @@ def _q_heads(net, obs: th.Tensor, action: th.Tensor) -> th.Tensor:
     outs = []
     for k in range(net.n_critics):
         x = x0
-        for layer, (weight, bias) in enumerate(zip(net.q_ensemble.weights, net.q_ensemble.biases)):
+        for layer, (weight, bias) in enumerate(zip(net.q_ensemble.weights, net.q_ensemble.biases, strict=True)):
             x = x @ weight[k] + bias[k, 0]
             if layer < len(net.q_ensemble.weights) - 1:
                 x = th.relu(x)
@@ -178,13 +178,15 @@ def _reference_critic_and_temperature_losses(model, replay_data, noise_now, nois
         alpha_mix = (w * alphas).sum()
         targets = []
         for i in range(n):
-            v = sum(w[j] * _q_heads(model.critic_target, next_obs, th.tanh(us_next[j]))[:, :, i].min(0).values for j in range(n))
+            next_q = [_q_heads(model.critic_target, next_obs, th.tanh(us_next[j])) for j in range(n)]
+            v = sum(w[j] * next_q[j][:, :, i].min(0).values for j in range(n))
             last = i + 1 if partial_sums else n
             bonus = sum(w[j] * h_next[:, j] for j in range(last))
             targets.append(replay_data.rewards[:, 0] + (1 - replay_data.dones[:, 0]) * model.gamma * (v + alpha_mix * bonus))
         targets = th.stack(targets, dim=1)
     q_now = _q_heads(model.critic, obs, replay_data.actions)
-    critic_loss = 0.5 * sum(((q_now[k, :, i] - targets[:, i]) ** 2).mean() for k in range(model.critic.n_critics) for i in range(n))
+    n_critics = model.critic.n_critics
+    critic_loss = 0.5 * sum(((q_now[k, :, i] - targets[:, i]) ** 2).mean() for k in range(n_critics) for i in range(n))
     return critic_loss, ent_loss
 
 
@@ -261,9 +263,9 @@ def test_update_matches_reference(algo, entropy_estimator):
     assert logs["train/critic_loss"] == pytest.approx(critic_loss.item(), rel=1e-4, abs=1e-5)
     assert logs["train/ent_coef_loss"] == pytest.approx(ent_loss.item(), rel=1e-4, abs=1e-5)
     assert th.allclose(captured["ent"][0], ref_ent_grad, rtol=1e-4, atol=1e-6)
-    for got, ref in zip(captured["critic"], ref_critic_grads):
+    for got, ref in zip(captured["critic"], ref_critic_grads, strict=True):
         assert th.allclose(got, ref, rtol=1e-3, atol=1e-5)
-    for got, ref in zip(captured["actor"], ref_actor_grads):
+    for got, ref in zip(captured["actor"], ref_actor_grads, strict=True):
         assert th.allclose(got, ref, rtol=1e-3, atol=1e-5)
 
 
@@ -343,7 +345,7 @@ def test_sampled_component_update_matches_reference(algo):
     assert logs["train/actor_loss"] == pytest.approx(actor_loss.item(), rel=1e-4, abs=1e-5)
     assert logs["train/ent_coef_loss"] == pytest.approx(ent_loss.item(), rel=1e-4, abs=1e-5)
     assert th.allclose(captured["ent"][0], ref_ent_grad, rtol=1e-4, atol=1e-6)
-    for got, ref in zip(captured["critic"], ref_critic_grads):
+    for got, ref in zip(captured["critic"], ref_critic_grads, strict=True):
         assert th.allclose(got, ref, rtol=1e-3, atol=1e-5)
-    for got, ref in zip(captured["actor"], ref_actor_grads):
+    for got, ref in zip(captured["actor"], ref_actor_grads, strict=True):
         assert th.allclose(got, ref, rtol=1e-3, atol=1e-5)

@@ -14,7 +14,9 @@ from sb3_mixture.zoo import for_playing, hyperparams_dir, register_zoo, with_def
 
 ALGOS = {"sacm": SACM, "s2acm": S2ACM, "sac": SAC, "td3": TD3, "ddpg": DDPG}
 # Keys RL Zoo consumes itself rather than passing to the algorithm
-ZOO_ONLY_KEYS = {"n_timesteps", "policy", "normalize", "n_envs", "env_wrapper", "noise_type", "noise_std", "frame_stack", "callback"}
+ZOO_ONLY_KEYS = {
+    "n_timesteps", "policy", "normalize", "n_envs", "env_wrapper", "noise_type", "noise_std", "frame_stack", "callback"
+}  # fmt: skip
 
 
 def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
