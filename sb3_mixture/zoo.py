@@ -1,11 +1,20 @@
 """
 RL Zoo integration: register SACM and S2ACM where RL Zoo looks up algorithms, and point it at our hyperparameters.
 
-RL Zoo has no plugin hook, so :func:`register_zoo` adds our classes to its ``ALGOS`` dict (the scripts build
-their ``--algo`` choices from it at parse time) and the entry points (``python -m sb3_mixture.train`` /
-``enjoy``) call RL Zoo's own ``train()`` / ``enjoy()`` afterwards.
+RL Zoo (rl_zoo3 2.9) has no plugin hook. Its scripts look algorithms up in ``rl_zoo3.utils.ALGOS`` (re-exported
+as ``rl_zoo3.ALGOS``, one dict) and build their ``--algo`` choices from it when they parse arguments, so
+:func:`register_zoo` adds our classes there, and the entry points (``python -m sb3_mixture.train`` / ``enjoy`` /
+``record_video``) call RL Zoo's own scripts afterwards. Places where RL Zoo names off-policy algorithms itself:
+
+- ``enjoy.py`` / ``record_video.py`` / ``push_to_hub.py`` keep a local ``off_policy_algos`` list and load those
+  with ``buffer_size=1``: our players get that default from :func:`for_playing` instead.
+- ``hyperparams_opt.py`` keys its Optuna samplers and converters by algorithm name: :func:`register_zoo`
+  adds SAC's for ours, plus the number of components.
+- ``callbacks.ParallelTrainCallback`` reloads the model as ``SAC`` (``isinstance`` holds for SACM): not
+  supported for our algorithms.
 """
 
+import runpy
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,16 +25,24 @@ from sb3_mixture.s2acm import S2ACM
 from sb3_mixture.sacm import SACM
 
 ZOO_ALGOS: dict[str, type[BaseAlgorithm]] = {"sacm": SACM, "s2acm": S2ACM}
+ZOO_SCRIPTS = ("train", "enjoy", "record_video")
+# Values tried for n_components by RL Zoo's hyperparameter search (-optimize)
+OPTIMIZE_N_COMPONENTS = [2, 3, 5]
 
 
 def hyperparams_dir() -> Path:
-    """``zoo_hyperparams/``: the repository's copy for a source checkout, else the copy installed under ``share/``."""
+    """
+    Our ``zoo_hyperparams/`` folder.
+
+    The repository's top-level copy for a source checkout or an editable install, else the copy a regular
+    install ships as package data (``sb3_mixture/zoo_hyperparams/``, see setup.py).
+    """
     package_dir = Path(__file__).resolve().parent
-    installed = Path(sys.prefix) / "share" / "sb3_mixture" / "zoo_hyperparams"
-    for candidate in (package_dir.parent / "zoo_hyperparams", installed):
-        if candidate.is_dir():
+    candidates = (package_dir.parent / "zoo_hyperparams", package_dir / "zoo_hyperparams")
+    for candidate in candidates:
+        if (candidate / "sacm.yml").is_file():
             return candidate
-    raise FileNotFoundError(f"zoo_hyperparams/ not found next to {package_dir}")
+    raise FileNotFoundError(f"zoo_hyperparams/sacm.yml not found in any of {[str(path) for path in candidates]}")
 
 
 def default_conf_file(algo: str) -> "Path | None":
@@ -34,16 +51,56 @@ def default_conf_file(algo: str) -> "Path | None":
     return path if path.is_file() else None
 
 
-def register_zoo(algos: "dict[str, type[BaseAlgorithm]] | None" = None) -> None:
-    """Add SACM and S2ACM (or ``algos``) to RL Zoo's algorithm registry."""
-    import rl_zoo3
-    import rl_zoo3.utils
+def sample_sacm_params(trial: Any, n_actions: int, n_envs: int, additional_args: dict) -> dict[str, Any]:
+    """Optuna sampler for SACM / S2ACM: RL Zoo's SAC search space plus the number of components."""
+    from rl_zoo3.hyperparams_opt import sample_sac_params
 
-    for registry in {id(rl_zoo3.ALGOS): rl_zoo3.ALGOS, id(rl_zoo3.utils.ALGOS): rl_zoo3.utils.ALGOS}.values():
-        registry.update(algos or ZOO_ALGOS)
+    hyperparams = sample_sac_params(trial, n_actions, n_envs, additional_args)
+    hyperparams["n_components"] = trial.suggest_categorical("n_components", OPTIMIZE_N_COMPONENTS)
+    return hyperparams
+
+
+def for_playing(algo_class: type[BaseAlgorithm]) -> Any:
+    """
+    ``algo_class`` whose ``load`` allocates a one-transition replay buffer unless told otherwise.
+
+    RL Zoo's enjoy/record scripts pass ``buffer_size=1`` only to the algorithms of a list of their own (a local
+    variable, so it cannot be extended); this gives ours the same treatment without touching RL Zoo. ``load``
+    still returns a plain ``algo_class``.
+    """
+
+    class Player(algo_class):  # type: ignore[valid-type, misc]
+        @classmethod
+        def load(cls, path: Any, env: Any = None, device: Any = "auto", custom_objects: Any = None, **kwargs: Any) -> Any:
+            # What RL Zoo's scripts pass to their own off-policy algorithms: no memory is needed to play
+            kwargs.setdefault("buffer_size", 1)
+            kwargs.setdefault("optimize_memory_usage", False)
+            return algo_class.load(path, env=env, device=device, custom_objects=custom_objects, **kwargs)
+
+    Player.__name__ = Player.__qualname__ = algo_class.__name__
+    Player.__module__ = algo_class.__module__
+    return Player
+
+
+def register_zoo(algos: "dict[str, type[BaseAlgorithm]] | None" = None, for_play: bool = False) -> None:
+    """
+    Add SACM and S2ACM (or ``algos``) to RL Zoo's algorithm registry and hyperparameter search.
+
+    :param algos: name -> class to register (default: ``sacm`` and ``s2acm``)
+    :param for_play: register the classes wrapped by :func:`for_playing` (for RL Zoo's enjoy/record scripts)
+    """
+    import rl_zoo3.utils
+    from rl_zoo3.hyperparams_opt import HYPERPARAMS_CONVERTER, HYPERPARAMS_SAMPLER, convert_offpolicy_params
+
+    algos = ZOO_ALGOS if algos is None else algos
+    for name, algo_class in algos.items():
+        rl_zoo3.utils.ALGOS[name] = for_playing(algo_class) if for_play else algo_class
+        HYPERPARAMS_SAMPLER.setdefault(name, sample_sacm_params)
+        HYPERPARAMS_CONVERTER.setdefault(name, convert_offpolicy_params)
 
 
 def _option_value(argv: list[str], names: tuple[str, ...]) -> "str | None":
+    """The value of the first of the options ``names`` in ``argv`` (``--name value`` or ``--name=value``)."""
     for index, arg in enumerate(argv):
         for name in names:
             if arg == name and index + 1 < len(argv):
@@ -57,7 +114,7 @@ def with_default_conf_file(argv: list[str], use_ours_for: "tuple[str, ...]" = tu
     """
     Add ``--conf-file zoo_hyperparams/<algo>.yml`` to RL Zoo arguments that name none.
 
-    Only for our algorithms by default: ``--algo sac`` keeps RL Zoo's own file unless asked otherwise.
+    Only for our algorithms by default: ``--algo sac`` (td3, ddpg, ...) keeps RL Zoo's own file unless asked otherwise.
     """
     if _option_value(argv, ("-conf", "--conf-file")) is not None:
         return argv
@@ -68,26 +125,10 @@ def with_default_conf_file(argv: list[str], use_ours_for: "tuple[str, ...]" = tu
     return argv if conf_file is None else [*argv, "--conf-file", str(conf_file)]
 
 
-def for_playing(algo_class: type[BaseAlgorithm]) -> Any:
-    """
-    ``algo_class`` whose ``load`` allocates a one-transition replay buffer unless told otherwise.
-
-    RL Zoo's enjoy/record scripts pass ``buffer_size=1`` only to algorithms in a list of their own; this
-    gives ours the same treatment without touching RL Zoo. ``load`` still returns a plain ``algo_class``.
-    """
-
-    class Player(algo_class):  # type: ignore[valid-type, misc]
-        @classmethod
-        def load(cls, path: Any, env: Any = None, device: Any = "auto", custom_objects: Any = None, **kwargs: Any) -> Any:
-            kwargs.setdefault("buffer_size", 1)
-            return algo_class.load(path, env=env, device=device, custom_objects=custom_objects, **kwargs)
-
-    Player.__name__ = Player.__qualname__ = algo_class.__name__
-    return Player
-
-
 def run_zoo_script(script: str) -> None:
-    """Run RL Zoo's ``train`` or ``enjoy`` (or ``record_video``) with our algorithms registered."""
+    """Run RL Zoo's ``train``, ``enjoy`` or ``record_video`` script on ``sys.argv`` with our algorithms registered."""
+    if script not in ZOO_SCRIPTS:
+        raise ValueError(f"script must be one of {ZOO_SCRIPTS}, got {script!r}")
     if script == "train":
         register_zoo()
         sys.argv = with_default_conf_file(sys.argv)
@@ -95,9 +136,11 @@ def run_zoo_script(script: str) -> None:
 
         train()
     elif script == "enjoy":
-        register_zoo({name: for_playing(cls) for name, cls in ZOO_ALGOS.items()})
+        register_zoo(for_play=True)
         from rl_zoo3.enjoy import enjoy
 
         enjoy()
     else:
-        raise ValueError(f"script must be 'train' or 'enjoy', got {script!r}")
+        # record_video is a __main__ script rather than a function
+        register_zoo(for_play=True)
+        runpy.run_module("rl_zoo3.record_video", run_name="__main__", alter_sys=True)

@@ -58,12 +58,33 @@ def test_enjoy_runs_on_the_trained_agent(trained_log_folder):
 
 
 def test_loading_for_play_allocates_no_replay_buffer(trained_log_folder):
+    import rl_zoo3
+
     path = trained_log_folder / "sacm" / "Pendulum-v1_1" / "Pendulum-v1.zip"
     model = for_playing(SACM).load(path)
     assert type(model) is SACM
     assert model.replay_buffer.buffer_size == 1
     # A plain load keeps the saved buffer size, so the difference is ours
     assert SACM.load(path).replay_buffer.buffer_size > 1
+    # What python -m sb3_mixture.enjoy registers: RL Zoo's enjoy loads through ALGOS[algo].load(path, seed=...)
+    try:
+        register_zoo(for_play=True)
+        assert rl_zoo3.ALGOS["sacm"].load(path, seed=0).replay_buffer.buffer_size == 1
+    finally:
+        register_zoo()
+
+
+def test_baselines_keep_rl_zoo_hyperparameters(tmp_path):
+    # --algo sac through our entry point: RL Zoo's own sac.yml (no --conf-file added), SB3's SAC
+    _run(
+        "-m", "sb3_mixture.train", "--algo", "sac", "--env", "Pendulum-v1", "-n", "200", "-f", str(tmp_path),
+        "--hyperparams", "learning_starts:100", "policy_kwargs:dict(net_arch=[16,16])",
+        cwd=tmp_path,
+    )  # fmt: skip
+    run = tmp_path / "sac" / "Pendulum-v1_1"
+    args = yaml.load((run / "Pendulum-v1" / "args.yml").read_text(), Loader=yaml.UnsafeLoader)
+    assert dict(args)["conf_file"] is None
+    assert type(SAC.load(run / "Pendulum-v1.zip", buffer_size=1)) is SAC
 
 
 def test_default_conf_file_only_for_our_algorithms():
@@ -74,10 +95,22 @@ def test_default_conf_file_only_for_our_algorithms():
 
 
 def test_register_zoo():
+    import optuna
     import rl_zoo3
+    from rl_zoo3.hyperparams_opt import HYPERPARAMS_CONVERTER, HYPERPARAMS_SAMPLER
 
     register_zoo()
     assert rl_zoo3.ALGOS["sacm"] is SACM and rl_zoo3.ALGOS["s2acm"] is S2ACM
+    assert rl_zoo3.ALGOS["sac"] is SAC and rl_zoo3.ALGOS["td3"] is TD3 and rl_zoo3.ALGOS["ddpg"] is DDPG
+    # -optimize: RL Zoo's SAC search space plus n_components, giving valid SACM arguments
+    assert {"sacm", "s2acm"} <= set(HYPERPARAMS_SAMPLER) & set(HYPERPARAMS_CONVERTER)
+    trial = optuna.trial.FixedTrial(
+        {"one_minus_gamma": 0.01, "batch_size_pow": 6, "learning_rate": 1e-3, "train_freq": 4, "tau": 0.01,
+         "net_arch": "small", "n_components": 5}
+    )  # fmt: skip
+    sampled = HYPERPARAMS_SAMPLER["s2acm"](trial, 1, 1, {"using_her_replay_buffer": False})
+    model = S2ACM("MlpPolicy", "Pendulum-v1", buffer_size=1_000, **sampled)
+    assert model.n_components == 5 and model.batch_size == 64 and model.gradient_steps == 4
 
 
 @pytest.mark.parametrize("algo", sorted(ALGOS))

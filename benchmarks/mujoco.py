@@ -1,0 +1,206 @@
+"""
+MuJoCo benchmark (issue 4, section 3): SACM, S2ACM, SAC, TD3 and DDPG on the v5 tasks with the paper's
+settings (zoo_hyperparams/*.yml, SPEC.md section 7) except the step budget, plus a mixture-size sweep.
+
+Every run trains through RL Zoo (``python -m sb3_mixture.train``) with a ``MixtureEvalCallback`` that
+evaluates the stochastic policy, the deterministic policy and each mixture component every ``--eval-freq``
+steps, and writes one result file, ``benchmarks/results/mujoco/<run>.json``. A rerun skips runs whose
+result file exists, so the suite can grow over time and be split across machines:
+
+    python benchmarks/mujoco.py run --suite main --steps 50000 --seeds 0 1 2 --shard 0/2
+    python benchmarks/mujoco.py run --suite sweep --steps 50000 --seeds 0 1 2
+    python benchmarks/mujoco.py list --suite main --steps 50000
+    python benchmarks/mujoco.py report          # plots and tables from the committed result files
+"""
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results" / "mujoco"
+WORK = ROOT / "benchmarks" / "runs"
+
+MAIN_ENVS = ["Hopper-v5", "HalfCheetah-v5", "Walker2d-v5", "Ant-v5", "Swimmer-v5", "Humanoid-v5"]
+MAIN_ALGOS = ["sacm", "s2acm", "sac", "td3", "ddpg"]
+SWEEP_COMPONENTS = [1, 2, 3, 5]
+
+
+def planned_runs(suite: str, steps: int, seeds: list[int], envs: "list[str] | None") -> list[dict]:
+    """Every run of a suite, in the order they should be run (cheap envs and all algorithms first)."""
+    runs = []
+    if suite == "main":
+        for env in envs or MAIN_ENVS:
+            for seed in seeds:
+                for algo in MAIN_ALGOS:
+                    runs.append({"suite": suite, "algo": algo, "env": env, "seed": seed, "steps": steps, "hyperparams": {}})
+    elif suite == "sweep":
+        # The paper's Figure 3 ran S2ACM with N = 1, 2, 3 on Hopper; we add N = 5
+        for env in envs or ["Hopper-v5"]:
+            for seed in seeds:
+                for n in SWEEP_COMPONENTS:
+                    runs.append(
+                        {"suite": suite, "algo": "s2acm", "env": env, "seed": seed, "steps": steps, "hyperparams": {"n_components": n}}
+                    )
+    else:
+        raise ValueError(f"suite must be 'main' or 'sweep', got {suite!r}")
+    for run in runs:
+        extra = "".join(f"_{key}{value}" for key, value in sorted(run["hyperparams"].items()))
+        run["name"] = f"{run['suite']}_{run['algo']}{extra}_{run['env']}_s{run['seed']}_{run['steps'] // 1000}k"
+    return runs
+
+
+def machine() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
+    return f"{platform.node()}: {os.cpu_count()} CPUs, {cpu}"
+
+
+def execute(run: dict, eval_freq: int, eval_episodes: int, threads: int) -> None:
+    """Train one run through RL Zoo and write its result file."""
+    folder = WORK / run["name"]
+    shutil.rmtree(folder, ignore_errors=True)
+    callback = [{"sb3_mixture.callbacks.MixtureEvalCallback": {"eval_freq": eval_freq, "n_eval_episodes": eval_episodes,
+                                                               "log_path": str(folder / "eval")}}]  # fmt: skip
+    hyperparams = [f"{key}:{value!r}" for key, value in run["hyperparams"].items()] + [f"callback:{callback!r}"]
+    command = [
+        sys.executable, "-m", "sb3_mixture.train", "--algo", run["algo"], "--env", run["env"], "--seed", str(run["seed"]),
+        "-n", str(run["steps"]), "-f", str(folder), "--conf-file", str(ROOT / "zoo_hyperparams" / f"{run['algo']}.yml"),
+        "--eval-freq", "-1", "--num-threads", str(threads), "--verbose", "0", "--hyperparams", *hyperparams,
+    ]  # fmt: skip
+    start = time.time()
+    log = folder.with_suffix(".log")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("w") as handle:
+        subprocess.run(command, cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT, check=True)
+    evaluations = [json.loads(line) for line in (folder / "eval" / "mixture_evaluations.jsonl").read_text().splitlines()]
+    result = {
+        **run,
+        "command": " ".join(command),
+        "machine": machine(),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "wall_time_s": round(time.time() - start, 1),
+        "eval_freq": eval_freq,
+        "eval_episodes": eval_episodes,
+        "evaluations": evaluations,
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{run['name']}.json").write_text(json.dumps(result, indent=1))
+
+
+def run_suite(args: argparse.Namespace) -> None:
+    runs = planned_runs(args.suite, args.steps, args.seeds, args.envs)
+    shard, n_shards = (int(part) for part in args.shard.split("/"))
+    mine = [run for index, run in enumerate(runs) if index % n_shards == shard]
+    for run in mine:
+        if (RESULTS / f"{run['name']}.json").exists():
+            print(f"skip {run['name']} (done)", flush=True)
+            continue
+        print(f"run  {run['name']}", flush=True)
+        execute(run, args.eval_freq, args.eval_episodes, args.threads)
+
+
+def load_results(suite: "str | None" = None) -> list[dict]:
+    results = [json.loads(path.read_text()) for path in sorted(RESULTS.glob("*.json"))]
+    return [result for result in results if suite is None or result["suite"] == suite]
+
+
+def label(result: dict) -> str:
+    extra = "".join(f" N={value}" for key, value in result["hyperparams"].items() if key == "n_components")
+    return result["algo"].upper() + extra
+
+
+def report(args: argparse.Namespace) -> None:
+    """Curves, final-return table (mean, std, IQM with bootstrap CIs via rliable) and best single component."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from rliable import library as rly
+    from rliable import metrics
+
+    lines = ["| suite | env | algorithm | seeds | steps | final return (stochastic) mean ± std | IQM [95% CI] "
+             "| deterministic | best single component |", "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    table = []
+    for suite in ("main", "sweep"):
+        results = load_results(suite)
+        if not results:
+            continue
+        for env in sorted({result["env"] for result in results}):
+            figure, axis = plt.subplots(figsize=(6, 4))
+            groups: dict[str, list[dict]] = {}
+            for result in results:
+                if result["env"] == env:
+                    groups.setdefault(label(result), []).append(result)
+            for name, group in sorted(groups.items()):
+                steps = min(len(result["evaluations"]) for result in group)
+                x = np.array([record["timesteps"] for record in group[0]["evaluations"][:steps]])
+                curves = np.array([[record["mixture"][0] for record in result["evaluations"][:steps]] for result in group])
+                axis.plot(x, curves.mean(axis=0), label=f"{name} ({len(group)} seeds)")
+                axis.fill_between(x, curves.min(axis=0), curves.max(axis=0), alpha=0.2)
+                final = curves[:, -1]
+                scores = {name: final.reshape(-1, 1)}
+                iqm, ci = rly.get_interval_estimates(scores, lambda s: np.array([metrics.aggregate_iqm(s)]), reps=2000)
+                deterministic = np.array([result["evaluations"][steps - 1]["deterministic"][0] for result in group])
+                best = [result["evaluations"][steps - 1].get("best_component") for result in group]
+                best_text = "—" if best[0] is None else f"{np.mean([b[0] for b in best]):.0f}"
+                row = {
+                    "suite": suite, "env": env, "algorithm": name, "seeds": len(group), "steps": int(x[-1]),
+                    "final_mean": float(final.mean()), "final_std": float(final.std()), "iqm": float(iqm[name][0]),
+                    "iqm_ci_low": float(ci[name][0][0]), "iqm_ci_high": float(ci[name][1][0]),
+                    "deterministic_mean": float(deterministic.mean()),
+                    "best_component_mean": None if best[0] is None else float(np.mean([b[0] for b in best])),
+                }  # fmt: skip
+                table.append(row)
+                lines.append(
+                    f"| {suite} | {env} | {name} | {len(group)} | {int(x[-1])} | {final.mean():.0f} ± {final.std():.0f} "
+                    f"| {row['iqm']:.0f} [{row['iqm_ci_low']:.0f}, {row['iqm_ci_high']:.0f}] "
+                    f"| {deterministic.mean():.0f} | {best_text} |"
+                )
+            axis.set_title(f"{env} ({suite}): stochastic evaluation return")
+            axis.set_xlabel("environment steps")
+            axis.set_ylabel("mean return (5 episodes)")
+            axis.legend(fontsize=8)
+            figure.tight_layout()
+            figure.savefig(RESULTS.parent / f"mujoco_{suite}_{env}.png", dpi=100)
+            plt.close(figure)
+    (RESULTS.parent / "mujoco_table.md").write_text("\n".join(lines) + "\n")
+    (RESULTS.parent / "mujoco_table.json").write_text(json.dumps(table, indent=1))
+    print("\n".join(lines))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in ("run", "list"):
+        command = sub.add_parser(name)
+        command.add_argument("--suite", choices=["main", "sweep"], default="main")
+        command.add_argument("--steps", type=int, default=50_000, help="environment steps per run")
+        command.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+        command.add_argument("--envs", nargs="*", help="restrict to these tasks")
+        command.add_argument("--shard", default="0/1", help="i/n: run every n-th planned run, starting at i")
+        command.add_argument("--eval-freq", type=int, default=5_000)
+        command.add_argument("--eval-episodes", type=int, default=5)
+        command.add_argument("--threads", type=int, default=1, help="torch threads per run")
+    sub.add_parser("report")
+    args = parser.parse_args()
+    if args.command == "run":
+        run_suite(args)
+    elif args.command == "list":
+        for run in planned_runs(args.suite, args.steps, args.seeds, args.envs):
+            done = (RESULTS / f"{run['name']}.json").exists()
+            print(("done " if done else "todo ") + run["name"])
+    else:
+        report(args)
+
+
+if __name__ == "__main__":
+    main()

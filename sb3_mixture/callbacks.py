@@ -1,0 +1,80 @@
+"""Callbacks for evaluating mixture policies the way the paper reports them."""
+
+import json
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize, sync_envs_normalization
+
+from sb3_mixture.evaluation import evaluate_components
+from sb3_mixture.sacm.sacm import SACM
+
+
+class MixtureEvalCallback(BaseCallback):
+    """
+    Every ``eval_freq`` steps, evaluate the stochastic policy, the deterministic policy and (for SACM/S2ACM)
+    each component alone, and append the results to ``<log_path>/mixture_evaluations.jsonl``.
+
+    Works for any SB3 algorithm (components are skipped for non-mixtures), so baselines can be evaluated
+    the same way. Usable from RL Zoo hyperparameters:
+    ``callback: [{"sb3_mixture.callbacks.MixtureEvalCallback": {"eval_freq": 5000}}]``.
+
+    :param eval_freq: evaluate every this many calls of the callback (environment steps per env)
+    :param n_eval_episodes: episodes per evaluated policy
+    :param log_path: folder of the results file; defaults to the model's logger folder
+    :param env_id: evaluation environment id; defaults to the training env's id
+    """
+
+    def __init__(
+        self,
+        eval_freq: int = 10_000,
+        n_eval_episodes: int = 5,
+        log_path: "str | None" = None,
+        env_id: "str | None" = None,
+        verbose: int = 0,
+    ):
+        super().__init__(verbose)
+        self.eval_freq = eval_freq
+        self.n_eval_episodes = n_eval_episodes
+        self.log_path = log_path
+        self.env_id = env_id
+        self.eval_env: "DummyVecEnv | VecNormalize | None" = None
+
+    def _init_callback(self) -> None:
+        env_id = self.env_id or self.training_env.get_attr("spec")[0].id
+        eval_env: Any = DummyVecEnv([lambda: Monitor(gym.make(env_id))])
+        if isinstance(self.model.get_vec_normalize_env(), VecNormalize):
+            eval_env = VecNormalize(eval_env, training=False, norm_reward=False)
+        self.eval_env = eval_env
+        folder = Path(self.log_path or self.logger.get_dir() or ".")
+        folder.mkdir(parents=True, exist_ok=True)
+        self.results_file = folder / "mixture_evaluations.jsonl"
+
+    def evaluate(self) -> dict[str, Any]:
+        assert self.eval_env is not None
+        if isinstance(self.eval_env, VecNormalize):
+            sync_envs_normalization(self.training_env, self.eval_env)
+        if isinstance(self.model, SACM):
+            results = evaluate_components(self.model, self.eval_env, n_eval_episodes=self.n_eval_episodes)
+        else:
+            results = {}
+            for name, deterministic in (("mixture", False), ("deterministic", True)):
+                mean, std = evaluate_policy(self.model, self.eval_env, self.n_eval_episodes, deterministic=deterministic)
+                results[name] = (float(mean), float(std))  # type: ignore[arg-type]
+        return {"timesteps": self.num_timesteps, **{key: list(value) for key, value in results.items()}}
+
+    def _on_step(self) -> bool:
+        if self.eval_freq > 0 and self.n_calls % self.eval_freq == 0:
+            record = self.evaluate()
+            with self.results_file.open("a") as handle:
+                handle.write(json.dumps(record) + "\n")
+            for key, value in record.items():
+                if key != "timesteps":
+                    self.logger.record(f"eval_mixture/{key}", value[0])
+            if self.verbose:
+                print(f"MixtureEvalCallback at {self.num_timesteps}: " + ", ".join(f"{k} {v}" for k, v in record.items()))
+        return True
