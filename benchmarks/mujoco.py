@@ -48,9 +48,8 @@ def planned_runs(suite: str, steps: int, seeds: list[int], envs: "list[str] | No
         for env in envs or ["Hopper-v5"]:
             for seed in seeds:
                 for n in SWEEP_COMPONENTS:
-                    runs.append(
-                        {"suite": suite, "algo": "s2acm", "env": env, "seed": seed, "steps": steps, "hyperparams": {"n_components": n}}
-                    )
+                    run = {"suite": suite, "algo": "s2acm", "env": env, "seed": seed, "steps": steps}
+                    runs.append({**run, "hyperparams": {"n_components": n}})
     else:
         raise ValueError(f"suite must be 'main' or 'sweep', got {suite!r}")
     for run in runs:

@@ -42,7 +42,7 @@ class MixtureEvalCallback(BaseCallback):
         self.n_eval_episodes = n_eval_episodes
         self.log_path = log_path
         self.env_id = env_id
-        self.eval_env: "DummyVecEnv | VecNormalize | None" = None
+        self.eval_env: DummyVecEnv | VecNormalize | None = None
 
     def _init_callback(self) -> None:
         env_id = self.env_id or self.training_env.get_attr("spec")[0].id
