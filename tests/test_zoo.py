@@ -20,7 +20,9 @@ ZOO_ONLY_KEYS = {
 
 
 def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+    # One torch thread: the runs are tiny, and the suite shares two cores with whatever else runs
+    command = [sys.executable, *args, "--num-threads", "1"]
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result
 
