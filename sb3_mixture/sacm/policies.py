@@ -336,6 +336,13 @@ class MixturePolicy(SACPolicy):
         finally:
             self.component_override = previous
 
+    def get_schedule_state(self) -> tuple["np.ndarray | None", "np.ndarray | None"]:
+        """A copy of the component schedule's state: acting component and steps since its draw, per env."""
+        return tuple(None if array is None else array.copy() for array in (self.acting_components, self._steps_since_draw))
+
+    def set_schedule_state(self, state: tuple["np.ndarray | None", "np.ndarray | None"]) -> None:
+        self.acting_components, self._steps_since_draw = (None if array is None else array.copy() for array in state)
+
     def select_acting_components(self, n_envs: int, episode_start: "np.ndarray | None" = None) -> np.ndarray:
         """
         Advance the component schedule by one step and return the acting component of each env.

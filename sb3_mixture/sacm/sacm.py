@@ -211,9 +211,10 @@ class SACM(SAC):
             self.ent_coef_optimizer = th.optim.Adam([self.log_ent_coef], lr=self.lr_schedule(1))
         self._component_counts = np.zeros(self.n_components, dtype=np.int64)
         self._pending_episode_start: np.ndarray | None = None
+        self._training_schedule_state: tuple[np.ndarray | None, np.ndarray | None] = (None, None)
 
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "_pending_episode_start"]
+        return [*super()._excluded_save_params(), "_pending_episode_start", "_training_schedule_state"]
 
     # Acting -----------------------------------------------------------------------------------------------------
 
@@ -235,11 +236,14 @@ class SACM(SAC):
         action_noise: "ActionNoise | None" = None,
         n_envs: int = 1,
     ) -> tuple[np.ndarray, np.ndarray]:
+        # The training envs' schedule is ours: evaluations in between (callbacks) act through the same policy
+        self.policy.set_schedule_state(self._training_schedule_state)
         if self.num_timesteps < learning_starts:
             # Warm-up actions are uniform, but the schedule still runs so that every transition has a component
             episode_start, self._pending_episode_start = self._pending_episode_start, None
             self.policy.select_acting_components(n_envs, episode_start)
         action, buffer_action = super()._sample_action(learning_starts, action_noise, n_envs)
+        self._training_schedule_state = self.policy.get_schedule_state()
         acting = self.policy.acting_components
         assert acting is not None
         self._component_counts += np.bincount(acting, minlength=self.n_components)
