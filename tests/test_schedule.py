@@ -17,18 +17,24 @@ class _RecordAndEvaluate(BaseCallback):
 
     def _on_step(self) -> bool:
         self.acting.append(int(self.model.policy.acting_components[0]))
-        if self.n_calls % 50 == 0:
+        if self.n_calls % 100 == 0:
             evaluate_policy(self.model, self.eval_env, n_eval_episodes=1, deterministic=False)
         return True
 
 
 def test_episode_schedule_keeps_one_component_per_training_episode_despite_evaluations():
     model = SACM(
-        "MlpPolicy", "Pendulum-v1", component_schedule="episode", learning_starts=100, policy_kwargs=dict(net_arch=[16]), seed=0
+        "MlpPolicy",
+        "Pendulum-v1",
+        component_schedule="episode",
+        learning_starts=100,
+        batch_size=32,
+        policy_kwargs=dict(net_arch=[16]),
+        seed=0,
     )
     callback = _RecordAndEvaluate()
-    model.learn(1_000, callback=callback)
-    per_episode = np.array(callback.acting).reshape(5, 200)  # Pendulum episodes last 200 steps
+    model.learn(800, callback=callback)
+    per_episode = np.array(callback.acting).reshape(4, 200)  # Pendulum episodes last 200 steps
     assert all(len(set(episode)) == 1 for episode in per_episode), per_episode
-    # ... and episodes do draw afresh (5 episodes, 3 components: all equal has probability 1/81)
+    # ... and episodes do draw afresh (with this seed the four episodes do not all share one component)
     assert len(set(per_episode[:, 0])) > 1
