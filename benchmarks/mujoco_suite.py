@@ -7,10 +7,10 @@ evaluates the stochastic policy, the deterministic policy and each mixture compo
 steps, and writes one result file, ``benchmarks/results/mujoco/<run>.json``. A rerun skips runs whose
 result file exists, so the suite can grow over time and be split across machines:
 
-    python benchmarks/mujoco.py run --suite main --steps 50000 --seeds 0 1 2 --shard 0/2
-    python benchmarks/mujoco.py run --suite sweep --steps 50000 --seeds 0 1 2
-    python benchmarks/mujoco.py list --suite main --steps 50000
-    python benchmarks/mujoco.py report          # plots and tables from the committed result files
+    python benchmarks/mujoco_suite.py run --suite main --steps 50000 --seeds 0 1 2 --shard 0/2
+    python benchmarks/mujoco_suite.py run --suite sweep --steps 50000 --seeds 0 1 2
+    python benchmarks/mujoco_suite.py list --suite main --steps 50000
+    python benchmarks/mujoco_suite.py report          # plots and tables from the committed result files
 """
 
 import argparse
