@@ -33,6 +33,8 @@ WORK = ROOT / "benchmarks" / "runs"
 MAIN_ENVS = ["Hopper-v5", "HalfCheetah-v5", "Walker2d-v5", "Ant-v5", "Swimmer-v5", "Humanoid-v5"]
 MAIN_ALGOS = ["sacm", "s2acm", "sac", "td3", "ddpg"]
 SWEEP_COMPONENTS = [1, 2, 3, 5]
+# The sweep's N=3 run is the main suite's S2ACM run (same hyperparameters file, same seeds): it is not run twice
+DEFAULT_COMPONENTS = 3
 
 
 def planned_runs(suite: str, steps: int, seeds: list[int], envs: "list[str] | None") -> list[dict]:
@@ -48,6 +50,8 @@ def planned_runs(suite: str, steps: int, seeds: list[int], envs: "list[str] | No
         for env in envs or ["Hopper-v5"]:
             for seed in seeds:
                 for n in SWEEP_COMPONENTS:
+                    if n == DEFAULT_COMPONENTS:
+                        continue
                     run = {"suite": suite, "algo": "s2acm", "env": env, "seed": seed, "steps": steps}
                     runs.append({**run, "hyperparams": {"n_components": n}})
     else:
@@ -109,7 +113,14 @@ def run_suite(args: argparse.Namespace) -> None:
 
 def load_results(suite: "str | None" = None) -> list[dict]:
     results = [json.loads(path.read_text()) for path in sorted(RESULTS.glob("*.json"))]
-    return [result for result in results if suite is None or result["suite"] == suite]
+    selected = [result for result in results if suite is None or result["suite"] == suite]
+    if suite == "sweep" and selected:
+        # N=3 of the sweep is the main suite's S2ACM on the same tasks and budget
+        tasks = {(result["env"], result["steps"]) for result in selected}
+        for result in results:
+            if result["suite"] == "main" and result["algo"] == "s2acm" and (result["env"], result["steps"]) in tasks:
+                selected.append({**result, "suite": "sweep", "hyperparams": {"n_components": DEFAULT_COMPONENTS}})
+    return selected
 
 
 def label(result: dict) -> str:
