@@ -9,6 +9,7 @@ result file exists, so the suite can grow over time and be split across machines
 
     python benchmarks/mujoco_suite.py run --suite main --steps 50000 --seeds 0 1 2 --shard 0/2
     python benchmarks/mujoco_suite.py run --suite sweep --steps 50000 --seeds 0 1 2
+    python benchmarks/mujoco_suite.py run --suite precision --steps 50000 --seeds 0 1 2   # opt-in bf16 vs fp32
     python benchmarks/mujoco_suite.py list --suite main --steps 50000
     python benchmarks/mujoco_suite.py report          # plots and tables from the committed result files
 """
@@ -54,8 +55,14 @@ def planned_runs(suite: str, steps: int, seeds: list[int], envs: "list[str] | No
                         continue
                     run = {"suite": suite, "algo": "s2acm", "env": env, "seed": seed, "steps": steps}
                     runs.append({**run, "hyperparams": {"n_components": n}})
+    elif suite == "precision":
+        # The opt-in bf16 matmuls (issue 3) against the main suite's fp32 SACM runs: same seeds, same settings
+        for env in envs or ["Hopper-v5"]:
+            for seed in seeds:
+                run = {"suite": suite, "algo": "sacm", "env": env, "seed": seed, "steps": steps}
+                runs.append({**run, "hyperparams": {"matmul_precision": "bf16"}})
     else:
-        raise ValueError(f"suite must be 'main' or 'sweep', got {suite!r}")
+        raise ValueError(f"suite must be 'main', 'sweep' or 'precision', got {suite!r}")
     for run in runs:
         extra = "".join(f"_{key}{value}" for key, value in sorted(run["hyperparams"].items()))
         run["name"] = f"{run['suite']}_{run['algo']}{extra}_{run['env']}_s{run['seed']}_{run['steps'] // 1000}k"
@@ -114,17 +121,20 @@ def run_suite(args: argparse.Namespace) -> None:
 def load_results(suite: "str | None" = None) -> list[dict]:
     results = [json.loads(path.read_text()) for path in sorted(RESULTS.glob("*.json"))]
     selected = [result for result in results if suite is None or result["suite"] == suite]
-    if suite == "sweep" and selected:
-        # N=3 of the sweep is the main suite's S2ACM on the same tasks and budget
+    # The sweep's N=3 and the precision suite's fp32 runs are the main suite's runs on the same tasks and budget
+    baselines = {"sweep": ("s2acm", {"n_components": DEFAULT_COMPONENTS}), "precision": ("sacm", {"matmul_precision": "fp32"})}
+    if suite in baselines and selected:
+        algo, hyperparams = baselines[suite]
         tasks = {(result["env"], result["steps"]) for result in selected}
         for result in results:
-            if result["suite"] == "main" and result["algo"] == "s2acm" and (result["env"], result["steps"]) in tasks:
-                selected.append({**result, "suite": "sweep", "hyperparams": {"n_components": DEFAULT_COMPONENTS}})
+            if result["suite"] == "main" and result["algo"] == algo and (result["env"], result["steps"]) in tasks:
+                selected.append({**result, "suite": suite, "hyperparams": hyperparams})
     return selected
 
 
 def label(result: dict) -> str:
-    extra = "".join(f" N={value}" for key, value in result["hyperparams"].items() if key == "n_components")
+    names = {"n_components": "N={}", "matmul_precision": "{}"}
+    extra = "".join(" " + names[key].format(value) for key, value in result["hyperparams"].items() if key in names)
     return result["algo"].upper() + extra
 
 
@@ -140,7 +150,7 @@ def report(args: argparse.Namespace) -> None:
     lines = ["| suite | env | algorithm | seeds | steps | final return (stochastic) mean ± std | IQM [95% CI] "
              "| deterministic | best single component |", "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     table = []
-    for suite in ("main", "sweep"):
+    for suite in ("main", "sweep", "precision"):
         results = load_results(suite)
         if not results:
             continue
@@ -192,7 +202,7 @@ def main() -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     for name in ("run", "list"):
         command = sub.add_parser(name)
-        command.add_argument("--suite", choices=["main", "sweep"], default="main")
+        command.add_argument("--suite", choices=["main", "sweep", "precision"], default="main")
         command.add_argument("--steps", type=int, default=50_000, help="environment steps per run")
         command.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
         command.add_argument("--envs", nargs="*", help="restrict to these tasks")

@@ -44,6 +44,9 @@ def configurations() -> dict[str, Callable[[gym.Env], Any]]:
         "sacm_n3_sample": lambda env: SACM("MlpPolicy", env, n_components=3, component_sampling="sample", **common),
         "sacm_n8": lambda env: SACM("MlpPolicy", env, n_components=8, **common),
         "sacm_n8_sample": lambda env: SACM("MlpPolicy", env, n_components=8, component_sampling="sample", **common),
+        # Opt-in, not the fp32 targets: bf16 autocast of the network passes in train()
+        "sacm_n1_bf16": lambda env: SACM("MlpPolicy", env, n_components=1, matmul_precision="bf16", **common),
+        "sacm_n3_bf16": lambda env: SACM("MlpPolicy", env, n_components=3, matmul_precision="bf16", **common),
     }
 
 
@@ -129,7 +132,7 @@ def main() -> None:
         "torch": th.__version__,
         "torch_threads": th.get_num_threads(),
         "env": args.env,
-        "settings": "default nets [256, 256], batch 256, train_freq=1, gradient_steps=1, fp32",
+        "settings": "default nets [256, 256], batch 256, train_freq=1, gradient_steps=1, fp32 unless *_bf16",
         "rounds": args.rounds,
     }
     out = Path(args.out)

@@ -349,3 +349,27 @@ def test_sampled_component_update_matches_reference(algo):
         assert th.allclose(got, ref, rtol=1e-3, atol=1e-5)
     for got, ref in zip(captured["actor"], ref_actor_grads, strict=True):
         assert th.allclose(got, ref, rtol=1e-3, atol=1e-5)
+
+
+@pytest.mark.parametrize("n_components", [1, 3])
+def test_bf16_matmuls_approximate_the_fp32_update(n_components):
+    """matmul_precision="bf16" is an opt-in approximation: the same update to bf16 accuracy, never the default."""
+    kwargs = dict(learning_starts=0, batch_size=BATCH_SIZE, policy_kwargs=dict(net_arch=[64, 64]), seed=3)
+    fp32 = SACM("MlpPolicy", "Pendulum-v1", n_components=n_components, **kwargs)
+    assert fp32.matmul_precision == "fp32"
+    bf16 = SACM("MlpPolicy", "Pendulum-v1", n_components=n_components, matmul_precision="bf16", **kwargs)
+    bf16.policy.load_state_dict(fp32.policy.state_dict())
+    _fill_buffer([fp32, bf16])
+    fp32_logs, bf16_logs = _train_one_step(fp32, seed=5), _train_one_step(bf16, seed=5)
+    for key in ("train/critic_loss", "train/actor_loss", "train/entropy"):
+        assert bf16_logs[key] == pytest.approx(fp32_logs[key], rel=5e-2, abs=5e-2), key
+    # bf16 has an 8-bit mantissa: if the networks really ran in bf16, the losses cannot agree to fp32 accuracy
+    assert bf16_logs["train/critic_loss"] != pytest.approx(fp32_logs["train/critic_loss"], rel=1e-6, abs=0)
+    for fp32_param, bf16_param in zip(fp32.policy.parameters(), bf16.policy.parameters(), strict=True):
+        assert bf16_param.dtype == th.float32
+        assert th.allclose(bf16_param, fp32_param, atol=2e-3)
+
+
+def test_matmul_precision_is_checked_at_construction():
+    with pytest.raises(ValueError, match="matmul_precision must be one of"):
+        SACM("MlpPolicy", "Pendulum-v1", matmul_precision="fp16")

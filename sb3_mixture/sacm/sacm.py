@@ -1,5 +1,6 @@
 """Soft Actor-Critic with a mixture policy (SACM), SPEC.md sections 3-6."""
 
+import contextlib
 import math
 from typing import Any, ClassVar, TypeVar
 
@@ -9,6 +10,7 @@ from gymnasium import spaces
 from stable_baselines3 import SAC
 from stable_baselines3.common.base_class import maybe_make_env
 from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
@@ -20,6 +22,7 @@ from sb3_mixture.mixture import gaussian_kl, validate_mixture_weights
 from sb3_mixture.sacm.policies import (
     USE_SDE_ERROR,
     CnnPolicy,
+    MixtureCritic,
     MixturePolicy,
     MlpPolicy,
     MultiInputPolicy,
@@ -30,6 +33,7 @@ from sb3_mixture.sacm.policies import (
 SelfSACM = TypeVar("SelfSACM", bound="SACM")
 
 COMPONENT_SAMPLING = ("all", "sample")
+MATMUL_PRECISION = ("fp32", "bf16")
 # Mixture settings that live on the policy; SACM takes them as its own arguments and forwards them
 _POLICY_MIXTURE_KWARGS = ("n_components", "mixture_weights", "component_schedule", "deterministic_component")
 
@@ -76,6 +80,9 @@ class SACM(SAC):
         with the highest mixture density), ``"best_q"`` (the highest min-Q) or a fixed index
     :param component_sampling: ``"all"`` (one sample per component per state, Algorithm 1) or ``"sample"``
         (one component ~ w per state: an unbiased estimate of the same losses at SAC's cost)
+    :param matmul_precision: ``"fp32"`` (default) or ``"bf16"``: run the networks' forward and backward passes
+        in ``train()`` under bfloat16 autocast (weights, optimiser and all loss arithmetic stay float32). An
+        opt-in for speed on CPUs with native bf16 matmuls; its effect on returns is in benchmarks/results.
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
@@ -122,6 +129,7 @@ class SACM(SAC):
         component_schedule: "str | int" = "step",
         deterministic_component: "str | int" = "mode",
         component_sampling: str = "all",
+        matmul_precision: str = "fp32",
         _init_setup_model: bool = True,
     ):
         # Every argument is checked here, at construction, so that bad input never reaches train()
@@ -130,6 +138,7 @@ class SACM(SAC):
         self.entropy_estimator = _validate_choice("entropy_estimator", entropy_estimator, ENTROPY_ESTIMATORS)
         self.critic_data = _validate_choice("critic_data", critic_data, CRITIC_DATA)
         self.component_sampling = _validate_choice("component_sampling", component_sampling, COMPONENT_SAMPLING)
+        self.matmul_precision = _validate_choice("matmul_precision", matmul_precision, MATMUL_PRECISION)
         self.component_schedule = validate_component_schedule(component_schedule)
         self.deterministic_component = validate_deterministic_component(deterministic_component, n_components)
         if not isinstance(bootstrap_mask_prob, (int, float)) or not 0.0 < bootstrap_mask_prob <= 1.0:
@@ -211,10 +220,30 @@ class SACM(SAC):
             self.ent_coef_optimizer = th.optim.Adam([self.log_ent_coef], lr=self.lr_schedule(1))
         self._component_counts = np.zeros(self.n_components, dtype=np.int64)
         self._pending_episode_start: np.ndarray | None = None
+        self._rollout_episode_start: np.ndarray | None = None
         self._training_schedule_state: tuple[np.ndarray | None, np.ndarray | None] = (None, None)
 
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "_pending_episode_start", "_training_schedule_state"]
+        return [
+            *super()._excluded_save_params(),
+            "_pending_episode_start",
+            "_rollout_episode_start",
+            "_training_schedule_state",
+        ]
+
+    def _setup_learn(
+        self,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        reset_num_timesteps: bool = True,
+        tb_log_name: str = "run",
+        progress_bar: bool = False,
+    ) -> tuple[int, BaseCallback]:
+        if reset_num_timesteps or self._last_obs is None:
+            # SB3 resets the envs: every env starts a new episode, so the schedule starts afresh
+            self._training_schedule_state = (None, None)
+            self._pending_episode_start = None
+        return super()._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar)
 
     # Acting -----------------------------------------------------------------------------------------------------
 
@@ -226,8 +255,9 @@ class SACM(SAC):
         deterministic: bool = False,
     ) -> tuple[np.ndarray, "tuple[np.ndarray, ...] | None"]:
         # During rollouts SB3 calls predict without episode_start: feed it the episode starts seen by _store_transition
-        if episode_start is None and self._pending_episode_start is not None and not deterministic:
-            episode_start, self._pending_episode_start = self._pending_episode_start, None
+        # (only that call: a user's predict between two learn calls must not consume the training envs' starts)
+        if episode_start is None and self._rollout_episode_start is not None and not deterministic:
+            episode_start, self._rollout_episode_start = self._rollout_episode_start, None
         return super().predict(observation, state, episode_start, deterministic)
 
     def _sample_action(
@@ -238,11 +268,16 @@ class SACM(SAC):
     ) -> tuple[np.ndarray, np.ndarray]:
         # The training envs' schedule is ours: evaluations in between (callbacks) act through the same policy
         self.policy.set_schedule_state(self._training_schedule_state)
+        episode_start, self._pending_episode_start = self._pending_episode_start, None
         if self.num_timesteps < learning_starts:
             # Warm-up actions are uniform, but the schedule still runs so that every transition has a component
-            episode_start, self._pending_episode_start = self._pending_episode_start, None
             self.policy.select_acting_components(n_envs, episode_start)
-        action, buffer_action = super()._sample_action(learning_starts, action_noise, n_envs)
+        else:
+            self._rollout_episode_start = episode_start  # for the predict call in SAC's _sample_action
+        try:
+            action, buffer_action = super()._sample_action(learning_starts, action_noise, n_envs)
+        finally:
+            self._rollout_episode_start = None
         self._training_schedule_state = self.policy.get_schedule_state()
         acting = self.policy.acting_components
         assert acting is not None
@@ -284,6 +319,22 @@ class SACM(SAC):
         """Entropy bonus of each critic head's target, (B, N): SACM gives every head the full estimate."""
         return weighted_entropy(samples, terms).unsqueeze(-1).expand(-1, self.n_components)
 
+    def _network_precision(self) -> contextlib.AbstractContextManager:
+        """Autocast for the network passes of ``train()`` with ``matmul_precision="bf16"``; outputs are cast back."""
+        if self.matmul_precision == "bf16":
+            return th.autocast(device_type=self.device.type, dtype=th.bfloat16)
+        return contextlib.nullcontext()
+
+    def _mixture_params(self, observations: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+        with self._network_precision():
+            means, log_stds = self.actor.mixture_params(observations)
+        return means.float(), log_stds.float()
+
+    def _q_values(self, critic: MixtureCritic, observations: th.Tensor, actions: th.Tensor) -> th.Tensor:
+        with self._network_precision():
+            q_values = critic.q_values(observations, actions)
+        return q_values.float()
+
     def _temperatures(self) -> th.Tensor:
         """Current alpha_i of every component, (N,), detached."""
         if self.log_ent_coef is not None:
@@ -313,7 +364,7 @@ class SACM(SAC):
             discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
 
             # Actor samples at the current states (SPEC.md section 4)
-            means, log_stds = self.actor.mixture_params(replay_data.observations)
+            means, log_stds = self._mixture_params(replay_data.observations)
             samples = self._draw_samples(means, log_stds)
             terms = entropy_terms(self.entropy_estimator, samples, log_weights, means, log_stds)
             own_log_prob = samples.own_log_prob
@@ -331,17 +382,17 @@ class SACM(SAC):
 
             # Critic targets, SPEC.md section 3: Rao-Blackwellised over the next actions of the components
             with th.no_grad():
-                next_means, next_log_stds = self.actor.mixture_params(replay_data.next_observations)
+                next_means, next_log_stds = self._mixture_params(replay_data.next_observations)
                 next_samples = self._draw_samples(next_means, next_log_stds)
                 next_terms = entropy_terms(self.entropy_estimator, next_samples, log_weights, next_means, next_log_stds)
-                next_q = self.critic_target.q_values(replay_data.next_observations, next_samples.actions)
+                next_q = self._q_values(self.critic_target, replay_data.next_observations, next_samples.actions)
                 next_q = next_q.min(dim=0).values  # (B, M, N)
                 next_value = (next_samples.sample_weights.unsqueeze(-1) * next_q).sum(dim=1)
                 mixture_alpha = (mixture_weights * alphas).sum()
                 next_value = next_value + mixture_alpha * self._head_entropies(next_samples, next_terms)
                 target_q = replay_data.rewards + (1 - replay_data.dones) * discounts * next_value
 
-            current_q = self.critic.q_values(replay_data.observations, replay_data.actions)  # (K, B, N)
+            current_q = self._q_values(self.critic, replay_data.observations, replay_data.actions)  # (K, B, N)
             squared_error = (current_q - target_q) ** 2
             head_masks = getattr(replay_data, "head_masks", None)
             if head_masks is None:
@@ -358,7 +409,7 @@ class SACM(SAC):
             # The critic's weights get no gradient from it (SAC computes and discards one): a third less work here.
             self.critic.q_ensemble.requires_grad_(False)
             try:
-                q_pi = self.critic.q_values(replay_data.observations, samples.actions)  # (K, B, M, N)
+                q_pi = self._q_values(self.critic, replay_data.observations, samples.actions)  # (K, B, M, N)
                 head_index = samples.components.unsqueeze(0).unsqueeze(-1).expand(q_pi.shape[0], -1, -1, 1)
                 min_q_pi = th.gather(q_pi, -1, head_index).squeeze(-1).min(dim=0).values  # (B, M)
                 per_sample = alphas[samples.components] * (-terms) - min_q_pi
