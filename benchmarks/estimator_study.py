@@ -1,0 +1,565 @@
+"""
+Estimator study (issue 4, section 1): bias, spread, cost and gradient variance of the mixture-entropy estimators.
+
+Random mixtures of tanh-squashed diagonal Gaussians over a grid of N (components), D (action dimensions) and
+the spread of the component means. For every estimator of ``sb3_mixture.entropy.ENTROPY_ESTIMATORS`` and the
+paper's baseline, the *two-sample* estimate of H_D (its section 3.3, below), we measure per state:
+
+- bias: mean over independent draws minus a high-sample Monte Carlo truth (``monte_carlo_entropy``), averaged
+  over random mixtures; the truth is cross-checked against ``torch.distributions`` in float64;
+- std: standard deviation of one draw (one reparameterised sample per component), RMS over mixtures;
+- cost: wall time of one call on a batch of 256 states, forward and forward + backward, one torch thread;
+- gradient variance: variance across draws of the gradient of the estimate (the actor's entropy term, SPEC.md
+  section 4, with equal temperatures) w.r.t. the component means and log-stds, mean over parameters; and the
+  relative bias of the mean gradient against the gradient of the true entropy.
+
+Mixtures. Per mixture a centre ``c ~ Normal(0, 0.5^2 I)`` and a base log-std ``log 0.3 + U(-0.3, 0.3)`` per dimension
+(pre-squash). Component means are ``mu_i = c + sigma_base * s / sqrt(2 D) * g_i`` with ``g_i ~ Normal(0, I)``, so the
+RMS Mahalanobis distance between two component means is ``s`` base stds whatever D. At ``s = 0`` the components are
+identical; otherwise each component's log-std gets an extra ``U(-0.15, 0.15)`` per dimension. Weights are uniform.
+
+The two-sample estimate (the paper's section 3.3, before it sets the second sample equal to the first). With
+``a~_i`` and ``a^_i`` two independent samples of component i,
+
+    H_2s = sum_i w_i [ -log pi_i(a~_i) - log sum_j w_j pi_j(a^_i) + log pi_i(a^_i) ]
+
+(the paper's extracted text prints ``log pi_i(a~_i)`` in the last term, which would make the two samples
+pointless; its preceding line has ``log pi_i(a^_i)``). Setting ``a^_i = a~_i`` gives the paper's eq. 8,
+``mixed_marginal``. Both have the same expectation (linearity), ``-sum_i w_i E_{pi_i} log pi = H(pi)``.
+
+    python benchmarks/estimator_study.py            # full study, ~10 CPU-minutes
+    python benchmarks/estimator_study.py --quick    # a smoke test of the pipeline (seconds)
+    python benchmarks/estimator_study.py --report   # tables and plots from the committed JSON
+"""
+
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch as th
+
+from sb3_mixture.entropy import (
+    ENTROPY_ESTIMATORS,
+    draw_mixture_samples,
+    entropy_terms,
+    monte_carlo_entropy,
+    weighted_entropy,
+)
+from sb3_mixture.mixture import mixture_log_prob
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+TWO_SAMPLE = "two_sample_hd"
+ESTIMATORS = (*ENTROPY_ESTIMATORS, TWO_SAMPLE)
+LABELS = {
+    "mixed_marginal": "mixed marginal (paper, eq. 8)",
+    "pairwise_kl": "pairwise KL (eq. 5)",
+    "pairwise_bhattacharyya": "pairwise Bhattacharyya",
+    "marginal": "marginal H(pi|W) (eq. 3)",
+    TWO_SAMPLE: "two-sample H_D (paper's baseline)",
+}
+SHORT = {"mixed_marginal": "MM", "pairwise_kl": "KL", "pairwise_bhattacharyya": "Bhat", "marginal": "Marg", TWO_SAMPLE: "2S"}
+BASE_STD = 0.3
+
+
+def machine() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
+    return f"{platform.node()}: {os.cpu_count()} CPUs, {cpu}"
+
+
+# Estimators -----------------------------------------------------------------------------------------------------
+
+
+def two_sample_estimate(means: th.Tensor, log_stds: th.Tensor, mixture_weights: th.Tensor) -> th.Tensor:
+    """The two-sample estimate of H_D with D = KL (module docstring), per state, (B,)."""
+    log_weights = th.log(mixture_weights)
+    first = draw_mixture_samples(means, log_stds, log_weights)
+    second = draw_mixture_samples(means, log_stds, log_weights)
+    terms = -first.own_log_prob - mixture_log_prob(second.cross, second.log_jacobian, log_weights) + second.own_log_prob
+    return (first.sample_weights * terms).sum(dim=-1)
+
+
+def estimate(name: str, means: th.Tensor, log_stds: th.Tensor, mixture_weights: th.Tensor) -> th.Tensor:
+    """One draw of an estimator (one sample per component, two for the two-sample estimate), per state, (B,)."""
+    if name == TWO_SAMPLE:
+        return two_sample_estimate(means, log_stds, mixture_weights)
+    log_weights = th.log(mixture_weights)
+    samples = draw_mixture_samples(means, log_stds, log_weights)
+    return weighted_entropy(samples, entropy_terms(name, samples, log_weights, means, log_stds))
+
+
+# Mixtures and the truth -------------------------------------------------------------------------------------------
+
+
+def random_mixtures(n_mixtures: int, n_components: int, dim: int, spread: float, generator: th.Generator):
+    """Pre-squash means and log-stds, (K, N, D) each (module docstring)."""
+    centre = 0.5 * th.randn(n_mixtures, 1, dim, generator=generator)
+    base_log_std = math.log(BASE_STD) + 0.6 * (th.rand(n_mixtures, 1, dim, generator=generator) - 0.5)
+    offsets = th.randn(n_mixtures, n_components, dim, generator=generator) * spread / math.sqrt(2 * dim)
+    means = centre + th.exp(base_log_std) * offsets
+    jitter = 0.3 * (th.rand(n_mixtures, n_components, dim, generator=generator) - 0.5) if spread > 0 else 0.0
+    log_stds = base_log_std.expand(-1, n_components, -1) + jitter
+    return means.contiguous(), log_stds.contiguous()
+
+
+def truth(means: th.Tensor, log_stds: th.Tensor, mixture_weights: th.Tensor, n_samples: int, chunk: int = 4):
+    """Monte Carlo entropy and its standard error per mixture, (K,) each, a few mixtures at a time."""
+    values, errors = [], []
+    for start in range(0, means.shape[0], chunk):
+        part = slice(start, start + chunk)
+        value, error = monte_carlo_entropy(means[part], log_stds[part], mixture_weights, n_samples)
+        values.append(value)
+        errors.append(error)
+    return th.cat(values), th.cat(errors)
+
+
+def torch_distributions_entropy(means: th.Tensor, log_stds: th.Tensor, mixture_weights: th.Tensor, n_samples: int):
+    """Independent Monte Carlo check in float64 with ``torch.distributions`` (exact tanh log-Jacobian, no epsilon)."""
+    from torch import distributions as td
+
+    means, stds = means.double(), log_stds.double().exp()
+    component = td.TransformedDistribution(td.Independent(td.Normal(means, stds), 1), [td.TanhTransform()])
+    mixture = td.MixtureSameFamily(td.Categorical(probs=mixture_weights.double().expand(means.shape[0], -1)), component)
+    with th.no_grad():
+        actions = mixture.sample((n_samples,))  # (S, K, D)
+        actions = actions.clamp(-1 + 1e-12, 1 - 1e-12)
+        neg_log_prob = -mixture.log_prob(actions)
+    return neg_log_prob.mean(dim=0), neg_log_prob.std(dim=0) / n_samples**0.5
+
+
+# Measurements -----------------------------------------------------------------------------------------------------
+
+
+def repeat(tensor: th.Tensor, n_draws: int) -> th.Tensor:
+    """(K, N, D) -> (K * R, N, D): every mixture R times, mixture-major."""
+    return tensor.repeat_interleave(n_draws, dim=0)
+
+
+def draws(name: str, means: th.Tensor, log_stds: th.Tensor, weights: th.Tensor, n_draws: int) -> th.Tensor:
+    """R independent draws of an estimator for every mixture, (K, R)."""
+    with th.no_grad():
+        values = estimate(name, repeat(means, n_draws), repeat(log_stds, n_draws), weights)
+    return values.view(means.shape[0], n_draws)
+
+
+def gradients(name: str, means: th.Tensor, log_stds: th.Tensor, weights: th.Tensor, n_draws: int, chunk: int = 4096):
+    """Per-draw gradients of the estimate w.r.t. the means and log-stds, (K, R, N, D) each."""
+    grad_means, grad_log_stds = [], []
+    all_means, all_log_stds = repeat(means, n_draws), repeat(log_stds, n_draws)
+    for start in range(0, all_means.shape[0], chunk):
+        leaf_means = all_means[start : start + chunk].clone().requires_grad_(True)
+        leaf_log_stds = all_log_stds[start : start + chunk].clone().requires_grad_(True)
+        # Each state's estimate depends only on its own leaves: the gradient of the sum is the per-draw gradient
+        estimate(name, leaf_means, leaf_log_stds, weights).sum().backward()
+        grad_means.append(leaf_means.grad)
+        grad_log_stds.append(leaf_log_stds.grad)
+    shape = (means.shape[0], n_draws, *means.shape[1:])
+    return th.cat(grad_means).view(shape), th.cat(grad_log_stds).view(shape)
+
+
+def time_call(name: str, n_components: int, dim: int, batch: int, repeats: int, backward: bool) -> tuple[float, float]:
+    """Median CPU time (this thread) and wall time of one call, in microseconds."""
+    generator = th.Generator().manual_seed(0)
+    means, log_stds = random_mixtures(batch, n_components, dim, 3.0, generator)
+    weights = th.full((n_components,), 1.0 / n_components)
+    means.requires_grad_(backward)
+    log_stds.requires_grad_(backward)
+    cpu_times, wall_times = [], []
+    for index in range(repeats + 5):
+        cpu_start, wall_start = time.thread_time(), time.perf_counter()
+        if backward:
+            estimate(name, means, log_stds, weights).mean().backward()
+            means.grad = log_stds.grad = None
+        else:
+            with th.no_grad():
+                estimate(name, means, log_stds, weights)
+        if index >= 5:  # warm-up
+            cpu_times.append(time.thread_time() - cpu_start)
+            wall_times.append(time.perf_counter() - wall_start)
+    return float(np.median(cpu_times) * 1e6), float(np.median(wall_times) * 1e6)
+
+
+def study_cell(n_components: int, dim: int, spread: float, args: argparse.Namespace, seed: int) -> list[dict]:
+    generator = th.Generator().manual_seed(seed)
+    th.manual_seed(seed)
+    means, log_stds = random_mixtures(args.mixtures, n_components, dim, spread, generator)
+    weights = th.full((n_components,), 1.0 / n_components)
+    true_value, true_error = truth(means, log_stds, weights, args.truth_samples)
+    # Cross-check of the truth on a few mixtures with torch.distributions
+    n_check = min(args.check_mixtures, args.mixtures)
+    check_value, check_error = torch_distributions_entropy(means[:n_check], log_stds[:n_check], weights, args.truth_samples)
+    check_diff = check_value - true_value[:n_check].double()
+    check_z = (check_diff / (check_error**2 + true_error[:n_check].double() ** 2).sqrt()).abs()
+
+    # Gradient of the true entropy: the mean of many mixed-marginal gradients (it is an unbiased estimate of H for
+    # every parameter value, so its mean gradient is unbiased for grad H)
+    g_means, g_log_stds = means[: args.grad_mixtures], log_stds[: args.grad_mixtures]
+    true_grad_means, true_grad_log_stds = (
+        grad.mean(dim=1) for grad in gradients("mixed_marginal", g_means, g_log_stds, weights, args.grad_truth_draws)
+    )
+    true_grad = th.cat([true_grad_means.flatten(1), true_grad_log_stds.flatten(1)], dim=1)
+    # Variance of that mean, per mixture: part of the noise floor of the gradient-bias measurement below
+    truth_noise = (
+        th.cat(gradients("mixed_marginal", g_means, g_log_stds, weights, args.grad_draws), dim=-1).var(dim=1).sum(dim=(1, 2))
+        / args.grad_truth_draws
+    )
+
+    log_n = math.log(n_components)
+    rows = []
+    for name in ESTIMATORS:
+        values = draws(name, means, log_stds, weights, args.draws).double()  # (K, R)
+        per_mixture_bias = values.mean(dim=1) - true_value.double()
+        per_mixture_var = values.var(dim=1)
+        noise_se = ((per_mixture_var / args.draws + true_error.double() ** 2).mean() / args.mixtures).sqrt()
+        grad_means, grad_log_stds = gradients(name, g_means, g_log_stds, weights, args.grad_draws)
+        mean_grad = th.cat([grad_means.mean(dim=1).flatten(1), grad_log_stds.mean(dim=1).flatten(1)], dim=1)
+        # ||E grad - grad H||^2 estimated without the noise of both finite means: subtract their variances
+        noise = th.cat([grad_means, grad_log_stds], dim=-1).var(dim=1).sum(dim=(1, 2)) / args.grad_draws + truth_noise
+        squared_error = (mean_grad - true_grad).pow(2).sum(dim=1)
+        grad_bias = ((squared_error - noise).clamp(min=0.0).sqrt() / true_grad.norm(dim=1).clamp(min=1e-12)).mean()
+        grad_noise_floor = (noise.sqrt() / true_grad.norm(dim=1).clamp(min=1e-12)).mean()
+        rows.append(
+            {
+                "n_components": n_components,
+                "action_dim": dim,
+                "spread": spread,
+                "estimator": name,
+                "true_entropy": float(true_value.mean()),
+                "truth_se": float(true_error.mean()),
+                "truth_check_max_z": float(check_z.max()),
+                "truth_check_mean_diff": float(check_diff.mean()),
+                "h_w": log_n,
+                "bias": float(per_mixture_bias.mean()),
+                "bias_se": float(noise_se),
+                "abs_bias": float(per_mixture_bias.abs().mean()),
+                "bias_over_h_w": float(per_mixture_bias.mean() / log_n) if n_components > 1 else float("nan"),
+                "std": float(per_mixture_var.mean().sqrt()),
+                "var_per_mixture": [float(f"{value:.5g}") for value in per_mixture_var.tolist()],
+                "grad_var_means": float(grad_means.var(dim=1).mean()),
+                "grad_var_log_stds": float(grad_log_stds.var(dim=1).mean()),
+                "grad_var": float(th.cat([grad_means, grad_log_stds], dim=-1).var(dim=1).mean()),
+                "grad_rel_bias": float(grad_bias),
+                "grad_rel_noise_floor": float(grad_noise_floor),
+            }
+        )
+    reference = next(row for row in rows if row["estimator"] == "mixed_marginal")
+    for row in rows:
+        ratios = np.array(row["var_per_mixture"]) / np.maximum(np.array(reference["var_per_mixture"]), 1e-300)
+        row["var_ratio_vs_mm"] = float(row["std"] ** 2 / max(reference["std"] ** 2, 1e-300))
+        row["var_ratio_vs_mm_geomean"] = float(np.exp(np.log(ratios).mean()))
+        row["share_mixtures_var_above_mm"] = float((ratios > 1.0).mean())
+        row["grad_var_ratio_vs_mm"] = float(row["grad_var"] / max(reference["grad_var"], 1e-300))
+    return rows
+
+
+def run(args: argparse.Namespace) -> dict:
+    th.set_num_threads(1)
+    start = time.time()
+    cpu_start = time.process_time()
+    rows = []
+    cells = [(n, d, s) for d in args.dims for n in args.components for s in args.spreads]
+    for index, (n_components, dim, spread) in enumerate(cells):
+        cell_start = time.time()
+        rows += study_cell(n_components, dim, spread, args, seed=1000 * index + args.seed)
+        print(f"[{index + 1}/{len(cells)}] N={n_components} D={dim} s={spread}: {time.time() - cell_start:.1f}s", flush=True)
+    timings = []
+    for dim in args.dims:
+        for n_components in args.components:
+            for name in ESTIMATORS:
+                forward = time_call(name, n_components, dim, args.batch, args.time_repeats, backward=False)
+                forward_backward = time_call(name, n_components, dim, args.batch, args.time_repeats, backward=True)
+                timings.append(
+                    {
+                        "n_components": n_components,
+                        "action_dim": dim,
+                        "estimator": name,
+                        "batch": args.batch,
+                        "forward_us": forward[0],
+                        "forward_backward_us": forward_backward[0],
+                        "forward_wall_us": forward[1],
+                        "forward_backward_wall_us": forward_backward[1],
+                    }
+                )
+    return {
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "machine": machine(),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "torch": th.__version__,
+        "torch_threads": th.get_num_threads(),
+        "wall_time_s": round(time.time() - start, 1),
+        "cpu_time_s": round(time.process_time() - cpu_start, 1),
+        "settings": {key: value for key, value in vars(args).items() if key not in ("report", "quick", "out")},
+        "rows": rows,
+        "timings": timings,
+    }
+
+
+# Report -----------------------------------------------------------------------------------------------------------
+
+
+def dump_json(result: dict) -> str:
+    """Indented JSON with one line per row of results."""
+    head = json.dumps({key: value for key, value in result.items() if key not in ("rows", "timings")}, indent=1)
+    parts = [head[:-2] + ","]
+    for key in ("rows", "timings"):
+        body = ",\n".join("  " + json.dumps(row) for row in result[key])
+        parts.append(f' "{key}": [\n{body}\n ]' + ("," if key == "rows" else ""))
+    return "\n".join(parts) + "\n}\n"
+
+
+def write_csv(result: dict, path: Path) -> None:
+    import pandas as pd
+
+    rows = pd.DataFrame([{key: value for key, value in row.items() if key != "var_per_mixture"} for row in result["rows"]])
+    timings = pd.DataFrame(result["timings"])
+    rows = rows.merge(timings, on=["n_components", "action_dim", "estimator"], how="left")
+    rows.to_csv(path, index=False, float_format="%.6g")
+
+
+def plot(result: dict, out: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    rows = pd.DataFrame(result["rows"])
+    dims = sorted(rows.action_dim.unique())
+    components = sorted(rows.n_components.unique())
+    spreads = sorted(rows.spread.unique())
+    paths = []
+    quantities = [
+        ("bias", "bias (nats): mean estimate - MC truth", "linear"),
+        ("std", "std of one draw (nats)", "log"),
+        ("grad_var", "gradient variance (mean over parameters)", "log"),
+    ]
+    for key, ylabel, scale in quantities:
+        size = (3.0 * len(components), 2.6 * len(dims))
+        figure, axes = plt.subplots(len(dims), len(components), figsize=size, squeeze=False)
+        for row_index, dim in enumerate(dims):
+            for col_index, n_components in enumerate(components):
+                axis = axes[row_index][col_index]
+                for name in ESTIMATORS:
+                    cell = rows[(rows.action_dim == dim) & (rows.n_components == n_components) & (rows.estimator == name)]
+                    cell = cell.sort_values("spread")
+                    style = "--" if name == TWO_SAMPLE else "-"
+                    axis.plot(range(len(cell)), cell[key], style, marker="o", markersize=3, label=LABELS[name])
+                if key == "bias":
+                    axis.axhline(0.0, color="black", linewidth=0.5)
+                    if n_components > 1:
+                        for bound in (-math.log(n_components), math.log(n_components)):
+                            axis.axhline(bound, color="grey", linewidth=0.5, linestyle=":")
+                axis.set_yscale(scale)
+                axis.set_xticks(range(len(spreads)))
+                axis.set_xticklabels([f"{s:g}" for s in spreads])
+                axis.set_title(f"N={n_components}, D={dim}", fontsize=9)
+                if row_index == len(dims) - 1:
+                    axis.set_xlabel("mean separation s (stds)")
+                if col_index == 0:
+                    axis.set_ylabel(ylabel, fontsize=8)
+        handles, labels = axes[0][0].get_legend_handles_labels()
+        figure.legend(handles, labels, loc="lower center", ncol=len(ESTIMATORS), fontsize=8)
+        figure.tight_layout(rect=(0, 0.04, 1, 1))
+        path = out / f"estimator_study_{key}.png"
+        figure.savefig(path, dpi=90)
+        plt.close(figure)
+        paths.append(path)
+    return paths
+
+
+def fmt(value: float, digits: int = 3) -> str:
+    return "nan" if value != value else f"{value:.{digits}f}"
+
+
+def markdown(result: dict) -> str:
+    import pandas as pd
+
+    rows = pd.DataFrame(result["rows"])
+    timings = pd.DataFrame(result["timings"])
+    settings = result["settings"]
+    lines = [
+        "# Mixture-entropy estimator study",
+        "",
+        f"Generated by `{result['command']}` on {result['machine']}, {result['date']} "
+        f"(torch {result['torch']}, {result['torch_threads']} thread; "
+        f"wall {result['wall_time_s']} s, CPU {result['cpu_time_s']} s).",
+        "",
+        f"Per cell: {settings['mixtures']} random mixtures, {settings['draws']} independent draws each; truth = "
+        f"`monte_carlo_entropy` with {settings['truth_samples']} samples per mixture (mean standard error "
+        f"{rows.truth_se.mean():.4f} nats), cross-checked against `torch.distributions` in float64 on "
+        f"{settings['check_mixtures']} mixtures per cell (largest |z| over all cells: {rows.truth_check_max_z.max():.2f}). "
+        f"Gradients: {settings['grad_mixtures']} mixtures x {settings['grad_draws']} draws; true gradient = mean of "
+        f"{settings['grad_truth_draws']} mixed-marginal draws. Spread s = RMS Mahalanobis distance between two "
+        "component means, in base stds (see the script's docstring). Weights uniform.",
+        "",
+        "Estimators: " + ", ".join(f"**{SHORT[name]}** = {LABELS[name]}" for name in ESTIMATORS) + ".",
+        "",
+    ]
+    # Variance claim
+    two = rows[rows.estimator == TWO_SAMPLE]
+    mixed = rows[(rows.n_components > 1) & (rows.estimator == TWO_SAMPLE)]
+    lines += [
+        "## The paper's claim: lower variance than the two-sample H_D estimate",
+        "",
+        "Variance of one draw of the two-sample estimate divided by that of the mixed marginal estimate (per cell: "
+        "ratio of variances averaged over mixtures; > 1 means the paper's estimator has lower variance), and the "
+        "same ratio for the gradient variance. Rows: N and D; columns: spread s.",
+        "",
+    ]
+    spreads = sorted(rows.spread.unique())
+    header = "| N | D | " + " | ".join(f"value s={s:g}" for s in spreads) + " | "
+    header += " | ".join(f"grad s={s:g}" for s in spreads) + " |"
+    lines += [header, "|" + "---|" * (2 + 2 * len(spreads))]
+    for (n_components, dim), cell in two.groupby(["n_components", "action_dim"]):
+        cell = cell.sort_values("spread")
+        values = " | ".join(fmt(v, 2) for v in cell.var_ratio_vs_mm)
+        grads = " | ".join(fmt(v, 2) for v in cell.grad_var_ratio_vs_mm)
+        lines.append(f"| {n_components} | {dim} | {values} | {grads} |")
+    lines += [
+        "",
+        f"Over the {len(mixed)} cells with N > 1: value-variance ratio median {mixed.var_ratio_vs_mm.median():.2f} "
+        f"(min {mixed.var_ratio_vs_mm.min():.2f}, max {mixed.var_ratio_vs_mm.max():.2f}); share of all "
+        f"{len(mixed) * settings['mixtures']} individual mixtures where the two-sample variance is higher: "
+        f"{(mixed.share_mixtures_var_above_mm * settings['mixtures']).sum() / (len(mixed) * settings['mixtures']):.1%}. "
+        f"Gradient-variance ratio median {mixed.grad_var_ratio_vs_mm.median():.2f} "
+        f"(min {mixed.grad_var_ratio_vs_mm.min():.2f}, max {mixed.grad_var_ratio_vs_mm.max():.2f}).",
+        "",
+        "## Summary",
+        "",
+        *summary(rows),
+        "",
+        "## Bias and standard deviation of one draw (nats)",
+        "",
+        "bias = mean over draws minus the MC truth, averaged over mixtures (its noise SE is in the CSV, `bias_se`); "
+        "std = standard deviation of one draw (RMS over mixtures). H(W) = log N bounds the bias of the pairwise and "
+        "marginal estimators.",
+        "",
+    ]
+    names = list(ESTIMATORS)
+    header = "| D | N | s | H (truth) | " + " | ".join(f"{SHORT[n]} bias" for n in names) + " | "
+    header += " | ".join(f"{SHORT[n]} std" for n in names) + " |"
+    lines += [header, "|" + "---|" * (4 + 2 * len(names))]
+    for (dim, n_components, spread), cell in rows.groupby(["action_dim", "n_components", "spread"]):
+        by_name = cell.set_index("estimator")
+        biases = " | ".join(fmt(by_name.loc[n, "bias"]) for n in names)
+        stds = " | ".join(fmt(by_name.loc[n, "std"]) for n in names)
+        lines.append(f"| {dim} | {n_components} | {spread:g} | {fmt(by_name.true_entropy.iloc[0], 2)} | {biases} | {stds} |")
+    lines += [
+        "",
+        "## Gradient of the entropy term",
+        "",
+        "Variance across draws of d(estimate)/d(means, log-stds), mean over parameters (x1e3), and the relative bias "
+        "||E[grad] - grad H|| / ||grad H|| of the mean gradient, with the expected noise of the finite means subtracted "
+        "(clipped at 0; the noise floor it had to beat, relative to ||grad H||, is `grad_rel_noise_floor` in the CSV: "
+        f"median {rows.grad_rel_noise_floor.median():.3f}, max {rows.grad_rel_noise_floor.max():.3f}). "
+        "MM and 2S are unbiased for the gradient of the true entropy, so their column measures the residual noise.",
+        "",
+    ]
+    header = "| D | N | s | " + " | ".join(f"{SHORT[n]} var" for n in names) + " | "
+    header += " | ".join(f"{SHORT[n]} rel. bias" for n in names) + " |"
+    lines += [header, "|" + "---|" * (3 + 2 * len(names))]
+    for (dim, n_components, spread), cell in rows.groupby(["action_dim", "n_components", "spread"]):
+        by_name = cell.set_index("estimator")
+        variances = " | ".join(fmt(1e3 * by_name.loc[n, "grad_var"], 3) for n in names)
+        biases = " | ".join(fmt(by_name.loc[n, "grad_rel_bias"], 3) for n in names)
+        lines.append(f"| {dim} | {n_components} | {spread:g} | {variances} | {biases} |")
+    lines += [
+        "",
+        f"## Cost per call (batch {settings['batch']}, median CPU microseconds, 1 thread; forward / forward + backward)",
+        "",
+        "CPU time of the calling thread (wall times, more exposed to the other jobs on this shared machine, are in the "
+        "CSV). Treat differences under ~20% as noise.",
+        "",
+        "| D | N | " + " | ".join(SHORT[n] for n in names) + " |",
+        "|" + "---|" * (2 + len(names)),
+    ]
+    for (dim, n_components), cell in timings.groupby(["action_dim", "n_components"]):
+        by_name = cell.set_index("estimator")
+        costs = " | ".join(f"{by_name.loc[n, 'forward_us']:.0f} / {by_name.loc[n, 'forward_backward_us']:.0f}" for n in names)
+        lines.append(f"| {dim} | {n_components} | {costs} |")
+    lines += [
+        "",
+        "Plots: [bias](estimator_study_bias.png), [std](estimator_study_std.png), "
+        "[gradient variance](estimator_study_grad_var.png).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def summary(rows) -> list[str]:
+    """A few computed headline numbers (bullets)."""
+    mixtures = rows[rows.n_components > 1]
+    lines = []
+    for name in ("mixed_marginal", TWO_SAMPLE):
+        z = (rows[rows.estimator == name].bias / rows[rows.estimator == name].bias_se).abs()
+        lines.append(
+            f"- {LABELS[name]}: largest |bias| / noise SE over all cells {z.max():.2f} (unbiased within noise if ~< 3); "
+            f"largest |bias| {rows[rows.estimator == name].bias.abs().max():.3f} nats."
+        )
+    for name in ("pairwise_kl", "pairwise_bhattacharyya", "marginal"):
+        cell = mixtures[mixtures.estimator == name]
+        worst = cell.loc[cell.bias.abs().idxmax()]
+        lines.append(
+            f"- {LABELS[name]}: bias from {cell.bias.min():.3f} to {cell.bias.max():.3f} nats; largest |bias| / H(W) "
+            f"{abs(worst.bias) / worst.h_w:.2f} (N={worst.n_components}, D={worst.action_dim}, s={worst.spread:g})."
+        )
+    mm = mixtures[mixtures.estimator == "mixed_marginal"].set_index(["n_components", "action_dim", "spread"])
+    for name in ("marginal", "pairwise_kl"):
+        other = mixtures[mixtures.estimator == name].set_index(["n_components", "action_dim", "spread"])
+        ratio = mm.grad_var / other.grad_var
+        lines.append(
+            f"- Gradient variance of the mixed marginal estimator / that of {LABELS[name]}: median {ratio.median():.1f}, "
+            f"range {ratio.min():.1f} to {ratio.max():.1f} (N > 1)."
+        )
+    return lines
+
+
+def report(result: dict, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    write_csv(result, out / "estimator_study.csv")
+    plot(result, out)
+    (out / "estimator_study.md").write_text(markdown(result))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--components", type=int, nargs="+", default=[1, 2, 3, 5, 8])
+    parser.add_argument("--dims", type=int, nargs="+", default=[1, 6, 17])
+    parser.add_argument("--spreads", type=float, nargs="+", default=[0.0, 1.0, 3.0, 10.0])
+    parser.add_argument("--mixtures", type=int, default=64, help="random mixtures per cell")
+    parser.add_argument("--draws", type=int, default=512, help="independent draws per mixture")
+    parser.add_argument("--truth-samples", type=int, default=40_000, help="Monte Carlo samples per mixture for the truth")
+    parser.add_argument("--check-mixtures", type=int, default=4, help="mixtures per cell checked with torch.distributions")
+    parser.add_argument("--grad-mixtures", type=int, default=16)
+    parser.add_argument("--grad-draws", type=int, default=512)
+    parser.add_argument("--grad-truth-draws", type=int, default=4096)
+    parser.add_argument("--batch", type=int, default=256, help="batch of states for the timing")
+    parser.add_argument("--time-repeats", type=int, default=50)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--quick", action="store_true", help="tiny settings, to check the pipeline")
+    parser.add_argument("--report", action="store_true", help="only regenerate CSV, plots and tables from the JSON")
+    args = parser.parse_args()
+    json_path = args.out / "estimator_study.json"
+    if args.report:
+        report(json.loads(json_path.read_text()), args.out)
+        return
+    if args.quick:
+        args.mixtures, args.draws, args.truth_samples, args.check_mixtures = 4, 32, 2000, 2
+        args.grad_mixtures, args.grad_draws, args.grad_truth_draws, args.time_repeats = 2, 32, 64, 3
+    result = run(args)
+    args.out.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(dump_json(result))
+    report(result, args.out)
+    print(f"wrote {json_path} and the CSV, plots and table next to it ({result['wall_time_s']} s)")
+
+
+if __name__ == "__main__":
+    main()
