@@ -1,10 +1,14 @@
-"""Callbacks for evaluating mixture policies the way the paper reports them."""
+"""Callbacks: evaluating mixture policies the way the paper reports them, and RL Zoo's parallel training for SACM/S2ACM."""
 
+import io
 import json
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
+from rl_zoo3.callbacks import ParallelTrainCallback as RLZooParallelTrainCallback
+from sb3_contrib import TQC
+from stable_baselines3 import SAC
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.monitor import Monitor
@@ -78,3 +82,42 @@ class MixtureEvalCallback(BaseCallback):
             if self.verbose:
                 print(f"MixtureEvalCallback at {self.num_timesteps}: " + ", ".join(f"{k} {v}" for k, v in record.items()))
         return True
+
+
+class ParallelTrainCallback(RLZooParallelTrainCallback):
+    """
+    RL Zoo's ``ParallelTrainCallback`` (collect with the model, train a copy of it in a thread) for SACM and S2ACM.
+
+    RL Zoo's reloads the copy as ``SAC`` (or ``TQC``) whenever ``isinstance`` holds, so for SACM it would train
+    a plain SAC on the mixture's policy; this one reloads the model as its own class. It also starts with no
+    training thread, so a run that ends before ``learning_starts`` does not fail when waiting for one.
+    ``python -m sb3_mixture.train`` puts it in place of RL Zoo's (``callback: rl_zoo3.callbacks.ParallelTrainCallback``
+    in a hyperparameter file then gets this one); ``sb3_mixture.callbacks.ParallelTrainCallback`` names it directly.
+    """
+
+    def __init__(self, gradient_steps: int = 100, verbose: int = 0, sleep_time: float = 0.0):
+        super().__init__(gradient_steps=gradient_steps, verbose=verbose, sleep_time=sleep_time)
+        self.process = None  # type: ignore[assignment]
+
+    def _init_callback(self) -> None:
+        if not isinstance(self.model, (SAC, TQC)):
+            raise TypeError(f"ParallelTrainCallback supports SAC, TQC and their subclasses, not {type(self.model).__name__}")
+        collector = self.model
+        saved = io.BytesIO()
+        collector.save(saved)
+        saved.seek(0)
+        self.model_class = type(collector)
+        self._model = self.model_class.load(saved)
+        self._model.set_logger(collector.logger)
+        self.batch_size = self._model.batch_size
+        trainer = self._model
+
+        # The collecting model does no gradient steps (the copy does, in _train_thread), and saving it saves the copy
+        def no_training(*args: Any, **kwargs: Any) -> None:
+            return None
+
+        def save_trained_copy(*args: Any, **kwargs: Any) -> None:
+            return trainer.save(*args, **kwargs)
+
+        collector.train = no_training  # type: ignore[method-assign]
+        collector.save = save_trained_copy  # type: ignore[method-assign]

@@ -9,9 +9,13 @@ as ``rl_zoo3.ALGOS``, one dict) and build their ``--algo`` choices from it when 
 - ``enjoy.py`` / ``record_video.py`` / ``push_to_hub.py`` keep a local ``off_policy_algos`` list and load those
   with ``buffer_size=1``: our players get that default from :func:`for_playing` instead.
 - ``hyperparams_opt.py`` keys its Optuna samplers and converters by algorithm name: :func:`register_zoo`
-  adds SAC's for ours, plus the number of components.
-- ``callbacks.ParallelTrainCallback`` reloads the model as ``SAC`` (``isinstance`` holds for SACM): not
-  supported for our algorithms.
+  adds ours (:mod:`sb3_mixture.tuning`: SAC's search space plus the mixture's settings).
+- ``train.py`` runs ``exp_manager.ExperimentManager``: :func:`register_zoo` puts
+  :class:`sb3_mixture.tuning.MixtureExperimentManager` in its place (checked ``--storage``/``--study-name``/
+  ``--trial-id``, trial replay keeping the file's ``policy_kwargs``); the train entry point turns its
+  :class:`~sb3_mixture.tuning.TuningOptionError` into a one-line error.
+- ``callbacks.ParallelTrainCallback`` reloads the model as ``SAC`` (``isinstance`` holds for SACM):
+  :func:`register_zoo` puts :class:`sb3_mixture.callbacks.ParallelTrainCallback` (the model's own class) in its place.
 """
 
 import runpy
@@ -26,8 +30,6 @@ from sb3_mixture.sacm import SACM
 
 ZOO_ALGOS: dict[str, type[BaseAlgorithm]] = {"sacm": SACM, "s2acm": S2ACM}
 ZOO_SCRIPTS = ("train", "enjoy", "record_video")
-# Values tried for n_components by RL Zoo's hyperparameter search (-optimize)
-OPTIMIZE_N_COMPONENTS = [2, 3, 5]
 
 
 def hyperparams_dir() -> Path:
@@ -49,15 +51,6 @@ def default_conf_file(algo: str) -> "Path | None":
     """Our hyperparameter file for ``algo`` (sacm, s2acm, and the sac/td3/ddpg baselines on v5 tasks), if we ship one."""
     path = hyperparams_dir() / f"{algo}.yml"
     return path if path.is_file() else None
-
-
-def sample_sacm_params(trial: Any, n_actions: int, n_envs: int, additional_args: dict) -> dict[str, Any]:
-    """Optuna sampler for SACM / S2ACM: RL Zoo's SAC search space plus the number of components."""
-    from rl_zoo3.hyperparams_opt import sample_sac_params
-
-    hyperparams = sample_sac_params(trial, n_actions, n_envs, additional_args)
-    hyperparams["n_components"] = trial.suggest_categorical("n_components", OPTIMIZE_N_COMPONENTS)
-    return hyperparams
 
 
 def for_playing(algo_class: type[BaseAlgorithm]) -> Any:
@@ -89,14 +82,22 @@ def register_zoo(algos: "dict[str, type[BaseAlgorithm]] | None" = None, for_play
     :param algos: name -> class to register (default: ``sacm`` and ``s2acm``)
     :param for_play: register the classes wrapped by :func:`for_playing` (for RL Zoo's enjoy/record scripts)
     """
+    import rl_zoo3.callbacks
+    import rl_zoo3.train
     import rl_zoo3.utils
-    from rl_zoo3.hyperparams_opt import HYPERPARAMS_CONVERTER, HYPERPARAMS_SAMPLER, convert_offpolicy_params
+    from rl_zoo3.hyperparams_opt import HYPERPARAMS_CONVERTER, HYPERPARAMS_SAMPLER
+
+    from sb3_mixture.callbacks import ParallelTrainCallback
+    from sb3_mixture.tuning import MixtureExperimentManager, convert_sacm_params, sample_sacm_params
 
     algos = ZOO_ALGOS if algos is None else algos
     for name, algo_class in algos.items():
         rl_zoo3.utils.ALGOS[name] = for_playing(algo_class) if for_play else algo_class
         HYPERPARAMS_SAMPLER.setdefault(name, sample_sacm_params)
-        HYPERPARAMS_CONVERTER.setdefault(name, convert_offpolicy_params)
+        HYPERPARAMS_CONVERTER.setdefault(name, convert_sacm_params)
+    # Both work for every algorithm RL Zoo's do (see the module docstring)
+    rl_zoo3.train.ExperimentManager = MixtureExperimentManager  # type: ignore[misc]
+    rl_zoo3.callbacks.ParallelTrainCallback = ParallelTrainCallback  # type: ignore[misc]
 
 
 def _option_value(argv: list[str], names: tuple[str, ...]) -> "str | None":
@@ -134,7 +135,14 @@ def run_zoo_script(script: str) -> None:
         sys.argv = with_default_conf_file(sys.argv)
         from rl_zoo3.train import train
 
-        train()
+        from sb3_mixture.tuning import TuningOptionError
+
+        try:
+            train()
+        except TuningOptionError as error:
+            # A bad --storage / --study-name / --trial-id: one line, as argparse reports a bad option
+            print(f"python -m sb3_mixture.train: error: {error}", file=sys.stderr)
+            raise SystemExit(2) from None
     elif script == "enjoy":
         register_zoo(for_play=True)
         from rl_zoo3.enjoy import enjoy

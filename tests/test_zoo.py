@@ -104,15 +104,17 @@ def test_register_zoo():
     register_zoo()
     assert rl_zoo3.ALGOS["sacm"] is SACM and rl_zoo3.ALGOS["s2acm"] is S2ACM
     assert rl_zoo3.ALGOS["sac"] is SAC and rl_zoo3.ALGOS["td3"] is TD3 and rl_zoo3.ALGOS["ddpg"] is DDPG
-    # -optimize: RL Zoo's SAC search space plus n_components, giving valid SACM arguments
+    # -optimize: RL Zoo's SAC search space plus the mixture's settings, giving valid SACM arguments
     assert {"sacm", "s2acm"} <= set(HYPERPARAMS_SAMPLER) & set(HYPERPARAMS_CONVERTER)
     trial = optuna.trial.FixedTrial(
         {"one_minus_gamma": 0.01, "batch_size_pow": 6, "learning_rate": 1e-3, "train_freq": 4, "tau": 0.01,
-         "net_arch": "small", "n_components": 5}
+         "net_arch": "small", "n_components": 5, "entropy_estimator": "marginal", "critic_data": "own",
+         "component_schedule": "episode"}
     )  # fmt: skip
     sampled = HYPERPARAMS_SAMPLER["s2acm"](trial, 1, 1, {"using_her_replay_buffer": False})
     model = S2ACM("MlpPolicy", "Pendulum-v1", buffer_size=1_000, **sampled)
     assert model.n_components == 5 and model.batch_size == 64 and model.gradient_steps == 4
+    assert model.entropy_estimator == "marginal" and model.critic_data == "own" and model.component_schedule == "episode"
 
 
 @pytest.mark.parametrize("algo", sorted(ALGOS))

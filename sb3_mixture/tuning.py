@@ -1,0 +1,275 @@
+"""
+Hyperparameter tuning of SACM and S2ACM with RL Zoo's ``-optimize`` (Optuna), on one machine or on many.
+
+- :func:`sample_sacm_params` / :func:`convert_sacm_params`: the search space (RL Zoo's SAC space plus the mixture's
+  settings) and the converter RL Zoo applies to a stored trial's parameters (``--trial-id``). Both keep the
+  hyperparameter file's other ``policy_kwargs``: RL Zoo's own converter replaces them by ``{"net_arch": ...}``.
+- :class:`MixtureExperimentManager`: RL Zoo's ``ExperimentManager`` (what ``python -m sb3_mixture.train`` runs) with
+  the checks and fixes tuning needs: clear errors for a bad ``--storage``/``--study-name``/``--trial-id``,
+  ``--trial-id 0`` honoured (RL Zoo skips it), and no crash in the final report when no trial has completed yet.
+
+Distributed tuning is RL Zoo's: workers sharing ``--storage`` (e.g. a PostgreSQL URL) and ``--study-name`` add
+trials to one Optuna study, and ``--max-total-trials`` caps their total (README, "Tuning").
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import random
+import time
+from collections import OrderedDict
+from collections.abc import Iterator
+from pathlib import Path
+from pprint import pprint
+from typing import Any
+
+from rl_zoo3.exp_manager import ExperimentManager
+
+# The mixture's own search space, searched on top of RL Zoo's SAC space (rl_zoo3.hyperparams_opt.sample_sac_params)
+N_COMPONENTS_RANGE = (1, 8)
+ENTROPY_ESTIMATORS = ("mixed_marginal", "pairwise_kl", "pairwise_bhattacharyya", "marginal")
+CRITIC_DATA = ("shared", "bootstrap", "own")
+COMPONENT_SCHEDULES = ("step", "episode")
+
+# The hyperparameters (from the yaml file and --hyperparams) of the experiment being tuned or replayed, for the
+# sampler and the converter, whose signatures RL Zoo fixes. A context variable: with --n-jobs > 1 Optuna runs
+# trials in threads, and each sets it for its own trial.
+_EXPERIMENT_HYPERPARAMS: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "sb3_mixture_experiment_hyperparams", default=None
+)
+
+
+@contextlib.contextmanager
+def tuned_experiment(hyperparams: dict[str, Any]) -> Iterator[None]:
+    """Within it, :func:`sample_sacm_params` and :func:`convert_sacm_params` build on ``hyperparams``."""
+    token = _EXPERIMENT_HYPERPARAMS.set(hyperparams)
+    try:
+        yield
+    finally:
+        _EXPERIMENT_HYPERPARAMS.reset(token)
+
+
+class TuningOptionError(Exception):
+    """A tuning option (``--storage``, ``--study-name``, ``--trial-id``) that cannot work; the message names it."""
+
+
+def _policy_kwargs_dict(policy_kwargs: Any) -> dict[str, Any]:
+    """The yaml's ``policy_kwargs`` as a dict: RL Zoo evaluates the string in its ``exp_manager`` module, so do we."""
+    if policy_kwargs is None:
+        return {}
+    if isinstance(policy_kwargs, str):
+        import rl_zoo3.exp_manager
+
+        policy_kwargs = eval(policy_kwargs, vars(rl_zoo3.exp_manager))  # the yaml's own code, as RL Zoo runs it
+    return dict(policy_kwargs)
+
+
+def _keep_other_policy_kwargs(hyperparams: dict[str, Any], base: dict[str, Any] | None) -> dict[str, Any]:
+    """``hyperparams`` whose sampled ``policy_kwargs`` (the net_arch) are laid over those of ``base``, not instead."""
+    if base is not None and base.get("policy_kwargs") is not None:
+        hyperparams["policy_kwargs"] = {
+            **_policy_kwargs_dict(base["policy_kwargs"]),
+            **hyperparams.get("policy_kwargs", {}),
+        }
+    return hyperparams
+
+
+def sample_sacm_params(trial: Any, n_actions: int, n_envs: int, additional_args: dict) -> dict[str, Any]:
+    """
+    Optuna sampler for SACM / S2ACM: RL Zoo's SAC search space plus the mixture's settings.
+
+    Searched: ``n_components`` (1-8), ``entropy_estimator``, ``critic_data`` and ``component_schedule``. Left at the
+    hyperparameter file's value where a sampled value could not work: ``n_components`` with fixed
+    ``mixture_weights``, and ``critic_data`` with a replay buffer or ``n_steps`` of its own (HER, n-step returns).
+    """
+    from rl_zoo3.hyperparams_opt import sample_sac_params
+
+    base = _EXPERIMENT_HYPERPARAMS.get() or {}
+    hyperparams = sample_sac_params(trial, n_actions, n_envs, additional_args)
+    if base.get("mixture_weights") is None:
+        low, high = N_COMPONENTS_RANGE
+        fixed_component = base.get("deterministic_component")
+        if isinstance(fixed_component, int):
+            # A fixed component index must stay a valid component
+            low = max(low, fixed_component + 1)
+        hyperparams["n_components"] = trial.suggest_int("n_components", low, high)
+    hyperparams["entropy_estimator"] = trial.suggest_categorical("entropy_estimator", ENTROPY_ESTIMATORS)
+    own_buffer = base.get("replay_buffer_class") is None and not additional_args.get("using_her_replay_buffer")
+    if own_buffer and base.get("n_steps", 1) == 1:
+        hyperparams["critic_data"] = trial.suggest_categorical("critic_data", CRITIC_DATA)
+    hyperparams["component_schedule"] = trial.suggest_categorical("component_schedule", COMPONENT_SCHEDULES)
+    return _keep_other_policy_kwargs(hyperparams, base)
+
+
+def convert_sacm_params(sampled_params: dict[str, Any]) -> dict[str, Any]:
+    """
+    A stored trial's parameters (Optuna's names) as SACM / S2ACM arguments, for ``--trial-id``.
+
+    RL Zoo's off-policy conversion (gamma, batch size, net_arch, gradient steps); the mixture's parameters are
+    already argument names. ``policy_kwargs`` keep the experiment's other entries (see :func:`sample_sacm_params`).
+    """
+    from rl_zoo3.hyperparams_opt import convert_offpolicy_params
+
+    return _keep_other_policy_kwargs(convert_offpolicy_params(sampled_params), _EXPERIMENT_HYPERPARAMS.get())
+
+
+def _display_url(storage: str) -> str:
+    """``storage`` with any password hidden, for messages."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(storage).render_as_string(hide_password=True)
+    except Exception:
+        return storage
+
+
+def open_storage(storage: str, must_exist: bool = False) -> Any:
+    """
+    The Optuna storage that ``--storage`` names, opened as RL Zoo opens it, or a :class:`TuningOptionError`.
+
+    A path ending in ``.log`` is a journal file; anything else must be a database URL (sqlite, postgresql, ...).
+
+    :param must_exist: the storage should already hold studies (``--trial-id``): do not create a file for it
+    """
+    import optuna
+    import sqlalchemy.exc
+    from sqlalchemy.engine import make_url
+
+    shown = _display_url(storage)
+    if storage.endswith(".log"):
+        if must_exist and not Path(storage).is_file():
+            raise TuningOptionError(f"--storage {shown}: no such journal file")
+        return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(storage))
+    example = "e.g. sqlite:///tuning.db, postgresql://user:password@host:5432/database, or a journal file tuning.log"
+    try:
+        url = make_url(storage)
+    except sqlalchemy.exc.ArgumentError:
+        raise TuningOptionError(f"--storage {shown}: not a database URL ({example})") from None
+    if must_exist and url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        if not Path(url.database).is_file():
+            raise TuningOptionError(f"--storage {shown}: no such database file {url.database}")
+    engine_kwargs = {}
+    if url.get_backend_name() == "postgresql" and "connect_timeout" not in url.query:
+        # An unreachable server fails in 10 s rather than after the system's TCP timeout (libpq's option)
+        engine_kwargs["connect_args"] = {"connect_timeout": 10}
+    try:
+        return _rdb_storage(storage, engine_kwargs)
+    except sqlalchemy.exc.NoSuchModuleError:
+        raise TuningOptionError(f"--storage {shown}: unknown database type {url.drivername!r} ({example})") from None
+    except ImportError as error:
+        # Optuna re-raises the missing driver module as a generic ImportError
+        missing = getattr(error.__cause__, "name", None) or getattr(error, "name", None) or "its driver"
+        hint = " (pip install 'sb3_mixture[distributed]')" if url.get_backend_name() == "postgresql" else ""
+        raise TuningOptionError(f"--storage {shown}: the database driver {missing} is not installed{hint}") from None
+    except sqlalchemy.exc.SQLAlchemyError as error:
+        raise TuningOptionError(f"--storage {shown}: cannot use the database: {_first_line(error)}") from None
+
+
+def _rdb_storage(storage: str, engine_kwargs: dict[str, Any]) -> Any:
+    """Optuna's database storage, which creates its tables in an empty database."""
+    import optuna
+    import sqlalchemy.exc
+
+    for _ in range(2):
+        try:
+            return optuna.storages.RDBStorage(storage, engine_kwargs=engine_kwargs)
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+            # Workers starting together on an empty database race to create those tables: the losers'
+            # "already exists" goes away on a second look
+            time.sleep(0.5 + random.random())
+    return optuna.storages.RDBStorage(storage, engine_kwargs=engine_kwargs)
+
+
+def _first_line(error: BaseException) -> str:
+    """The driver's own message of a database error, without SQLAlchemy's statement dump and links."""
+    message = str(getattr(error, "orig", None) or error).strip()
+    return message.splitlines()[0] if message else type(error).__name__
+
+
+def check_trial(storage: str, study_name: str, trial_id: int) -> None:
+    """Raise a :class:`TuningOptionError` unless ``storage`` holds ``study_name`` with a trial ``trial_id``."""
+    import optuna
+
+    opened = open_storage(storage, must_exist=True)
+    shown = _display_url(storage)
+    names = optuna.study.get_all_study_names(opened)
+    if study_name not in names:
+        held = f"its studies: {', '.join(sorted(names))}" if names else "it holds no study"
+        raise TuningOptionError(f"--study-name {study_name}: no such study in --storage {shown} ({held})")
+    n_trials = len(optuna.load_study(study_name=study_name, storage=opened).trials)
+    if not 0 <= trial_id < n_trials:
+        held = f"its trials are 0 to {n_trials - 1}" if n_trials else "it has no trial yet"
+        raise TuningOptionError(f"--trial-id {trial_id}: no such trial in study {study_name} ({held})")
+
+
+class MixtureExperimentManager(ExperimentManager):
+    """
+    RL Zoo's ``ExperimentManager`` with checked tuning options and mixture-aware trial replay.
+
+    - Before anything runs: ``--storage`` is opened (a bad URL, a missing driver or an unreachable server is a
+      :class:`TuningOptionError` naming the option), and ``--trial-id`` needs an existing study and trial.
+    - ``--trial-id N`` (N = 0 too) replays trial N's hyperparameters over the file's, below ``--hyperparams``
+      (RL Zoo's order), keeping the file's other ``policy_kwargs`` for SACM/S2ACM.
+    - The report after ``-optimize`` is skipped, not crashed, when the study has no completed trial yet (a worker
+      that finds ``--max-total-trials`` reached by trials still running).
+    """
+
+    def setup_experiment(self) -> Any:
+        self.check_tuning_options()
+        return super().setup_experiment()
+
+    def check_tuning_options(self) -> None:
+        if self.trial_id is not None:
+            if not (self.storage and self.study_name):
+                raise TuningOptionError(
+                    f"--trial-id {self.trial_id} needs --storage and --study-name (the study to replay the trial from)"
+                )
+            check_trial(self.storage, self.study_name, self.trial_id)
+        elif self.optimize_hyperparameters and self.storage:
+            open_storage(self.storage)
+
+    def read_hyperparameters(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        # RL Zoo would skip trial 0 and replace the file's policy_kwargs: read the file without the trial first
+        trial_id, self.trial_id = self.trial_id, None
+        try:
+            hyperparams, saved_hyperparams = super().read_hyperparameters()
+        finally:
+            self.trial_id = trial_id
+        if trial_id is None or not (self.storage and self.study_name):
+            return hyperparams, saved_hyperparams
+        with tuned_experiment(hyperparams):
+            trial_hyperparams = self.load_trial(self.storage, self.study_name, trial_id)
+        # --hyperparams still has the last word
+        command_line = self.custom_hyperparams or {}
+        trial_hyperparams = {key: value for key, value in trial_hyperparams.items() if key not in command_line}
+        print(f"Hyperparameters of trial {trial_id} of study {self.study_name}:")
+        pprint(trial_hyperparams)
+        hyperparams.update(trial_hyperparams)
+        # Sorted, as RL Zoo saves them to config.yml
+        return hyperparams, OrderedDict(sorted(hyperparams.items()))
+
+    def objective(self, trial: Any) -> float:
+        with tuned_experiment(self._hyperparams):
+            return super().objective(trial)
+
+    def hyperparameters_optimization(self) -> None:
+        import sqlalchemy.exc
+
+        try:
+            super().hyperparameters_optimization()
+        except ValueError:
+            # Optuna's Study.best_trial, the first thing of RL Zoo's report, when no trial has completed
+            if not self._no_completed_trial():
+                raise
+            print("No trial of the study has completed yet: no report")
+        except sqlalchemy.exc.OperationalError as error:
+            raise TuningOptionError(f"--storage {_display_url(self.storage or '')}: {_first_line(error)}") from None
+
+    def _no_completed_trial(self) -> bool:
+        import optuna
+
+        if not (self.storage and self.study_name):
+            return False  # a study in memory is gone: let RL Zoo's error through
+        study = optuna.load_study(study_name=self.study_name, storage=open_storage(self.storage))
+        return not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
