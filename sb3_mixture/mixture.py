@@ -9,6 +9,7 @@ never from ``atanh(a)``.
 
 import math
 
+import numpy as np
 import torch as th
 
 # SB3's conventions (``SquashedDiagGaussianDistribution`` and SAC's ``Actor``)
@@ -28,8 +29,10 @@ def validate_mixture_weights(mixture_weights: "list[float] | tuple[float, ...] |
     :raises TypeError: ``n_components`` is not an int
     :raises ValueError: anything else out of range
     """
-    if isinstance(n_components, bool) or not isinstance(n_components, int):
+    # numpy ints are ints to a user (e.g. values from a sweep or an Optuna trial); bools are not
+    if isinstance(n_components, (bool, np.bool_)) or not isinstance(n_components, (int, np.integer)):
         raise TypeError(f"n_components must be an int >= 1, got {n_components!r} ({type(n_components).__name__})")
+    n_components = int(n_components)
     if n_components < 1:
         raise ValueError(f"n_components must be an int >= 1, got {n_components}")
     if mixture_weights is None:

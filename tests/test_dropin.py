@@ -496,6 +496,13 @@ def test_bad_arguments_fail_at_construction(algo, kwargs, error, message):
         algo("MlpPolicy", "Pendulum-v1", **kwargs)
 
 
+def test_numpy_int_n_components_is_accepted():
+    # Values from a sweep or an Optuna trial are often numpy ints; they are stored as plain ints
+    model = SACM("MlpPolicy", "Pendulum-v1", n_components=np.int64(2), **SMALL)
+    assert type(model.n_components) is int and type(model.policy.n_components) is int
+    assert model.log_ent_coef.shape == (2,)
+
+
 @pytest.mark.parametrize("algo", ALGOS)
 def test_discrete_action_space_is_refused(algo):
     with pytest.raises(ValueError, match=r"continuous \(gymnasium.spaces.Box\) action space, got Discrete"):

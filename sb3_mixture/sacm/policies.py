@@ -271,8 +271,8 @@ class MixturePolicy(SACPolicy):
         deterministic_component: "str | int" = "mode",
     ):
         # Needed by make_actor/make_critic, which SACPolicy.__init__ calls
-        self.n_components = n_components
         self.mixture_weights = validate_mixture_weights(mixture_weights, n_components)
+        self.n_components = int(n_components)
         self.component_schedule = validate_component_schedule(component_schedule)
         self.deterministic_component = validate_deterministic_component(deterministic_component, n_components)
         if use_sde:

@@ -134,7 +134,7 @@ class SACM(SAC):
     ):
         # Every argument is checked here, at construction, so that bad input never reaches train()
         self.mixture_weights = validate_mixture_weights(mixture_weights, n_components)
-        self.n_components = n_components
+        self.n_components = int(n_components)
         self.entropy_estimator = _validate_choice("entropy_estimator", entropy_estimator, ENTROPY_ESTIMATORS)
         self.critic_data = _validate_choice("critic_data", critic_data, CRITIC_DATA)
         self.component_sampling = _validate_choice("component_sampling", component_sampling, COMPONENT_SAMPLING)
