@@ -197,10 +197,15 @@ def check_trial(storage: str, study_name: str, trial_id: int) -> None:
     if study_name not in names:
         held = f"its studies: {', '.join(sorted(names))}" if names else "it holds no study"
         raise TuningOptionError(f"--study-name {study_name}: no such study in --storage {shown} ({held})")
-    n_trials = len(optuna.load_study(study_name=study_name, storage=opened).trials)
-    if not 0 <= trial_id < n_trials:
-        held = f"its trials are 0 to {n_trials - 1}" if n_trials else "it has no trial yet"
+    trials = optuna.load_study(study_name=study_name, storage=opened).get_trials(deepcopy=False)
+    if not 0 <= trial_id < len(trials):
+        held = f"its trials are 0 to {len(trials) - 1}" if trials else "it has no trial yet"
         raise TuningOptionError(f"--trial-id {trial_id}: no such trial in study {study_name} ({held})")
+    if not trials[trial_id].params:
+        state = trials[trial_id].state.name
+        raise TuningOptionError(
+            f"--trial-id {trial_id}: trial {trial_id} of study {study_name} has no hyperparameters ({state})"
+        )
 
 
 class MixtureExperimentManager(ExperimentManager):

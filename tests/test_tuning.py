@@ -164,6 +164,7 @@ def _train_error(argv: list[str], capsys, monkeypatch, cwd: Path) -> str:
         (["--storage", "sqlite:///no_such.db", "--study-name", "present", "--trial-id", "0"], "no such database file"),
         (["--storage", "ONE", "--study-name", "absent", "--trial-id", "0"], "--study-name absent: no such study in"),
         (["--storage", "ONE", "--study-name", "present", "--trial-id", "3"], "--trial-id 3: no such trial in study present"),
+        (["--storage", "ONE", "--study-name", "present", "--trial-id", "0"], "has no hyperparameters (RUNNING)"),
     ],
 )  # fmt: skip
 def test_bad_tuning_options_stop_with_one_line(argv, expected, one_trial_study, tmp_path, capsys, monkeypatch):
