@@ -337,7 +337,7 @@ def plot(result: dict, out: Path) -> list[Path]:
     paths = []
     quantities = [
         ("bias", "bias (nats): mean estimate - MC truth", "linear"),
-        ("std", "std of one draw (nats)", "log"),
+        ("std", "std of one draw (nats)", "linear"),
         ("grad_var", "gradient variance (mean over parameters)", "log"),
     ]
     for key, ylabel, scale in quantities:
