@@ -5,7 +5,7 @@ VENV := .venv
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: venv train test lint
+.PHONY: venv train test lint evidence
 
 venv: $(STAMP)
 
@@ -24,3 +24,10 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check sb3_mixture tests benchmarks
+
+# Plots and tables of the evidence (README, "Evidence") regenerated from the committed result files
+evidence: $(STAMP)
+	$(VENV)/bin/pip install -q -c constraints.txt -e ".[bench]"
+	$(VENV)/bin/python benchmarks/estimator_study.py --report
+	$(VENV)/bin/python benchmarks/multimodal.py report
+	$(VENV)/bin/python benchmarks/mujoco_suite.py report

@@ -54,23 +54,25 @@ class TinyImageEnv(gym.Env):
         self._t = 0
         return self._obs(), {}
 
+    def _reward(self, action: np.ndarray) -> float:
+        return float(-np.sum(np.square(action)))
+
     def step(self, action):
         self._t += 1
-        return self._obs(), float(-np.sum(np.square(action))), False, self._t >= 15, {}
+        return self._obs(), self._reward(action), False, self._t >= 15, {}
 
 
-class TinyDictEnv(gym.Env):
+class TinyDictEnv(TinyImageEnv):
     """Dict observations (a vector and a small image), 2-d Box actions, episodes of 15 steps."""
 
     def __init__(self):
+        super().__init__()
         self.observation_space = spaces.Dict(
             {
                 "vec": spaces.Box(-1.0, 1.0, (3,), dtype=np.float32),
                 "img": spaces.Box(0, 255, (36, 36, 1), dtype=np.uint8),
             }
         )
-        self.action_space = spaces.Box(-1.0, 1.0, (2,), dtype=np.float32)
-        self._t = 0
 
     def _obs(self) -> dict:
         return {
@@ -78,14 +80,8 @@ class TinyDictEnv(gym.Env):
             "img": self.np_random.integers(0, 256, (36, 36, 1), dtype=np.uint8),
         }
 
-    def reset(self, *, seed=None, options=None):
-        super().reset(seed=seed)
-        self._t = 0
-        return self._obs(), {}
-
-    def step(self, action):
-        self._t += 1
-        return self._obs(), float(action[0]), False, self._t >= 15, {}
+    def _reward(self, action: np.ndarray) -> float:
+        return float(action[0])
 
 
 class NaNRewardAfter(gym.Wrapper):
