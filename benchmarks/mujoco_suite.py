@@ -140,8 +140,12 @@ def label(result: dict) -> str:
 
 def report(args: argparse.Namespace) -> None:
     """Curves, final-return table (mean, std, IQM with bootstrap CIs via rliable) and best single component."""
+    import warnings
+
     import matplotlib
 
+    # rliable's bootstrap (arch) warns that RandomState is deprecated; a seeded RandomState keeps the CIs reproducible
+    warnings.filterwarnings("ignore", category=FutureWarning, module="arch")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from rliable import library as rly
@@ -150,6 +154,7 @@ def report(args: argparse.Namespace) -> None:
     lines = ["| suite | env | algorithm | seeds | steps | final return (stochastic) mean ± std | IQM [95% CI] "
              "| deterministic | best single component |", "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     table = []
+    main_finals: dict[str, dict[str, np.ndarray]] = {}
     for suite in ("main", "sweep", "precision"):
         results = load_results(suite)
         if not results:
@@ -167,8 +172,12 @@ def report(args: argparse.Namespace) -> None:
                 axis.plot(x, curves.mean(axis=0), label=f"{name} ({len(group)} seeds)")
                 axis.fill_between(x, curves.min(axis=0), curves.max(axis=0), alpha=0.2)
                 final = curves[:, -1]
+                if suite == "main":
+                    main_finals.setdefault(env, {})[name] = final
                 scores = {name: final.reshape(-1, 1)}
-                iqm, ci = rly.get_interval_estimates(scores, lambda s: np.array([metrics.aggregate_iqm(s)]), reps=2000)
+                iqm, ci = rly.get_interval_estimates(
+                    scores, lambda s: np.array([metrics.aggregate_iqm(s)]), reps=2000, random_state=np.random.RandomState(0)
+                )
                 deterministic = np.array([result["evaluations"][steps - 1]["deterministic"][0] for result in group])
                 best = [result["evaluations"][steps - 1].get("best_component") for result in group]
                 best_text = "—" if best[0] is None else f"{np.mean([b[0] for b in best]):.0f}"
@@ -192,9 +201,107 @@ def report(args: argparse.Namespace) -> None:
             figure.tight_layout()
             figure.savefig(RESULTS.parent / f"mujoco_{suite}_{env}.png", dpi=100)
             plt.close(figure)
+    if main_finals:
+        lines += ["", *aggregate_report(main_finals)]
     (RESULTS.parent / "mujoco_table.md").write_text("\n".join(lines) + "\n")
     (RESULTS.parent / "mujoco_table.json").write_text(json.dumps(table, indent=1))
     print("\n".join(lines))
+
+
+def random_returns(envs: list[str], episodes: int = 20) -> dict[str, float]:
+    """Mean return of uniformly random actions on each task (the 0 of the normalised score), cached in RESULTS."""
+    import gymnasium as gym
+
+    path = RESULTS / "random_returns.json"
+    cached = json.loads(path.read_text()) if path.exists() else {}
+    for env_id in envs:
+        if env_id in cached:
+            continue
+        env = gym.make(env_id)
+        env.action_space.seed(0)
+        returns = []
+        for episode in range(episodes):
+            env.reset(seed=episode)
+            total, done = 0.0, False
+            while not done:
+                _, reward, terminated, truncated, _ = env.step(env.action_space.sample())
+                total, done = total + float(reward), terminated or truncated
+            returns.append(total)
+        env.close()
+        cached[env_id] = {"mean": float(np.mean(returns)), "episodes": episodes, "action_seed": 0}
+    path.write_text(json.dumps(cached, indent=1, sort_keys=True))
+    return {env_id: cached[env_id]["mean"] for env_id in envs}
+
+
+def aggregate_report(finals: dict[str, dict[str, np.ndarray]]) -> list[str]:
+    """Across the main suite's tasks: IQM of SAC-normalised final returns and P(algorithm > SAC), via rliable.
+
+    Normalised score on a task: (return - random) / (SAC's mean return - random), so SAC's mean is 1 and a random
+    policy 0; runs x tasks pooled, which gives the IQM something to trim (with 3 seeds per task it equals the mean).
+    """
+    import matplotlib.pyplot as plt
+    from rliable import library as rly
+    from rliable import metrics
+
+    envs = sorted(env for env, algos in finals.items() if "SAC" in algos)
+    algos = sorted(set.intersection(*(set(finals[env]) for env in envs)))
+    runs = min(len(finals[env][algo]) for env in envs for algo in algos)
+    random = random_returns(envs)
+    normalised = {
+        algo: np.stack(
+            [(finals[env][algo][:runs] - random[env]) / (finals[env]["SAC"].mean() - random[env]) for env in envs], axis=1
+        )
+        for algo in algos
+    }
+    point, interval = rly.get_interval_estimates(
+        normalised,
+        lambda s: np.array([metrics.aggregate_iqm(s), metrics.aggregate_median(s), metrics.aggregate_mean(s)]),
+        reps=2000,
+        random_state=np.random.RandomState(0),
+    )
+    pairs = {algo: (normalised[algo], normalised["SAC"]) for algo in algos if algo != "SAC"}
+    improvement, improvement_ci = rly.get_interval_estimates(
+        pairs, metrics.probability_of_improvement, reps=2000, random_state=np.random.RandomState(0)
+    )
+    lines = [
+        f"Aggregate over {', '.join(envs)} ({runs} seeds each): final return normalised per task as "
+        "(return - random) / (SAC mean - random); random = uniform actions, "
+        + ", ".join(f"{env} {random[env]:.0f}" for env in envs)
+        + ".",
+        "",
+        "| algorithm | IQM [95% CI] | median | mean | P(algorithm > SAC) [95% CI] |",
+        "|---|---|---|---|---|",
+    ]
+    rows = []
+    for algo in sorted(algos, key=lambda algo: -point[algo][0]):
+        low, high = interval[algo]
+        p_text = "—"
+        row = {"algorithm": algo, "iqm": float(point[algo][0]), "iqm_ci": [float(low[0]), float(high[0])],
+               "median": float(point[algo][1]), "mean": float(point[algo][2])}  # fmt: skip
+        if algo in pairs:
+            p_low, p_high = np.ravel(improvement_ci[algo])
+            p = float(np.ravel(improvement[algo])[0])
+            row["p_improvement_over_sac"], row["p_improvement_ci"] = p, [float(p_low), float(p_high)]
+            p_text = f"{p:.2f} [{p_low:.2f}, {p_high:.2f}]"
+        rows.append(row)
+        lines.append(
+            f"| {algo} | {row['iqm']:.2f} [{low[0]:.2f}, {high[0]:.2f}] | {row['median']:.2f} | {row['mean']:.2f} | {p_text} |"
+        )
+    summary = {"envs": envs, "seeds": runs, "random_returns": random, "normalisation": "(R - random) / (SAC mean - random)",
+               "rows": rows}  # fmt: skip
+    (RESULTS.parent / "mujoco_aggregate.json").write_text(json.dumps(summary, indent=1))
+    figure, axis = plt.subplots(figsize=(6, 0.5 + 0.45 * len(rows)))
+    for y, row in enumerate(reversed(rows)):
+        axis.plot(row["iqm_ci"], [y, y], color="tab:blue", linewidth=6, alpha=0.4)
+        axis.plot([row["iqm"]], [y], "o", color="tab:blue")
+    axis.set_yticks(range(len(rows)), [row["algorithm"] for row in reversed(rows)])
+    axis.axvline(1.0, color="grey", linestyle=":", linewidth=1)
+    axis.set_xlabel("IQM of SAC-normalised final return (95% CI)")
+    axis.set_title(f"{', '.join(envs)}: {runs} seeds each")
+    figure.tight_layout()
+    figure.savefig(RESULTS.parent / "mujoco_aggregate.png", dpi=100)
+    plt.close(figure)
+    return lines
 
 
 def main() -> None:

@@ -438,6 +438,7 @@ def markdown(table: list[dict], runs: list[dict], meta: dict) -> str:
     for env_key, env in ENVS.items():
         lines.append(f"### {env}")
         lines.append("")
+
         def order_key(result: dict) -> tuple[int, int, int]:
             return steps_of(result), list(ALGOS).index(result["algo"]), result["seed"]
 
