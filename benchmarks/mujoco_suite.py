@@ -22,6 +22,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -140,15 +141,10 @@ def label(result: dict) -> str:
 
 def report(args: argparse.Namespace) -> None:
     """Curves, final-return table (mean, std, IQM with bootstrap CIs via rliable) and best single component."""
-    import warnings
-
     import matplotlib
 
-    # rliable's bootstrap (arch) warns that RandomState is deprecated; a seeded RandomState keeps the CIs reproducible
-    warnings.filterwarnings("ignore", category=FutureWarning, module="arch")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from rliable import library as rly
     from rliable import metrics
 
     lines = ["| suite | env | algorithm | seeds | steps | final return (stochastic) mean ± std | IQM [95% CI] "
@@ -175,9 +171,7 @@ def report(args: argparse.Namespace) -> None:
                 if suite == "main":
                     main_finals.setdefault(env, {})[name] = final
                 scores = {name: final.reshape(-1, 1)}
-                iqm, ci = rly.get_interval_estimates(
-                    scores, lambda s: np.array([metrics.aggregate_iqm(s)]), reps=2000, random_state=np.random.RandomState(0)
-                )
+                iqm, ci = bootstrap(scores, lambda s: np.array([metrics.aggregate_iqm(s)]))
                 deterministic = np.array([result["evaluations"][steps - 1]["deterministic"][0] for result in group])
                 best = [result["evaluations"][steps - 1].get("best_component") for result in group]
                 best_text = "—" if best[0] is None else f"{np.mean([b[0] for b in best]):.0f}"
@@ -208,11 +202,23 @@ def report(args: argparse.Namespace) -> None:
     print("\n".join(lines))
 
 
+def bootstrap(scores: dict, statistic: Callable) -> tuple[dict, dict]:
+    """rliable's point estimates and 95% stratified-bootstrap CIs (2000 resamples), the same on every report.
+
+    rliable draws its resampling indices from numpy's global generator (its ``random_state`` argument does not
+    reach them with arch 7), so the global generator is seeded here.
+    """
+    from rliable import library as rly
+
+    np.random.seed(0)
+    return rly.get_interval_estimates(scores, statistic, reps=2000)
+
+
 def random_returns(envs: list[str], episodes: int = 20) -> dict[str, float]:
-    """Mean return of uniformly random actions on each task (the 0 of the normalised score), cached in RESULTS."""
+    """Mean return of uniformly random actions on each task (the 0 of the normalised score), cached in results."""
     import gymnasium as gym
 
-    path = RESULTS / "random_returns.json"
+    path = RESULTS.parent / "mujoco_random_returns.json"
     cached = json.loads(path.read_text()) if path.exists() else {}
     for env_id in envs:
         if env_id in cached:
@@ -240,12 +246,14 @@ def aggregate_report(finals: dict[str, dict[str, np.ndarray]]) -> list[str]:
     policy 0; runs x tasks pooled, which gives the IQM something to trim (with 3 seeds per task it equals the mean).
     """
     import matplotlib.pyplot as plt
-    from rliable import library as rly
     from rliable import metrics
 
+    # Tasks still being run (fewer seeds than the others) are left out rather than shrinking every task's seeds
     envs = sorted(env for env, algos in finals.items() if "SAC" in algos)
     algos = sorted(set.intersection(*(set(finals[env]) for env in envs)))
-    runs = min(len(finals[env][algo]) for env in envs for algo in algos)
+    seeds = {env: min(len(finals[env][algo]) for algo in algos) for env in envs}
+    runs = max(seeds.values())
+    envs = [env for env in envs if seeds[env] == runs]
     random = random_returns(envs)
     normalised = {
         algo: np.stack(
@@ -253,16 +261,12 @@ def aggregate_report(finals: dict[str, dict[str, np.ndarray]]) -> list[str]:
         )
         for algo in algos
     }
-    point, interval = rly.get_interval_estimates(
+    point, interval = bootstrap(
         normalised,
         lambda s: np.array([metrics.aggregate_iqm(s), metrics.aggregate_median(s), metrics.aggregate_mean(s)]),
-        reps=2000,
-        random_state=np.random.RandomState(0),
     )
     pairs = {algo: (normalised[algo], normalised["SAC"]) for algo in algos if algo != "SAC"}
-    improvement, improvement_ci = rly.get_interval_estimates(
-        pairs, metrics.probability_of_improvement, reps=2000, random_state=np.random.RandomState(0)
-    )
+    improvement, improvement_ci = bootstrap(pairs, metrics.probability_of_improvement)
     lines = [
         f"Aggregate over {', '.join(envs)} ({runs} seeds each): final return normalised per task as "
         "(return - random) / (SAC mean - random); random = uniform actions, "

@@ -260,6 +260,8 @@ def iqm_with_ci(values: list[float]) -> tuple[float, float, float]:
     from rliable import metrics
 
     scores = {"x": np.asarray(values, dtype=float).reshape(-1, 1)}
+    # rliable resamples with numpy's global generator: seeded so that every report prints the same CIs
+    np.random.seed(0)
     point, interval = rly.get_interval_estimates(scores, lambda x: np.array([metrics.aggregate_iqm(x)]), reps=2000)
     return float(point["x"][0]), float(interval["x"][0, 0]), float(interval["x"][1, 0])
 
