@@ -37,6 +37,7 @@ MAIN_ALGOS = ["sacm", "s2acm", "sac", "td3", "ddpg"]
 SWEEP_COMPONENTS = [1, 2, 3, 5]
 # The sweep's N=3 run is the main suite's S2ACM run (same hyperparameters file, same seeds): it is not run twice
 DEFAULT_COMPONENTS = 3
+MIN_AGGREGATE_SEEDS = 3
 
 
 def planned_runs(suite: str, steps: int, seeds: list[int], envs: "list[str] | None") -> list[dict]:
@@ -243,17 +244,20 @@ def aggregate_report(finals: dict[str, dict[str, np.ndarray]]) -> list[str]:
     """Across the main suite's tasks: IQM of SAC-normalised final returns and P(algorithm > SAC), via rliable.
 
     Normalised score on a task: (return - random) / (SAC's mean return - random), so SAC's mean is 1 and a random
-    policy 0; runs x tasks pooled, which gives the IQM something to trim (with 3 seeds per task it equals the mean).
+    policy 0. Pooling runs x tasks gives the IQM something to trim: over 3 seeds of one task it equals the mean.
     """
     import matplotlib.pyplot as plt
     from rliable import metrics
 
-    # Tasks still being run (fewer seeds than the others) are left out rather than shrinking every task's seeds
+    # Tasks with fewer than MIN_AGGREGATE_SEEDS seeds of some algorithm (still being run) are left out; the others
+    # contribute their first seeds, as many as every task has (rliable wants a runs x tasks matrix)
     envs = sorted(env for env, algos in finals.items() if "SAC" in algos)
     algos = sorted(set.intersection(*(set(finals[env]) for env in envs)))
     seeds = {env: min(len(finals[env][algo]) for algo in algos) for env in envs}
-    runs = max(seeds.values())
-    envs = [env for env in envs if seeds[env] == runs]
+    envs = [env for env in envs if seeds[env] >= MIN_AGGREGATE_SEEDS]
+    if not envs:
+        return []
+    runs = min(seeds[env] for env in envs)
     random = random_returns(envs)
     normalised = {
         algo: np.stack(
