@@ -58,10 +58,12 @@ def _train_one_step(model, seed: int) -> dict:
 @pytest.mark.parametrize("ent_coef", ["auto", 0.2])
 @pytest.mark.parametrize("entropy_estimator", ["mixed_marginal", "pairwise_kl", "marginal", "pairwise_bhattacharyya"])
 @pytest.mark.parametrize("component_sampling", ["all", "sample"])
-def test_one_component_matches_sac(ent_coef, entropy_estimator, component_sampling):
+@pytest.mark.parametrize("algo", [SACM, S2ACM])
+def test_one_component_matches_sac(algo, ent_coef, entropy_estimator, component_sampling):
+    # S2ACM too: with one component its partial-sum target is the full entropy (SPEC.md section 3)
     kwargs = dict(learning_starts=0, batch_size=BATCH_SIZE, ent_coef=ent_coef, policy_kwargs=dict(net_arch=NET_ARCH), seed=1)
     sac = SAC("MlpPolicy", "Pendulum-v1", **kwargs)
-    sacm = SACM(
+    sacm = algo(
         "MlpPolicy",
         "Pendulum-v1",
         n_components=1,
