@@ -261,7 +261,7 @@ def aggregate_report(finals: dict[str, dict[str, np.ndarray]]) -> list[str]:
     random = random_returns(envs)
     normalised = {
         algo: np.stack(
-            [(finals[env][algo][:runs] - random[env]) / (finals[env]["SAC"].mean() - random[env]) for env in envs], axis=1
+            [(finals[env][algo][:runs] - random[env]) / (finals[env]["SAC"][:runs].mean() - random[env]) for env in envs], axis=1
         )
         for algo in algos
     }
