@@ -259,10 +259,9 @@ def aggregate_report(finals: dict[str, dict[str, np.ndarray]]) -> list[str]:
         return []
     runs = min(seeds[env] for env in envs)
     random = random_returns(envs)
+    sac_means = {env: finals[env]["SAC"][:runs].mean() for env in envs}
     normalised = {
-        algo: np.stack(
-            [(finals[env][algo][:runs] - random[env]) / (finals[env]["SAC"][:runs].mean() - random[env]) for env in envs], axis=1
-        )
+        algo: np.stack([(finals[env][algo][:runs] - random[env]) / (sac_means[env] - random[env]) for env in envs], axis=1)
         for algo in algos
     }
     point, interval = bootstrap(
