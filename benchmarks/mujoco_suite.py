@@ -123,13 +123,15 @@ def run_suite(args: argparse.Namespace) -> None:
 def load_results(suite: "str | None" = None) -> list[dict]:
     results = [json.loads(path.read_text()) for path in sorted(RESULTS.glob("*.json"))]
     selected = [result for result in results if suite is None or result["suite"] == suite]
-    # The sweep's N=3 and the precision suite's fp32 runs are the main suite's runs on the same tasks and budget
+    # The sweep's N=3 and the precision suite's fp32 runs are the main suite's runs on the same tasks, budget and
+    # seeds (only those seeds: the main suite may have more, and the comparison should be seed for seed)
     baselines = {"sweep": ("s2acm", {"n_components": DEFAULT_COMPONENTS}), "precision": ("sacm", {"matmul_precision": "fp32"})}
     if suite in baselines and selected:
         algo, hyperparams = baselines[suite]
-        tasks = {(result["env"], result["steps"]) for result in selected}
+        runs = {(result["env"], result["steps"], result["seed"]) for result in selected}
         for result in results:
-            if result["suite"] == "main" and result["algo"] == algo and (result["env"], result["steps"]) in tasks:
+            same_run = (result["env"], result["steps"], result["seed"]) in runs
+            if result["suite"] == "main" and result["algo"] == algo and same_run:
                 selected.append({**result, "suite": suite, "hyperparams": hyperparams})
     return selected
 
