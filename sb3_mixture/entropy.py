@@ -19,6 +19,7 @@ from sb3_mixture.mixture import (
     gaussian_bhattacharyya,
     gaussian_kl,
     mixture_log_prob,
+    per_sample,
     sample_pre_squash,
     squash_log_jacobian,
 )
@@ -63,7 +64,7 @@ def draw_mixture_samples(
 
     :param means: (B, N, D)
     :param log_stds: (B, N, D)
-    :param log_weights: ``log w``, (N,)
+    :param log_weights: ``log w``, (N,), or (B, N) for state-dependent weights (SPEC.md section 8)
     :param components: which component draws each sample, (B, M); None draws one sample from every
         component (M = N, sample weights ``w``); otherwise each sample has weight one
     :param noise: standard normal noise of shape (B, M, D); drawn if None
@@ -104,7 +105,7 @@ def pairwise_terms(samples: MixtureSamples, log_weights: th.Tensor, divergence: 
     """
     # Row c_m of the divergence matrix for every sample m: (B, M, N)
     rows = th.gather(divergence, 1, samples.components.unsqueeze(-1).expand(-1, -1, divergence.shape[-1]))
-    return -samples.own_log_prob - th.logsumexp(log_weights - rows, dim=-1)
+    return -samples.own_log_prob - th.logsumexp(per_sample(log_weights) - rows, dim=-1)
 
 
 def entropy_terms(

@@ -19,12 +19,18 @@ LOG_STD_MAX = 2.0
 
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
+LEARNED_WEIGHTS = "learned"
+"""``mixture_weights`` value for state-dependent mixing weights w(s) = softmax(g(s)) (SPEC.md section 8)"""
 
-def validate_mixture_weights(mixture_weights: "list[float] | tuple[float, ...] | None", n_components: int) -> list[float]:
+
+def validate_mixture_weights(
+    mixture_weights: "list[float] | tuple[float, ...] | str | None", n_components: int
+) -> "list[float] | str":
     """
-    Check ``n_components`` and ``mixture_weights`` (SPEC.md section 1) and return the weights as a list.
+    Check ``n_components`` and ``mixture_weights`` (SPEC.md sections 1 and 8) and return the weights as a list.
 
-    :param mixture_weights: one positive weight per component summing to one, or None for uniform weights
+    :param mixture_weights: one positive weight per component summing to one, None for uniform weights, or
+        ``"learned"`` for state-dependent weights (returned as is)
     :param n_components: number of mixture components, an int >= 1
     :raises TypeError: ``n_components`` is not an int
     :raises ValueError: anything else out of range
@@ -37,6 +43,13 @@ def validate_mixture_weights(mixture_weights: "list[float] | tuple[float, ...] |
         raise ValueError(f"n_components must be an int >= 1, got {n_components}")
     if mixture_weights is None:
         return [1.0 / n_components] * n_components
+    if isinstance(mixture_weights, str):
+        if mixture_weights == LEARNED_WEIGHTS:
+            return mixture_weights
+        raise ValueError(
+            f"mixture_weights must be None (uniform), {LEARNED_WEIGHTS!r} or a sequence of {n_components} positive floats "
+            f"summing to 1, got {mixture_weights!r}"
+        )
     try:
         weights = [float(w) for w in mixture_weights]
     except (TypeError, ValueError) as error:
@@ -87,10 +100,61 @@ def mixture_log_prob(cross: th.Tensor, log_jacobian: th.Tensor, log_weights: th.
 
     :param cross: output of :func:`cross_log_probs`, shape (..., M, N)
     :param log_jacobian: ``J(u)`` of each sample, shape (..., M)
-    :param log_weights: ``log w``, shape (N,)
+    :param log_weights: ``log w``, shape (N,), or (B, N) for weights that depend on the state (cross is then (B, M, N))
     :return: shape (..., M)
     """
-    return th.logsumexp(cross + log_weights, dim=-1) - log_jacobian
+    return th.logsumexp(cross + per_sample(log_weights), dim=-1) - log_jacobian
+
+
+def per_sample(log_weights: th.Tensor) -> th.Tensor:
+    """Log-weights of shape (B, N) as (B, 1, N), so that they broadcast over the M samples of each state; (N,) as is."""
+    return log_weights.unsqueeze(-2) if log_weights.dim() > 1 else log_weights
+
+
+def validate_weight_floor(mixture_weight_floor: float, n_components: int, mixture_weights: "list[float] | str") -> float:
+    """
+    Check the floor ``eps`` of learned mixing weights (SPEC.md section 8): ``0 <= eps < 1 / n_components``.
+
+    A floor other than 0 is only meaningful with ``mixture_weights="learned"``.
+    """
+    if isinstance(mixture_weight_floor, bool) or not isinstance(mixture_weight_floor, (int, float, np.floating)):
+        raise TypeError(f"mixture_weight_floor must be a float in [0, 1/n_components), got {mixture_weight_floor!r}")
+    floor = float(mixture_weight_floor)
+    if not (math.isfinite(floor) and 0.0 <= floor < 1.0 / n_components):
+        raise ValueError(
+            f"mixture_weight_floor must be a float in [0, 1/n_components) = [0, {1.0 / n_components:.4g}) "
+            f"for n_components={n_components}, got {mixture_weight_floor!r}"
+        )
+    if floor > 0.0 and mixture_weights != LEARNED_WEIGHTS:
+        raise ValueError(
+            f"mixture_weight_floor={floor} needs mixture_weights={LEARNED_WEIGHTS!r} (fixed weights have no floor to keep)"
+        )
+    return floor
+
+
+def gated_log_weights(logits: th.Tensor, floor: float = 0.0) -> th.Tensor:
+    """
+    Learned mixing log-weights ``log w(s)`` with ``w = (1 - N eps) softmax(g) + eps`` (SPEC.md section 8).
+
+    The floor ``eps`` keeps every component's weight at least ``eps``, so no component (and no critic head) can be
+    starved of data; ``eps = 0`` is the plain softmax.
+
+    :param logits: gating logits ``g(s)``, shape (B, N)
+    :param floor: ``eps`` in ``[0, 1/N)``
+    :return: shape (B, N)
+    """
+    log_softmax = th.log_softmax(logits, dim=-1)
+    if floor <= 0.0:
+        return log_softmax
+    n_components = logits.shape[-1]
+    # In log space: log((1 - N eps) softmax + eps), stable when a softmax entry underflows
+    return th.logaddexp(log_softmax + math.log1p(-n_components * floor), th.full_like(log_softmax, math.log(floor)))
+
+
+def weight_entropy(log_weights: th.Tensor) -> th.Tensor:
+    """Entropy of the mixing weights ``H(w) = -sum_i w_i log w_i`` over the last dimension (eq. 6's H(W))."""
+    # entr(0) = 0: a weight that underflowed adds nothing (w log w would be NaN there)
+    return th.special.entr(log_weights.exp()).sum(dim=-1)
 
 
 def sample_pre_squash(means: th.Tensor, log_stds: th.Tensor, noise: "th.Tensor | None" = None) -> th.Tensor:

@@ -441,7 +441,8 @@ def test_logged_keys(algo):
     model.learn(100, log_interval=1)  # 5 episodes of 20 steps: 5 dumps, the last 4 after training started
     assert len(writer.dumps) == 5
     expected = {"train/ent_coef", "train/entropy", "train/entropy_marginal", "train/component_kl", "train/actor_loss"}
-    expected |= {f"train/ent_coef_{i}" for i in range(3)}
+    expected |= {f"train/ent_coef_{i}" for i in range(3)} | {f"train/mixture_weight_{i}" for i in range(3)}
+    expected |= {"train/weight_entropy"}
     for dump in writer.dumps[1:]:
         assert expected <= dump.keys(), expected - dump.keys()
         shares = [dump[f"rollout/component_share_{i}"] for i in range(3)]
@@ -453,6 +454,9 @@ def test_logged_keys(algo):
     first = writer.dumps[1]
     assert [first[f"train/ent_coef_{i}"] for i in range(3)] == pytest.approx([0.1, 0.5, 2.0], rel=0.05)
     assert first["train/ent_coef"] == pytest.approx((0.1 + 0.5 + 2.0) / 3, rel=0.05)
+    # Fixed uniform weights: each 1/3, and H(w) = log 3
+    assert [first[f"train/mixture_weight_{i}"] for i in range(3)] == pytest.approx([1 / 3] * 3)
+    assert first["train/weight_entropy"] == pytest.approx(math.log(3))
     assert "rollout/component_share_0" in writer.dumps[0] and "train/ent_coef_0" not in writer.dumps[0]
 
 
@@ -466,6 +470,16 @@ BAD_ARGUMENTS = [
     (dict(mixture_weights=[0.5, 0.6, -0.1]), ValueError, r"mixture_weights must all be > 0"),
     (dict(mixture_weights=[0.5, 0.5, 0.0]), ValueError, r"mixture_weights must all be > 0"),
     (dict(mixture_weights=[0.2, 0.2, 0.2]), ValueError, r"mixture_weights must sum to 1"),
+    (dict(mixture_weights="learnt"), ValueError, r"mixture_weights must be None \(uniform\), 'learned' or a sequence"),
+    (dict(mixture_weight_floor=0.1), ValueError, r"mixture_weight_floor=0.1 needs mixture_weights='learned'"),
+    (dict(mixture_weights="learned", mixture_weight_floor=0.34), ValueError, r"mixture_weight_floor must be .*\[0, 0.3333\)"),
+    (dict(mixture_weights="learned", mixture_weight_floor=-0.01), ValueError, r"mixture_weight_floor must be a float in"),
+    (dict(mixture_weights="learned", mixture_weight_floor="0.1"), TypeError, r"mixture_weight_floor must be a float in"),
+    (
+        dict(mixture_weights="learned", component_sampling="sample"),
+        ValueError,
+        r"component_sampling='sample' is not supported with mixture_weights='learned'",
+    ),
     (dict(entropy_estimator="shannon"), ValueError, r"entropy_estimator must be one of .*'mixed_marginal'.*'pairwise_kl'"),
     (dict(component_schedule="never"), ValueError, r"component_schedule must be 'step', 'episode' or an int >= 1"),
     (dict(component_schedule=0), ValueError, r"component_schedule must be 'step', 'episode' or an int >= 1"),

@@ -59,7 +59,8 @@ def _train_one_step(model, seed: int) -> dict:
 @pytest.mark.parametrize("entropy_estimator", ["mixed_marginal", "pairwise_kl", "marginal", "pairwise_bhattacharyya"])
 @pytest.mark.parametrize("component_sampling", ["all", "sample"])
 @pytest.mark.parametrize("algo", [SACM, S2ACM])
-def test_one_component_matches_sac(algo, ent_coef, entropy_estimator, component_sampling):
+@pytest.mark.parametrize("mixture_weights", [None, "learned"])
+def test_one_component_matches_sac(algo, ent_coef, entropy_estimator, component_sampling, mixture_weights):
     # S2ACM too: with one component its partial-sum target is the full entropy (SPEC.md section 3)
     kwargs = dict(learning_starts=0, batch_size=BATCH_SIZE, ent_coef=ent_coef, policy_kwargs=dict(net_arch=NET_ARCH), seed=1)
     sac = SAC("MlpPolicy", "Pendulum-v1", **kwargs)
@@ -69,9 +70,15 @@ def test_one_component_matches_sac(algo, ent_coef, entropy_estimator, component_
         n_components=1,
         entropy_estimator=entropy_estimator,
         component_sampling=component_sampling,
+        mixture_weights=mixture_weights,
         **kwargs,
     )
-    sacm.actor.load_state_dict(sac.actor.state_dict())
+    # A learned one-component mixture has a gating head too (one logit, so w = 1 whatever it outputs)
+    missing, unexpected = sacm.actor.load_state_dict(sac.actor.state_dict(), strict=False)
+    assert not unexpected and missing == ([] if mixture_weights is None else ["gate.weight", "gate.bias"])
+    if mixture_weights == "learned":
+        th.nn.init.normal_(sacm.actor.gate.weight)
+        th.nn.init.normal_(sacm.actor.gate.bias)
     for member, q_net in enumerate(sac.critic.q_networks):
         sacm.critic.q_ensemble.load_member_from_sequential(member, q_net)
     for member, q_net in enumerate(sac.critic_target.q_networks):
@@ -91,8 +98,12 @@ def test_one_component_matches_sac(algo, ent_coef, entropy_estimator, component_
             assert sacm_logs[key] == pytest.approx(sac_logs[key], rel=1e-5, abs=1e-6), key
 
         # Gradients of the last update (Adam's first steps hide gradient scale, so compare gradients directly)
-        for (name, sac_param), sacm_param in zip(sac.actor.named_parameters(), sacm.actor.parameters(), strict=True):
-            assert th.allclose(sac_param.grad, sacm_param.grad, rtol=1e-4, atol=1e-6), name
+        sacm_actor_params = dict(sacm.actor.named_parameters())
+        for name, sac_param in sac.actor.named_parameters():
+            assert th.allclose(sac_param.grad, sacm_actor_params.pop(name).grad, rtol=1e-4, atol=1e-6), name
+        # ... and the gate, if any, gets no gradient
+        assert all(param.grad is None or not param.grad.any() for param in sacm_actor_params.values())
+        assert sacm_actor_params.keys() == ({"gate.weight", "gate.bias"} if mixture_weights else set())
         # SAC's critic parameters are [qf0 w0, b0, w1, b1, ..., qf1 ...]; SACM's are [weights..., biases...] stacked
         n_layers = len(sacm.critic.q_ensemble.weights)
         sacm_weight_grads, sacm_bias_grads = sacm_grads["critic"][:n_layers], sacm_grads["critic"][n_layers:]

@@ -15,13 +15,16 @@ from stable_baselines3.sac.policies import Actor, SACPolicy
 from torch import nn
 
 from sb3_mixture.mixture import (
+    LEARNED_WEIGHTS,
     LOG_STD_MAX,
     LOG_STD_MIN,
     cross_log_probs,
+    gated_log_weights,
     gather_components,
     mixture_log_prob,
     squash_log_jacobian,
     validate_mixture_weights,
+    validate_weight_floor,
 )
 from sb3_mixture.torch_layers import EnsembleMLP
 
@@ -62,8 +65,12 @@ class MixtureActor(Actor):
     one-component mixture has exactly SAC's parameters. ``action_log_prob`` keeps SB3's contract:
     an action drawn from the mixture and its mixture log-density.
 
+    With ``mixture_weights="learned"`` (SPEC.md section 8) a zero-initialised linear gating head ``gate`` on the
+    same trunk gives the weights of each state, ``w(s) = (1 - N eps) softmax(g(s)) + eps``, uniform at the start.
+
     :param n_components: number of mixture components
-    :param mixture_weights: fixed mixing weights (uniform if None)
+    :param mixture_weights: fixed mixing weights (uniform if None), or ``"learned"``
+    :param mixture_weight_floor: ``eps``, the least weight of a component with learned weights, in ``[0, 1/N)``
     """
 
     def __init__(
@@ -81,11 +88,13 @@ class MixtureActor(Actor):
         clip_mean: float = 2.0,
         normalize_images: bool = True,
         n_components: int = 3,
-        mixture_weights: "list[float] | None" = None,
+        mixture_weights: "list[float] | str | None" = None,
+        mixture_weight_floor: float = 0.0,
     ):
         if use_sde:
             raise ValueError(USE_SDE_ERROR)
         weights = validate_mixture_weights(mixture_weights, n_components)
+        floor = validate_weight_floor(mixture_weight_floor, n_components, weights)
         super().__init__(
             observation_space,
             action_space,
@@ -102,40 +111,87 @@ class MixtureActor(Actor):
         )
         self.n_components = n_components
         self.mixture_weights = weights
+        self.mixture_weight_floor = floor
+        self.learned_weights = weights == LEARNED_WEIGHTS
         self.action_dim = get_action_dim(self.action_space)
         last_layer_dim = net_arch[-1] if len(net_arch) > 0 else features_dim
         self.mu = nn.Linear(last_layer_dim, n_components * self.action_dim)
         self.log_std = nn.Linear(last_layer_dim, n_components * self.action_dim)
+        self.gate: nn.Linear | None = None
+        if self.learned_weights:
+            self.gate = nn.Linear(last_layer_dim, n_components)
+            # Zero logits: the mixture starts with uniform weights, like the fixed-weight default
+            nn.init.zeros_(self.gate.weight)
+            nn.init.zeros_(self.gate.bias)
+            fixed_weights = [1.0 / n_components] * n_components
+        else:
+            fixed_weights = weights
         # Fixed, derived from the constructor arguments: not part of the state dict
-        self.register_buffer("log_mixture_weights", th.log(th.tensor(weights, dtype=th.float32)), persistent=False)
+        self.register_buffer("log_mixture_weights", th.log(th.tensor(fixed_weights, dtype=th.float32)), persistent=False)
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
-        data.update(dict(n_components=self.n_components, mixture_weights=self.mixture_weights))
+        data.update(
+            dict(
+                n_components=self.n_components,
+                mixture_weights=self.mixture_weights,
+                mixture_weight_floor=self.mixture_weight_floor,
+            )
+        )
         return data
 
-    def mixture_params(self, obs: PyTorchObs) -> tuple[th.Tensor, th.Tensor]:
-        """Pre-squash means and clamped log standard deviations of every component, each (B, N, D)."""
+    def mixture_params_and_weights(self, obs: PyTorchObs) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
+        """
+        The mixture at each state: pre-squash means and clamped log standard deviations of every component,
+        each (B, N, D), and the log mixing weights ``log w(s)``, (B, N) (the fixed weights, repeated, unless learned).
+        """
         features = self.extract_features(obs, self.features_extractor)
         latent_pi = self.latent_pi(features)
         shape = (-1, self.n_components, self.action_dim)
         means = self.mu(latent_pi).view(shape)
         log_stds = th.clamp(self.log_std(latent_pi), LOG_STD_MIN, LOG_STD_MAX).view(shape)
+        if self.gate is not None:
+            log_weights = gated_log_weights(self.gate(latent_pi), self.mixture_weight_floor)
+        else:
+            log_weights = self.log_mixture_weights.expand(means.shape[0], -1)
+        return means, log_stds, log_weights
+
+    def mixture_params(self, obs: PyTorchObs) -> tuple[th.Tensor, th.Tensor]:
+        """Pre-squash means and clamped log standard deviations of every component, each (B, N, D)."""
+        means, log_stds, _ = self.mixture_params_and_weights(obs)
         return means, log_stds
 
+    def mixture_log_weights(self, obs: PyTorchObs) -> th.Tensor:
+        """Log mixing weights ``log w(s)`` of each state, (B, N)."""
+        return self.mixture_params_and_weights(obs)[2]
+
     def get_action_dist_params(self, obs: PyTorchObs) -> tuple[th.Tensor, th.Tensor, dict[str, th.Tensor]]:
-        """The mixture's parameters: means and log standard deviations of shape (B, N, D)."""
-        means, log_stds = self.mixture_params(obs)
-        return means, log_stds, {}
+        """The mixture's parameters: means and log standard deviations of shape (B, N, D), and ``log_weights`` (B, N)."""
+        means, log_stds, log_weights = self.mixture_params_and_weights(obs)
+        return means, log_stds, {"log_weights": log_weights}
 
-    def sample_components(self, batch_size: int) -> th.Tensor:
-        """One component index per row, drawn from the mixing weights, (batch_size,)."""
-        return th.multinomial(self.log_mixture_weights.exp(), batch_size, replacement=True)
+    def sample_components(self, batch_size: int, log_weights: "th.Tensor | None" = None) -> th.Tensor:
+        """
+        One component index per row, drawn from the mixing weights, (batch_size,).
 
-    def mode_components(self, means: th.Tensor, log_stds: th.Tensor) -> th.Tensor:
-        """Index of the component whose mean action has the highest mixture density (SPEC.md section 6), (B,)."""
+        :param log_weights: ``log w(s)`` of each row, (batch_size, N): needed with learned weights, ignored with fixed
+            ones (which draw all rows at once, from one stream)
+        """
+        if not self.learned_weights:
+            return th.multinomial(self.log_mixture_weights.exp(), batch_size, replacement=True)
+        if log_weights is None:
+            raise ValueError("learned mixing weights depend on the state: pass the log_weights of each row")
+        return th.multinomial(log_weights.detach().exp(), 1).view(batch_size)
+
+    def mode_components(self, means: th.Tensor, log_stds: th.Tensor, log_weights: "th.Tensor | None" = None) -> th.Tensor:
+        """
+        Index of the component whose mean action has the highest mixture density (SPEC.md section 6), (B,).
+
+        :param log_weights: ``log w(s)``, (B, N); the fixed weights if None
+        """
         cross = cross_log_probs(means, means, log_stds)
-        density = mixture_log_prob(cross, squash_log_jacobian(means), self.log_mixture_weights)
+        weights = self.log_mixture_weights if log_weights is None else log_weights
+        density = mixture_log_prob(cross, squash_log_jacobian(means), weights)
         return density.argmax(dim=-1)
 
     def act(
@@ -153,19 +209,22 @@ class MixtureActor(Actor):
         return th.tanh(pre_squash)
 
     def forward(self, obs: PyTorchObs, deterministic: bool = False) -> th.Tensor:
-        means, log_stds = self.mixture_params(obs)
-        components = self.mode_components(means, log_stds) if deterministic else self.sample_components(means.shape[0])
+        means, log_stds, log_weights = self.mixture_params_and_weights(obs)
+        if deterministic:
+            components = self.mode_components(means, log_stds, log_weights)
+        else:
+            components = self.sample_components(means.shape[0], log_weights)
         return self.act(means, log_stds, components, deterministic)
 
     def action_log_prob(self, obs: PyTorchObs) -> tuple[th.Tensor, th.Tensor]:
-        """An action drawn from the mixture (component ~ w, then a ~ pi_i) and its mixture log-density."""
-        means, log_stds = self.mixture_params(obs)
-        components = self.sample_components(means.shape[0]).view(-1, 1)
+        """An action drawn from the mixture (component ~ w(s), then a ~ pi_i) and its mixture log-density."""
+        means, log_stds, log_weights = self.mixture_params_and_weights(obs)
+        components = self.sample_components(means.shape[0], log_weights).view(-1, 1)
         pre_squash = gather_components(means, components) + th.exp(gather_components(log_stds, components)) * th.randn(
             means.shape[0], 1, self.action_dim, device=means.device
         )
         cross = cross_log_probs(pre_squash, means, log_stds)
-        log_prob = mixture_log_prob(cross, squash_log_jacobian(pre_squash), self.log_mixture_weights)
+        log_prob = mixture_log_prob(cross, squash_log_jacobian(pre_squash), log_weights)
         return th.tanh(pre_squash[:, 0]), log_prob[:, 0]
 
 
@@ -238,7 +297,8 @@ class MixturePolicy(SACPolicy):
     ``deterministic_component``.
 
     :param n_components: number of mixture components
-    :param mixture_weights: fixed mixing weights (uniform if None)
+    :param mixture_weights: fixed mixing weights (uniform if None), or ``"learned"`` (state-dependent, SPEC.md section 8)
+    :param mixture_weight_floor: least weight of a component with learned weights, in ``[0, 1/N)``
     :param component_schedule: ``"step"``, ``"episode"`` or an int k (a new component every k steps)
     :param deterministic_component: ``"mode"``, ``"best_q"`` or a fixed component index
     """
@@ -266,13 +326,15 @@ class MixturePolicy(SACPolicy):
         n_critics: int = 2,
         share_features_extractor: bool = False,
         n_components: int = 3,
-        mixture_weights: "list[float] | None" = None,
+        mixture_weights: "list[float] | str | None" = None,
+        mixture_weight_floor: float = 0.0,
         component_schedule: "str | int" = "step",
         deterministic_component: "str | int" = "mode",
     ):
         # Needed by make_actor/make_critic, which SACPolicy.__init__ calls
         self.mixture_weights = validate_mixture_weights(mixture_weights, n_components)
         self.n_components = int(n_components)
+        self.mixture_weight_floor = validate_weight_floor(mixture_weight_floor, self.n_components, self.mixture_weights)
         self.component_schedule = validate_component_schedule(component_schedule)
         self.deterministic_component = validate_deterministic_component(deterministic_component, n_components)
         if use_sde:
@@ -310,6 +372,7 @@ class MixturePolicy(SACPolicy):
             dict(
                 n_components=self.n_components,
                 mixture_weights=self.mixture_weights,
+                mixture_weight_floor=self.mixture_weight_floor,
                 component_schedule=self.component_schedule,
                 deterministic_component=self.deterministic_component,
             )
@@ -318,7 +381,11 @@ class MixturePolicy(SACPolicy):
 
     def make_actor(self, features_extractor: "BaseFeaturesExtractor | None" = None) -> MixtureActor:
         actor_kwargs = self._update_features_extractor(self.actor_kwargs, features_extractor)
-        actor_kwargs.update(n_components=self.n_components, mixture_weights=self.mixture_weights)
+        actor_kwargs.update(
+            n_components=self.n_components,
+            mixture_weights=self.mixture_weights,
+            mixture_weight_floor=self.mixture_weight_floor,
+        )
         return MixtureActor(**actor_kwargs).to(self.device)
 
     def make_critic(self, features_extractor: "BaseFeaturesExtractor | None" = None) -> MixtureCritic:
@@ -343,12 +410,19 @@ class MixturePolicy(SACPolicy):
     def set_schedule_state(self, state: tuple["np.ndarray | None", "np.ndarray | None"]) -> None:
         self.acting_components, self._steps_since_draw = (None if array is None else array.copy() for array in state)
 
-    def select_acting_components(self, n_envs: int, episode_start: "np.ndarray | None" = None) -> np.ndarray:
+    def select_acting_components(
+        self,
+        n_envs: int,
+        episode_start: "np.ndarray | None" = None,
+        log_weights: "th.Tensor | None" = None,
+    ) -> np.ndarray:
         """
         Advance the component schedule by one step and return the acting component of each env.
 
         :param n_envs: number of environments (rows of the observation batch)
         :param episode_start: which envs start a new episode at this step (None if unknown)
+        :param log_weights: ``log w(s)`` at each env's observation, (n_envs, N): a redraw draws from w(s)
+            (needed with learned weights)
         """
         if self.component_override is not None:
             return np.full(n_envs, self.component_override, dtype=np.int64)
@@ -366,18 +440,23 @@ class MixturePolicy(SACPolicy):
             self.acting_components = np.zeros(n_envs, dtype=np.int64)
         assert self.acting_components is not None and self._steps_since_draw is not None
         if redraw.any():
-            drawn = self.actor.sample_components(int(redraw.sum())).cpu().numpy()
+            rows = None
+            if log_weights is not None and self.actor.learned_weights:
+                rows = log_weights[th.as_tensor(redraw, device=log_weights.device)]
+            drawn = self.actor.sample_components(int(redraw.sum()), rows).cpu().numpy()
             self.acting_components[redraw] = drawn
             self._steps_since_draw[redraw] = 0
         self._steps_since_draw += 1
         return self.acting_components.copy()
 
-    def deterministic_components(self, obs: PyTorchObs, means: th.Tensor, log_stds: th.Tensor) -> th.Tensor:
+    def deterministic_components(
+        self, obs: PyTorchObs, means: th.Tensor, log_stds: th.Tensor, log_weights: "th.Tensor | None" = None
+    ) -> th.Tensor:
         """The component whose mean is played by ``predict(deterministic=True)``, (B,)."""
         if self.component_override is not None:
             return th.full((means.shape[0],), self.component_override, dtype=th.long, device=means.device)
         if self.deterministic_component == "mode":
-            return self.actor.mode_components(means, log_stds)
+            return self.actor.mode_components(means, log_stds, log_weights)
         if self.deterministic_component == "best_q":
             # Head i judges component i's mean action; pessimistic over the twin critics
             q_values = self.critic.q_values(obs, th.tanh(means)).diagonal(dim1=-2, dim2=-1)
@@ -395,12 +474,12 @@ class MixturePolicy(SACPolicy):
         return super().predict(observation, state, episode_start, deterministic)
 
     def _predict(self, observation: PyTorchObs, deterministic: bool = False) -> th.Tensor:
-        means, log_stds = self.actor.mixture_params(observation)
+        means, log_stds, log_weights = self.actor.mixture_params_and_weights(observation)
         if deterministic:
-            components = self.deterministic_components(observation, means, log_stds)
+            components = self.deterministic_components(observation, means, log_stds, log_weights)
         else:
             episode_start, self._pending_episode_start = self._pending_episode_start, None
-            selected = self.select_acting_components(means.shape[0], episode_start)
+            selected = self.select_acting_components(means.shape[0], episode_start, log_weights)
             components = th.as_tensor(selected, device=means.device)
         return self.actor.act(means, log_stds, components, deterministic)
 

@@ -18,7 +18,13 @@ from stable_baselines3.common.utils import polyak_update
 
 from sb3_mixture.buffers import CRITIC_DATA, MixtureDictReplayBuffer, MixtureReplayBuffer
 from sb3_mixture.entropy import ENTROPY_ESTIMATORS, MixtureSamples, draw_mixture_samples, entropy_terms, weighted_entropy
-from sb3_mixture.mixture import gaussian_kl, validate_mixture_weights
+from sb3_mixture.mixture import (
+    LEARNED_WEIGHTS,
+    gaussian_kl,
+    validate_mixture_weights,
+    validate_weight_floor,
+    weight_entropy,
+)
 from sb3_mixture.sacm.policies import (
     USE_SDE_ERROR,
     CnnPolicy,
@@ -35,7 +41,13 @@ SelfSACM = TypeVar("SelfSACM", bound="SACM")
 COMPONENT_SAMPLING = ("all", "sample")
 MATMUL_PRECISION = ("fp32", "bf16")
 # Mixture settings that live on the policy; SACM takes them as its own arguments and forwards them
-_POLICY_MIXTURE_KWARGS = ("n_components", "mixture_weights", "component_schedule", "deterministic_component")
+_POLICY_MIXTURE_KWARGS = (
+    "n_components",
+    "mixture_weights",
+    "mixture_weight_floor",
+    "component_schedule",
+    "deterministic_component",
+)
 
 
 def _validate_choice(name: str, value: Any, allowed: tuple[str, ...]) -> str:
@@ -67,7 +79,12 @@ class SACM(SAC):
     stated in SPEC.md. Takes every argument of SB3's :class:`~stable_baselines3.SAC`, plus:
 
     :param n_components: number of mixture components N (an int >= 1)
-    :param mixture_weights: fixed mixing weights, N positive floats summing to 1 (uniform if None)
+    :param mixture_weights: fixed mixing weights, N positive floats summing to 1 (uniform if None), or
+        ``"learned"``: state-dependent weights w(s) from a gating head on the actor's trunk, trained with the actor
+        (SPEC.md section 8; needs ``component_sampling="all"``)
+    :param mixture_weight_floor: with learned weights, the least weight ``eps`` of every component,
+        ``w = (1 - N eps) softmax(g) + eps``, in ``[0, 1/N)``: a guard against a component (and its critic head)
+        being starved of data; 0 (off) by default
     :param entropy_estimator: ``"mixed_marginal"`` (the paper's eq. 8, default), ``"pairwise_kl"`` (eq. 5 with
         closed-form KL), ``"marginal"`` (the lower bound H(pi|W), eq. 3) or ``"pairwise_bhattacharyya"``
     :param critic_data: which transitions each critic head learns from: ``"shared"`` (all), ``"bootstrap"``
@@ -122,7 +139,8 @@ class SACM(SAC):
         seed: "int | None" = None,
         device: "th.device | str" = "auto",
         n_components: int = 3,
-        mixture_weights: "list[float] | None" = None,
+        mixture_weights: "list[float] | str | None" = None,
+        mixture_weight_floor: float = 0.0,
         entropy_estimator: str = "mixed_marginal",
         critic_data: str = "shared",
         bootstrap_mask_prob: float = 0.5,
@@ -135,12 +153,18 @@ class SACM(SAC):
         # Every argument is checked here, at construction, so that bad input never reaches train()
         self.mixture_weights = validate_mixture_weights(mixture_weights, n_components)
         self.n_components = int(n_components)
+        self.mixture_weight_floor = validate_weight_floor(mixture_weight_floor, self.n_components, self.mixture_weights)
         self.entropy_estimator = _validate_choice("entropy_estimator", entropy_estimator, ENTROPY_ESTIMATORS)
         self.critic_data = _validate_choice("critic_data", critic_data, CRITIC_DATA)
         self.component_sampling = _validate_choice("component_sampling", component_sampling, COMPONENT_SAMPLING)
         self.matmul_precision = _validate_choice("matmul_precision", matmul_precision, MATMUL_PRECISION)
         self.component_schedule = validate_component_schedule(component_schedule)
         self.deterministic_component = validate_deterministic_component(deterministic_component, n_components)
+        if self.mixture_weights == LEARNED_WEIGHTS and self.component_sampling == "sample" and self.n_components > 1:
+            raise ValueError(
+                "component_sampling='sample' is not supported with mixture_weights='learned': one sampled component "
+                "per state gives the gating head no pathwise gradient; use component_sampling='all'"
+            )
         if not isinstance(bootstrap_mask_prob, (int, float)) or not 0.0 < bootstrap_mask_prob <= 1.0:
             raise ValueError(f"bootstrap_mask_prob must be a float in (0, 1], got {bootstrap_mask_prob!r}")
         self.bootstrap_mask_prob = float(bootstrap_mask_prob)
@@ -271,7 +295,7 @@ class SACM(SAC):
         episode_start, self._pending_episode_start = self._pending_episode_start, None
         if self.num_timesteps < learning_starts:
             # Warm-up actions are uniform, but the schedule still runs so that every transition has a component
-            self.policy.select_acting_components(n_envs, episode_start)
+            self.policy.select_acting_components(n_envs, episode_start, self._acting_log_weights())
         else:
             self._rollout_episode_start = episode_start  # for the predict call in SAC's _sample_action
         try:
@@ -306,14 +330,22 @@ class SACM(SAC):
             self._component_counts[:] = 0
         super().dump_logs()
 
+    def _acting_log_weights(self) -> "th.Tensor | None":
+        """``log w(s)`` at the training envs' current observations with learned weights (None with fixed ones)."""
+        if not self.actor.learned_weights or self._last_obs is None:
+            return None
+        observation, _ = self.policy.obs_to_tensor(self._last_obs)
+        with th.no_grad():
+            return self.actor.mixture_log_weights(observation)
+
     # Training ---------------------------------------------------------------------------------------------------
 
-    def _draw_samples(self, means: th.Tensor, log_stds: th.Tensor) -> MixtureSamples:
+    def _draw_samples(self, means: th.Tensor, log_stds: th.Tensor, log_weights: th.Tensor) -> MixtureSamples:
         """One sample per component per state (``"all"``), or one from a component ~ w per state (``"sample"``)."""
         components = None
         if self.component_sampling == "sample" and self.n_components > 1:
-            components = self.actor.sample_components(means.shape[0]).view(-1, 1)
-        return draw_mixture_samples(means, log_stds, self.actor.log_mixture_weights, components)
+            components = self.actor.sample_components(means.shape[0], log_weights).view(-1, 1)
+        return draw_mixture_samples(means, log_stds, log_weights, components)
 
     def _head_entropies(self, samples: MixtureSamples, terms: th.Tensor) -> th.Tensor:
         """Entropy bonus of each critic head's target, (B, N): SACM gives every head the full estimate."""
@@ -325,10 +357,11 @@ class SACM(SAC):
             return th.autocast(device_type=self.device.type, dtype=th.bfloat16)
         return contextlib.nullcontext()
 
-    def _mixture_params(self, observations: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+    def _mixture_params(self, observations: th.Tensor) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
+        """Means, log-stds (B, N, D) and log mixing weights (B, N) at ``observations``, in float32."""
         with self._network_precision():
-            means, log_stds = self.actor.mixture_params(observations)
-        return means.float(), log_stds.float()
+            params = self.actor.mixture_params_and_weights(observations)
+        return tuple(param.float() for param in params)  # type: ignore[return-value]
 
     def _q_values(self, critic: MixtureCritic, observations: th.Tensor, actions: th.Tensor) -> th.Tensor:
         with self._network_precision():
@@ -356,16 +389,16 @@ class SACM(SAC):
             optimizers += [self.ent_coef_optimizer]
         self._update_learning_rate(optimizers)
 
-        log_weights = self.actor.log_mixture_weights
-        mixture_weights = log_weights.exp()
+        learned_weights = self.actor.learned_weights
         stats: list[th.Tensor] = []
         for gradient_step in range(gradient_steps):
             replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
             discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
 
-            # Actor samples at the current states (SPEC.md section 4)
-            means, log_stds = self._mixture_params(replay_data.observations)
-            samples = self._draw_samples(means, log_stds)
+            # Actor samples at the current states (SPEC.md section 4); with learned weights, log w(s) is in the graph
+            # both as the samples' weights and inside the estimator's log sum_j w_j pi_j (SPEC.md section 8)
+            means, log_stds, log_weights = self._mixture_params(replay_data.observations)
+            samples = self._draw_samples(means, log_stds, log_weights)
             terms = entropy_terms(self.entropy_estimator, samples, log_weights, means, log_stds)
             own_log_prob = samples.own_log_prob
 
@@ -373,8 +406,14 @@ class SACM(SAC):
             alphas = self._temperatures()
             ent_coef_loss = th.zeros((), device=self.device)
             if self.ent_coef_optimizer is not None and self.log_ent_coef is not None:
-                log_alpha_per_sample = self.log_ent_coef[samples.components]
-                ent_coef_loss = -(log_alpha_per_sample * (own_log_prob + self.target_entropy).detach()).sum(dim=-1).mean()
+                entropy_gap = (own_log_prob + self.target_entropy).detach()
+                if learned_weights:
+                    # Each alpha_i averages over the states in proportion to w_i(s), the states its component acts in
+                    state_weights = samples.sample_weights.detach()
+                    per_component = (state_weights * entropy_gap).sum(dim=0) / state_weights.sum(dim=0).clamp(min=1e-8)
+                    ent_coef_loss = -(self.log_ent_coef * per_component).sum()
+                else:
+                    ent_coef_loss = -(self.log_ent_coef[samples.components] * entropy_gap).sum(dim=-1).mean()
                 self._check_finite(ent_coef_loss, "entropy coefficient loss")
                 self.ent_coef_optimizer.zero_grad()
                 ent_coef_loss.backward()
@@ -382,13 +421,14 @@ class SACM(SAC):
 
             # Critic targets, SPEC.md section 3: Rao-Blackwellised over the next actions of the components
             with th.no_grad():
-                next_means, next_log_stds = self._mixture_params(replay_data.next_observations)
-                next_samples = self._draw_samples(next_means, next_log_stds)
-                next_terms = entropy_terms(self.entropy_estimator, next_samples, log_weights, next_means, next_log_stds)
+                next_means, next_log_stds, next_log_weights = self._mixture_params(replay_data.next_observations)
+                next_samples = self._draw_samples(next_means, next_log_stds, next_log_weights)
+                next_terms = entropy_terms(self.entropy_estimator, next_samples, next_log_weights, next_means, next_log_stds)
                 next_q = self._q_values(self.critic_target, replay_data.next_observations, next_samples.actions)
                 next_q = next_q.min(dim=0).values  # (B, M, N)
                 next_value = (next_samples.sample_weights.unsqueeze(-1) * next_q).sum(dim=1)
-                mixture_alpha = (mixture_weights * alphas).sum()
+                # alpha(s') = sum_j w_j(s') alpha_j, (B, 1)
+                mixture_alpha = (next_log_weights.exp() * alphas).sum(dim=-1, keepdim=True)
                 next_value = next_value + mixture_alpha * self._head_entropies(next_samples, next_terms)
                 target_q = replay_data.rewards + (1 - replay_data.dones) * discounts * next_value
 
@@ -428,18 +468,27 @@ class SACM(SAC):
             with th.no_grad():
                 entropy = weighted_entropy(samples, terms).mean()
                 marginal = (samples.sample_weights * -own_log_prob).sum(dim=-1).mean()
-                losses = th.stack([actor_loss.detach(), critic_loss.detach(), ent_coef_loss.detach(), entropy, marginal])
-                stats.append(th.cat([losses, alphas]))
+                losses = th.stack(
+                    [
+                        actor_loss.detach(),
+                        critic_loss.detach(),
+                        ent_coef_loss.detach(),
+                        entropy,
+                        marginal,
+                        weight_entropy(log_weights).mean(),
+                    ]
+                )
+                stats.append(th.cat([losses, alphas, log_weights.exp().mean(dim=0)]))
 
         self._n_updates += gradient_steps
         self._record_train_stats(th.stack(stats).mean(dim=0).cpu().numpy(), means.detach(), log_stds.detach())
 
     def _record_train_stats(self, stats: np.ndarray, means: th.Tensor, log_stds: th.Tensor) -> None:
         # Temperatures as used by the updates (before their own step), like SAC's train/ent_coef
-        actor_loss, critic_loss, ent_coef_loss, entropy, marginal = stats[:5].tolist()
-        alphas = stats[5:]
+        actor_loss, critic_loss, ent_coef_loss, entropy, marginal, mean_weight_entropy = stats[:6].tolist()
+        alphas, mean_weights = stats[6 : 6 + self.n_components], stats[6 + self.n_components :]
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
-        self.logger.record("train/ent_coef", float(np.dot(self.mixture_weights, alphas)))
+        self.logger.record("train/ent_coef", float(np.dot(mean_weights, alphas)))
         for index, alpha in enumerate(alphas):
             self.logger.record(f"train/ent_coef_{index}", float(alpha))
         self.logger.record("train/actor_loss", actor_loss)
@@ -448,6 +497,10 @@ class SACM(SAC):
             self.logger.record("train/ent_coef_loss", ent_coef_loss)
         self.logger.record("train/entropy", entropy)
         self.logger.record("train/entropy_marginal", marginal)
+        # Mean H(w(s)) over the batches and each component's mean weight: constant unless the weights are learned
+        self.logger.record("train/weight_entropy", mean_weight_entropy)
+        for index, weight in enumerate(mean_weights):
+            self.logger.record(f"train/mixture_weight_{index}", float(weight))
         if self.n_components > 1:
             # Spread of the components on the last batch: mean closed-form KL over ordered pairs i != j
             kl = gaussian_kl(means, log_stds).mean(dim=0)
