@@ -10,6 +10,7 @@ result file exists, so the suite can grow over time and be split across machines
     python benchmarks/mujoco_suite.py run --suite main --steps 50000 --seeds 0 1 2 --shard 0/2
     python benchmarks/mujoco_suite.py run --suite sweep --steps 50000 --seeds 0 1 2
     python benchmarks/mujoco_suite.py run --suite precision --steps 50000 --seeds 0 1 2   # opt-in bf16 vs fp32
+    python benchmarks/mujoco_suite.py run --suite learned --steps 50000 --seeds 0 1 2     # learned mixing weights
     python benchmarks/mujoco_suite.py list --suite main --steps 50000
     python benchmarks/mujoco_suite.py report          # plots and tables from the committed result files
 """
@@ -38,6 +39,7 @@ SWEEP_COMPONENTS = [1, 2, 3, 5]
 # The sweep's N=3 run is the main suite's S2ACM run (same hyperparameters file, same seeds): it is not run twice
 DEFAULT_COMPONENTS = 3
 MIN_AGGREGATE_SEEDS = 3
+SUITES = ("main", "sweep", "precision", "learned")
 
 
 def planned_runs(suite: str, steps: int, seeds: list[int], envs: "list[str] | None") -> list[dict]:
@@ -57,6 +59,13 @@ def planned_runs(suite: str, steps: int, seeds: list[int], envs: "list[str] | No
                         continue
                     run = {"suite": suite, "algo": "s2acm", "env": env, "seed": seed, "steps": steps}
                     runs.append({**run, "hyperparams": {"n_components": n}})
+    elif suite == "learned":
+        # SACM and S2ACM with learned mixing weights (issue 10), beside the main suite's fixed-weight runs
+        for env in envs or MAIN_ENVS[:3]:
+            for seed in seeds:
+                for algo in ("sacm", "s2acm"):
+                    run = {"suite": suite, "algo": algo, "env": env, "seed": seed, "steps": steps}
+                    runs.append({**run, "hyperparams": {"mixture_weights": "learned"}})
     elif suite == "precision":
         # The opt-in bf16 matmuls (issue 3) against the main suite's fp32 SACM runs: same seeds, same settings
         for env in envs or ["Hopper-v5"]:
@@ -64,7 +73,7 @@ def planned_runs(suite: str, steps: int, seeds: list[int], envs: "list[str] | No
                 run = {"suite": suite, "algo": "sacm", "env": env, "seed": seed, "steps": steps}
                 runs.append({**run, "hyperparams": {"matmul_precision": "bf16"}})
     else:
-        raise ValueError(f"suite must be 'main', 'sweep' or 'precision', got {suite!r}")
+        raise ValueError(f"suite must be 'main', 'sweep', 'precision' or 'learned', got {suite!r}")
     for run in runs:
         extra = "".join(f"_{key}{value}" for key, value in sorted(run["hyperparams"].items()))
         run["name"] = f"{run['suite']}_{run['algo']}{extra}_{run['env']}_s{run['seed']}_{run['steps'] // 1000}k"
@@ -137,7 +146,7 @@ def load_results(suite: "str | None" = None) -> list[dict]:
 
 
 def label(result: dict) -> str:
-    names = {"n_components": "N={}", "matmul_precision": "{}"}
+    names = {"n_components": "N={}", "matmul_precision": "{}", "mixture_weights": "{}"}
     extra = "".join(" " + names[key].format(value) for key, value in result["hyperparams"].items() if key in names)
     return result["algo"].upper() + extra
 
@@ -154,7 +163,8 @@ def report(args: argparse.Namespace) -> None:
              "| deterministic | best single component |", "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     table = []
     main_finals: dict[str, dict[str, np.ndarray]] = {}
-    for suite in ("main", "sweep", "precision"):
+    learned_finals: dict[str, dict[str, np.ndarray]] = {}
+    for suite in SUITES:
         results = load_results(suite)
         if not results:
             continue
@@ -171,8 +181,8 @@ def report(args: argparse.Namespace) -> None:
                 axis.plot(x, curves.mean(axis=0), label=f"{name} ({len(group)} seeds)")
                 axis.fill_between(x, curves.min(axis=0), curves.max(axis=0), alpha=0.2)
                 final = curves[:, -1]
-                if suite == "main":
-                    main_finals.setdefault(env, {})[name] = final
+                if suite in ("main", "learned"):
+                    (main_finals if suite == "main" else learned_finals).setdefault(env, {})[name] = final
                 scores = {name: final.reshape(-1, 1)}
                 iqm, ci = bootstrap(scores, lambda s: np.array([metrics.aggregate_iqm(s)]))
                 deterministic = np.array([result["evaluations"][steps - 1]["deterministic"][0] for result in group])
@@ -200,6 +210,11 @@ def report(args: argparse.Namespace) -> None:
             plt.close(figure)
     if main_finals:
         lines += ["", *aggregate_report(main_finals)]
+    if learned_finals:
+        # The learned-weight runs beside the main suite's algorithms, over the tasks and seeds both have
+        combined = {env: {**main_finals.get(env, {}), **algos} for env, algos in learned_finals.items()}
+        lines += ["", "With learned mixing weights:", "", *aggregate_report(combined, "mujoco_aggregate_learned")]
+        lines += ["", *weight_report(load_results("learned"))]
     (RESULTS.parent / "mujoco_table.md").write_text("\n".join(lines) + "\n")
     (RESULTS.parent / "mujoco_table.json").write_text(json.dumps(table, indent=1))
     print("\n".join(lines))
@@ -242,7 +257,56 @@ def random_returns(envs: list[str], episodes: int = 20) -> dict[str, float]:
     return {env_id: cached[env_id]["mean"] for env_id in envs}
 
 
-def aggregate_report(finals: dict[str, dict[str, np.ndarray]]) -> list[str]:
+def weight_report(results: list[dict]) -> list[str]:
+    """Do learned mixing weights stay spread or collapse? H(w(s)) / log N over training, from the eval records."""
+    import matplotlib.pyplot as plt
+
+    results = [result for result in results if any("weights" in record for record in result["evaluations"])]
+    if not results:
+        return []
+    envs = sorted({result["env"] for result in results})
+    figure, axes = plt.subplots(1, len(envs), figsize=(4.5 * len(envs), 3.4), squeeze=False, sharey=True)
+    lines = [
+        "Learned mixing weights at the last evaluation (mean over the replay buffer's 1000 most recent states): weight "
+        "entropy H(w(s)) as a share of log N (1 = uniform, 0 = one component), the mean largest weight, and the smallest "
+        "mean weight of a component.",
+        "",
+        "| env | algorithm | seeds | H(w) / log N mean [per seed] | largest weight | smallest mean weight |",
+        "|---|---|---|---|---|---|",
+    ]
+    for axis, env in zip(axes[0], envs, strict=True):
+        groups: dict[str, list[dict]] = {}
+        for result in results:
+            if result["env"] == env:
+                groups.setdefault(label(result), []).append(result)
+        for color, (name, group) in zip(("tab:blue", "tab:orange", "tab:green"), sorted(groups.items()), strict=False):
+            finals = []
+            for result in group:
+                records = [record for record in result["evaluations"] if "weights" in record]
+                n_components = len(records[0]["weights"]["mean"])
+                x = [record["timesteps"] for record in records]
+                y = [record["weights"]["entropy"] / np.log(n_components) for record in records]
+                axis.plot(x, y, color=color, alpha=0.5, linewidth=1, label=name if not finals else None)
+                finals.append(records[-1]["weights"])
+            shares = [final["entropy"] / np.log(len(final["mean"])) for final in finals]
+            lines.append(
+                f"| {env} | {name} | {len(group)} | {np.mean(shares):.2f} [{', '.join(f'{v:.2f}' for v in shares)}] "
+                f"| {np.mean([final['max_weight'] for final in finals]):.2f} "
+                f"| {np.mean([min(final['mean']) for final in finals]):.3f} |"
+            )
+        axis.set_title(env)
+        axis.set_xlabel("environment steps")
+        axis.set_ylim(0, 1.05)
+        axis.legend(fontsize=8)
+    axes[0][0].set_ylabel("H(w(s)) / log N (1 = uniform)")
+    figure.suptitle("Learned mixing weights: entropy over training (one line per seed)", fontsize=10)
+    figure.tight_layout()
+    figure.savefig(RESULTS.parent / "mujoco_learned_weight_entropy.png", dpi=100)
+    plt.close(figure)
+    return [*lines, "", "![weight entropy](mujoco_learned_weight_entropy.png)"]
+
+
+def aggregate_report(finals: dict[str, dict[str, np.ndarray]], name: str = "mujoco_aggregate") -> list[str]:
     """Across the main suite's tasks: IQM of SAC-normalised final returns and P(algorithm > SAC), via rliable.
 
     Normalised score on a task: (return - random) / (SAC's mean return - random), so SAC's mean is 1 and a random
@@ -298,7 +362,7 @@ def aggregate_report(finals: dict[str, dict[str, np.ndarray]]) -> list[str]:
         )
     summary = {"envs": envs, "seeds": runs, "random_returns": random, "normalisation": "(R - random) / (SAC mean - random)",
                "rows": rows}  # fmt: skip
-    (RESULTS.parent / "mujoco_aggregate.json").write_text(json.dumps(summary, indent=1))
+    (RESULTS.parent / f"{name}.json").write_text(json.dumps(summary, indent=1))
     figure, axis = plt.subplots(figsize=(6, 0.5 + 0.45 * len(rows)))
     for y, row in enumerate(reversed(rows)):
         axis.plot(row["iqm_ci"], [y, y], color="tab:blue", linewidth=6, alpha=0.4)
@@ -308,7 +372,7 @@ def aggregate_report(finals: dict[str, dict[str, np.ndarray]]) -> list[str]:
     axis.set_xlabel("IQM of SAC-normalised final return (95% CI)")
     axis.set_title(f"{', '.join(envs)}: {runs} seeds each")
     figure.tight_layout()
-    figure.savefig(RESULTS.parent / "mujoco_aggregate.png", dpi=100)
+    figure.savefig(RESULTS.parent / f"{name}.png", dpi=100)
     plt.close(figure)
     return lines
 
@@ -318,7 +382,7 @@ def main() -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     for name in ("run", "list"):
         command = sub.add_parser(name)
-        command.add_argument("--suite", choices=["main", "sweep", "precision"], default="main")
+        command.add_argument("--suite", choices=list(SUITES), default="main")
         command.add_argument("--steps", type=int, default=50_000, help="environment steps per run")
         command.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
         command.add_argument("--envs", nargs="*", help="restrict to these tasks")

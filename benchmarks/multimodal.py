@@ -40,13 +40,31 @@ RESULTS = ROOT / "benchmarks" / "results"
 RUNS = RESULTS / "multimodal"
 
 ENVS = {"multigoal": "sb3_mixture/MultiGoal-v0", "bandit": "sb3_mixture/BimodalBandit-v0"}
+LEARNED = {"mixture_weights": "learned"}
 ALGOS = {
     "sac": ("SAC", {}),
     "sacm_n2": ("SACM", {"n_components": 2}),
     "sacm_n4": ("SACM", {"n_components": 4}),
     "s2acm_n4": ("S2ACM", {"n_components": 4}),
+    # Learned mixing weights (issue 10), without and with the weight floor
+    "sacm_learned_n2": ("SACM", {"n_components": 2, **LEARNED}),
+    "sacm_learned_n4": ("SACM", {"n_components": 4, **LEARNED}),
+    "s2acm_learned_n4": ("S2ACM", {"n_components": 4, **LEARNED}),
+    "sacm_learned_n2_floor05": ("SACM", {"n_components": 2, **LEARNED, "mixture_weight_floor": 0.05}),
+    "sacm_learned_n4_floor05": ("SACM", {"n_components": 4, **LEARNED, "mixture_weight_floor": 0.05}),
 }
-LABELS = {"sac": "SAC", "sacm_n2": "SACM N=2", "sacm_n4": "SACM N=4", "s2acm_n4": "S2ACM N=4"}
+LABELS = {
+    "sac": "SAC",
+    "sacm_n2": "SACM N=2",
+    "sacm_n4": "SACM N=4",
+    "s2acm_n4": "S2ACM N=4",
+    "sacm_learned_n2": "SACM N=2 learned",
+    "sacm_learned_n4": "SACM N=4 learned",
+    "s2acm_learned_n4": "S2ACM N=4 learned",
+    "sacm_learned_n2_floor05": "SACM N=2 learned, floor 0.05",
+    "sacm_learned_n4_floor05": "SACM N=4 learned, floor 0.05",
+}
+WEIGHT_RECORD_EVERY = 250  # env steps between two records of the learned weights at the bandit's state
 CONFIG = {
     "multigoal": {"total_timesteps": 8000, "learning_starts": 1000, "gamma": 0.99},
     "bandit": {"total_timesteps": 8000, "learning_starts": 300, "gamma": 0.99},
@@ -196,13 +214,36 @@ def evaluate(model, env_key: str, seed: int) -> dict:
     return result
 
 
+def weight_recorder(every: int, state: np.ndarray):
+    """A callback that records w(state) of a learned-weight mixture every ``every`` steps: [[step, w_1, ..., w_N], ...]."""
+    import torch as th
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class WeightRecorder(BaseCallback):
+        def __init__(self):
+            super().__init__()
+            self.records: list[list[float]] = []
+
+        def _on_step(self) -> bool:
+            if self.num_timesteps % every == 0:
+                with th.no_grad():
+                    weights = self.model.actor.mixture_log_weights(th.as_tensor(state[None])).exp()[0]
+                self.records.append([self.num_timesteps, *np.round(weights.tolist(), 5)])
+            return True
+
+    return WeightRecorder()
+
+
 def execute(env_key: str, algo: str, seed: int, steps: int) -> dict:
     import torch as th
 
     th.set_num_threads(1)
     start, cpu_start = time.time(), time.process_time()
     model = make_model(env_key, algo, seed)
-    model.learn(steps)
+    learned = ALGOS[algo][1].get("mixture_weights") == "learned"
+    # The bandit has one state; on MultiGoal the origin is where the goals are equally good
+    recorder = weight_recorder(WEIGHT_RECORD_EVERY, np.zeros(model.observation_space.shape, dtype=np.float32))
+    model.learn(steps, callback=recorder if learned else None)
     train_time = time.time() - start
     episodes = list(model.ep_info_buffer)
     result = {
@@ -213,6 +254,7 @@ def execute(env_key: str, algo: str, seed: int, steps: int) -> dict:
         "seed": seed,
         "config": {**COMMON, **CONFIG[env_key], "total_timesteps": steps, **ALGOS[algo][1], "algorithm": ALGOS[algo][0]},
         "train_return_last_episodes": float(np.mean([episode["r"] for episode in episodes])) if episodes else None,
+        "weights_over_training": recorder.records if learned else None,
         "evaluation": evaluate(model, env_key, seed),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "machine": machine(),
@@ -434,6 +476,12 @@ def markdown(table: list[dict], runs: list[dict], meta: dict) -> str:
         "",
         "![Bandit actions](multimodal_bandit_actions.png)",
         "",
+        "Learned weights (the rows marked learned): the weight at the bandit's one state on the component(s) whose mean "
+        "ends within 0.4 of each bump, recorded every "
+        f"{WEIGHT_RECORD_EVERY} steps.",
+        "",
+        "![Bandit weights](multimodal_bandit_weights.png)",
+        "",
         "## Per run",
         "",
     ]
@@ -458,6 +506,8 @@ def markdown(table: list[dict], runs: list[dict], meta: dict) -> str:
                 text += f", deterministic action {evaluation['deterministic']['action']:.2f}"
                 if "components" in evaluation:
                     text += "; component means " + ", ".join(f"{c['mean_action']:.2f}" for c in evaluation["components"])
+                if result.get("weights_over_training"):
+                    text += "; final weights " + ", ".join(f"{w:.2f}" for w in result["weights_over_training"][-1][1:])
             lines.append(f"- {result['label']}, {steps_of(result)} steps, seed {result['seed']}: {text}")
         lines.append("")
     return "\n".join(lines)
@@ -521,8 +571,9 @@ def plot(runs: list[dict]) -> None:
     seeds = sorted({result["seed"] for result in default})
     by_key = {(r["env_key"], r["algo"], r["seed"]): r for r in default}
 
-    figure, axes = plt.subplots(1, len(ALGOS), figsize=(3.0 * len(ALGOS), 3.2), squeeze=False)
-    for col, algo in enumerate(ALGOS):
+    multigoal_algos = [algo for algo in ALGOS if any(key[:2] == ("multigoal", algo) for key in by_key)]
+    figure, axes = plt.subplots(1, len(multigoal_algos), figsize=(3.0 * len(multigoal_algos), 3.2), squeeze=False)
+    for col, algo in enumerate(multigoal_algos):
         axis = axes[0][col]
         for seed in seeds:
             result = by_key.get(("multigoal", algo, seed))
@@ -547,11 +598,17 @@ def plot(runs: list[dict]) -> None:
     figure.savefig(RESULTS / "multimodal_multigoal_origin_actions.png", dpi=90)
     plt.close(figure)
 
-    figure, axes = plt.subplots(1, len(ALGOS), figsize=(3.6 * len(ALGOS), 3.0), squeeze=False, sharey=True)
+    bandit_algos = [algo for algo in ALGOS if any(key[:2] == ("bandit", algo) for key in by_key)]
+    columns = min(len(bandit_algos), 5)
+    rows = -(-len(bandit_algos) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(3.6 * columns, 3.0 * rows), squeeze=False, sharey=True)
+    for axis in axes.flat[len(bandit_algos) :]:
+        axis.set_visible(False)
     grid = np.linspace(-2, 2, 401)
     bins = np.linspace(-2, 2, 81)
-    for col, algo in enumerate(ALGOS):
-        axis = axes[0][col]
+    for index, algo in enumerate(bandit_algos):
+        row, col = divmod(index, columns)
+        axis = axes[row][col]
         for seed in seeds:
             result = by_key.get(("bandit", algo, seed))
             if result is not None:
@@ -560,8 +617,8 @@ def plot(runs: list[dict]) -> None:
         twin = axis.twinx()
         twin.plot(grid, bimodal_reward(grid), color="black", linewidth=1, linestyle=":")
         twin.set_ylim(0, 1.7)
-        twin.set_yticks([] if col < len(ALGOS) - 1 else [0, 0.5, 1.0, 1.5])
-        if col == len(ALGOS) - 1:
+        twin.set_yticks([] if col < columns - 1 else [0, 0.5, 1.0, 1.5])
+        if col == columns - 1:
             twin.set_ylabel("reward (dotted)")
         axis.set_title(LABELS[algo])
         axis.set_xlabel("action")
@@ -573,6 +630,38 @@ def plot(runs: list[dict]) -> None:
     figure.suptitle(f"Bimodal bandit, {CONFIG['bandit']['total_timesteps']} steps: sampled actions per seed", fontsize=10)
     figure.tight_layout()
     figure.savefig(RESULTS / "multimodal_bandit_actions.png", dpi=90)
+    plt.close(figure)
+    plot_bandit_weights([r for r in default if r["env_key"] == "bandit" and r.get("weights_over_training")])
+
+
+def mode_weight_over_training(result: dict, location: float) -> tuple[np.ndarray, np.ndarray]:
+    """Steps and the total learned weight of the components whose final mean action is within MODE_RADIUS of ``location``."""
+    records = np.asarray(result["weights_over_training"])
+    means = np.array([component["mean_action"] for component in result["evaluation"]["components"]])
+    on_mode = np.abs(means - location) < MODE_RADIUS
+    return records[:, 0], records[:, 1:][:, on_mode].sum(axis=1)
+
+
+def plot_bandit_weights(runs: list[dict]) -> None:
+    """Learned mixing weights over training on the bandit: the weight on the +1 and on the -1 component(s)."""
+    import matplotlib.pyplot as plt
+
+    if not runs:
+        return
+    algos = [algo for algo in ALGOS if any(r["algo"] == algo for r in runs)]
+    figure, axes = plt.subplots(1, len(algos), figsize=(3.6 * len(algos), 3.0), squeeze=False, sharey=True)
+    for axis, algo in zip(axes[0], algos, strict=True):
+        for result in (r for r in runs if r["algo"] == algo):
+            for location, color in ((1.0, "tab:blue"), (-1.0, "tab:red")):
+                steps, weight = mode_weight_over_training(result, location)
+                axis.plot(steps, weight, color=color, alpha=0.6, linewidth=1)
+        axis.set_title(LABELS[algo], fontsize=9)
+        axis.set_xlabel("environment steps")
+        axis.set_ylim(-0.02, 1.02)
+    axes[0][0].set_ylabel("weight on the +1 (blue) / -1 (red) bump")
+    figure.suptitle("Bimodal bandit: learned mixing weights over training (one line per seed and bump)", fontsize=10)
+    figure.tight_layout()
+    figure.savefig(RESULTS / "multimodal_bandit_weights.png", dpi=90)
     plt.close(figure)
 
 

@@ -6,6 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
+import torch as th
 from rl_zoo3.callbacks import ParallelTrainCallback as RLZooParallelTrainCallback
 from sb3_contrib import TQC
 from stable_baselines3 import SAC
@@ -15,6 +17,7 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize, sync_envs_normalization
 
 from sb3_mixture.evaluation import evaluate_components
+from sb3_mixture.mixture import weight_entropy
 from sb3_mixture.sacm.sacm import SACM
 
 
@@ -24,13 +27,16 @@ class MixtureEvalCallback(BaseCallback):
     each component alone, and append the results to ``<log_path>/mixture_evaluations.jsonl``.
 
     Works for any SB3 algorithm (components are skipped for non-mixtures), so baselines can be evaluated
-    the same way. Usable from RL Zoo hyperparameters:
+    the same way. With learned mixing weights each record also holds ``"weights"``: the mean w(s) and the mean
+    weight entropy H(w(s)) over the most recent states of the replay buffer (at most ``weight_states``).
+    Usable from RL Zoo hyperparameters:
     ``callback: [{"sb3_mixture.callbacks.MixtureEvalCallback": {"eval_freq": 5000}}]``.
 
     :param eval_freq: evaluate every this many calls of the callback (environment steps per env)
     :param n_eval_episodes: episodes per evaluated policy
     :param log_path: folder of the results file; defaults to the model's logger folder
     :param env_id: evaluation environment id; defaults to the training env's id
+    :param weight_states: how many of the replay buffer's most recent states the weight statistics average over
     """
 
     def __init__(
@@ -39,9 +45,11 @@ class MixtureEvalCallback(BaseCallback):
         n_eval_episodes: int = 5,
         log_path: "str | None" = None,
         env_id: "str | None" = None,
+        weight_states: int = 1000,
         verbose: int = 0,
     ):
         super().__init__(verbose)
+        self.weight_states = weight_states
         self.eval_freq = eval_freq
         self.n_eval_episodes = n_eval_episodes
         self.log_path = log_path
@@ -69,7 +77,38 @@ class MixtureEvalCallback(BaseCallback):
             for name, deterministic in (("mixture", False), ("deterministic", True)):
                 mean, std = evaluate_policy(self.model, self.eval_env, self.n_eval_episodes, deterministic=deterministic)
                 results[name] = (float(mean), float(std))  # type: ignore[arg-type]
-        return {"timesteps": self.num_timesteps, **{key: list(value) for key, value in results.items()}}
+        record: dict[str, Any] = {"timesteps": self.num_timesteps, **{key: list(value) for key, value in results.items()}}
+        if isinstance(self.model, SACM) and self.model.actor.learned_weights:
+            weights = self.weight_statistics()
+            if weights is not None:
+                record["weights"] = weights
+        return record
+
+    def weight_statistics(self) -> "dict[str, Any] | None":
+        """Mean w(s) and mean H(w(s)) over the replay buffer's most recent states (no sampling: no random draws)."""
+        assert isinstance(self.model, SACM)
+        buffer = self.model.replay_buffer
+        if buffer is None or buffer.size() == 0:
+            return None
+        end = buffer.buffer_size if buffer.full else buffer.pos
+        rows = np.arange(max(0, end - max(1, self.weight_states // buffer.n_envs)), end)
+
+        def recent(array: np.ndarray) -> np.ndarray:
+            return array[rows].reshape(-1, *array.shape[2:])
+
+        if isinstance(buffer.observations, dict):
+            observations: Any = {key: recent(value) for key, value in buffer.observations.items()}
+        else:
+            observations = recent(buffer.observations)
+        observations = buffer._normalize_obs(observations, self.model.get_vec_normalize_env())
+        with th.no_grad():
+            log_weights = self.model.actor.mixture_log_weights(self.model.policy.obs_to_tensor(observations)[0])
+        return {
+            "states": int(log_weights.shape[0]),
+            "mean": log_weights.exp().mean(dim=0).tolist(),
+            "entropy": float(weight_entropy(log_weights).mean()),
+            "max_weight": float(log_weights.exp().max(dim=-1).values.mean()),
+        }
 
     def _on_step(self) -> bool:
         if self.eval_freq > 0 and self.n_calls % self.eval_freq == 0:
@@ -77,7 +116,9 @@ class MixtureEvalCallback(BaseCallback):
             with self.results_file.open("a") as handle:
                 handle.write(json.dumps(record) + "\n")
             for key, value in record.items():
-                if key != "timesteps":
+                if key == "weights":
+                    self.logger.record("eval_mixture/weight_entropy", value["entropy"])
+                elif key != "timesteps":
                     self.logger.record(f"eval_mixture/{key}", value[0])
             if self.verbose:
                 print(f"MixtureEvalCallback at {self.num_timesteps}: " + ", ".join(f"{k} {v}" for k, v in record.items()))

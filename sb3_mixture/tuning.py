@@ -31,6 +31,8 @@ N_COMPONENTS_RANGE = (1, 8)
 ENTROPY_ESTIMATORS = ("mixed_marginal", "pairwise_kl", "pairwise_bhattacharyya", "marginal")
 CRITIC_DATA = ("shared", "bootstrap", "own")
 COMPONENT_SCHEDULES = ("step", "episode")
+# Fixed uniform or learned mixing weights (Optuna's choices must be plain values: "uniform" stands for None)
+MIXTURE_WEIGHTS = ("uniform", "learned")
 
 # The hyperparameters (from the yaml file and --hyperparams) of the experiment being tuned or replayed, for the
 # sampler and the converter, whose signatures RL Zoo fixes. A context variable: with --n-jobs > 1 Optuna runs
@@ -79,9 +81,11 @@ def sample_sacm_params(trial: Any, n_actions: int, n_envs: int, additional_args:
     """
     Optuna sampler for SACM / S2ACM: RL Zoo's SAC search space plus the mixture's settings.
 
-    Searched: ``n_components`` (1-8), ``entropy_estimator``, ``critic_data`` and ``component_schedule``. Left at the
-    hyperparameter file's value where a sampled value could not work: ``n_components`` with fixed
-    ``mixture_weights``, and ``critic_data`` with a replay buffer or ``n_steps`` of its own (HER, n-step returns).
+    Searched: ``n_components`` (1-8), ``mixture_weights`` (uniform or learned), ``entropy_estimator``, ``critic_data``
+    and ``component_schedule``. Left at the hyperparameter file's value where a sampled value could not work:
+    ``n_components`` and ``mixture_weights`` when the file fixes the weights, ``mixture_weights`` when it sets
+    ``component_sampling="sample"`` (which learned weights do not support), and ``critic_data`` with a replay buffer or
+    ``n_steps`` of its own (HER, n-step returns).
     """
     from rl_zoo3.hyperparams_opt import sample_sac_params
 
@@ -94,6 +98,9 @@ def sample_sacm_params(trial: Any, n_actions: int, n_envs: int, additional_args:
             # A fixed component index must stay a valid component
             low = max(low, fixed_component + 1)
         hyperparams["n_components"] = trial.suggest_int("n_components", low, high)
+        if base.get("component_sampling", "all") == "all":
+            weights = trial.suggest_categorical("mixture_weights", MIXTURE_WEIGHTS)
+            hyperparams["mixture_weights"] = None if weights == "uniform" else weights
     hyperparams["entropy_estimator"] = trial.suggest_categorical("entropy_estimator", ENTROPY_ESTIMATORS)
     own_buffer = base.get("replay_buffer_class") is None and not additional_args.get("using_her_replay_buffer")
     if own_buffer and base.get("n_steps", 1) == 1:
@@ -111,7 +118,10 @@ def convert_sacm_params(sampled_params: dict[str, Any]) -> dict[str, Any]:
     """
     from rl_zoo3.hyperparams_opt import convert_offpolicy_params
 
-    return _keep_other_policy_kwargs(convert_offpolicy_params(sampled_params), _EXPERIMENT_HYPERPARAMS.get())
+    hyperparams = convert_offpolicy_params(sampled_params)
+    if hyperparams.get("mixture_weights") == "uniform":
+        hyperparams["mixture_weights"] = None
+    return _keep_other_policy_kwargs(hyperparams, _EXPERIMENT_HYPERPARAMS.get())
 
 
 def _display_url(storage: str) -> str:

@@ -6,6 +6,7 @@ gradient of the exact expected loss by quadrature (1-D action, fixed critic), an
 identity E[1{a in box} / pi(a)] = volume. The rest checks acting, save/load and the drop-in paths.
 """
 
+import json
 import math
 
 import gymnasium as gym
@@ -368,3 +369,29 @@ def test_dict_observations_her_and_vec_normalize():
     assert model._n_updates > 0
     results = evaluate_components(model, model.get_env(), n_eval_episodes=1)
     assert {"mixture", "deterministic", "component_0", "component_2", "best_component"} <= results.keys()
+
+
+def test_eval_callback_records_the_learned_weights(tmp_path):
+    from sb3_mixture.callbacks import MixtureEvalCallback
+
+    model = SACM("MlpPolicy", pendulum(), n_components=3, mixture_weights="learned", seed=0, **SMALL)
+    callback = MixtureEvalCallback(eval_freq=40, n_eval_episodes=1, log_path=str(tmp_path), env_id="Pendulum-v1")
+    model.learn(80, callback=callback)
+    records = [json.loads(line) for line in (tmp_path / "mixture_evaluations.jsonl").read_text().splitlines()]
+    assert [record["timesteps"] for record in records] == [40, 80]
+    # The callback runs before SB3 stores the step's transition
+    assert [record["weights"]["states"] for record in records] == [39, 79]
+    assert all(set(record["weights"]) == {"states", "mean", "entropy", "max_weight"} for record in records)
+    # Now, on the buffer's 80 states, against the weights recomputed here
+    weights = callback.weight_statistics()
+    observations = th.as_tensor(model.replay_buffer.observations[:80, 0])
+    with th.no_grad():
+        log_weights = model.actor.mixture_log_weights(observations)
+    assert weights["states"] == 80
+    assert weights["mean"] == pytest.approx(log_weights.exp().mean(dim=0).tolist(), rel=1e-5)
+    assert weights["entropy"] == pytest.approx(float(Categorical(logits=log_weights).entropy().mean()), rel=1e-5)
+    # Fixed weights: nothing to record
+    fixed = SACM("MlpPolicy", pendulum(), n_components=3, seed=0, **SMALL)
+    fixed.learn(40, callback=MixtureEvalCallback(eval_freq=40, n_eval_episodes=1, log_path=str(tmp_path / "fixed")))
+    (record,) = [json.loads(line) for line in (tmp_path / "fixed" / "mixture_evaluations.jsonl").read_text().splitlines()]
+    assert "weights" not in record and "mixture" in record

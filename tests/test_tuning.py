@@ -14,6 +14,7 @@ from sb3_mixture.tuning import (
     COMPONENT_SCHEDULES,
     CRITIC_DATA,
     ENTROPY_ESTIMATORS,
+    MIXTURE_WEIGHTS,
     convert_sacm_params,
     sample_sacm_params,
     tuned_experiment,
@@ -21,7 +22,7 @@ from sb3_mixture.tuning import (
 from sb3_mixture.zoo import register_zoo, run_zoo_script
 
 SAC_SPACE = {"one_minus_gamma", "batch_size_pow", "learning_rate", "train_freq", "tau", "net_arch"}
-MIXTURE_SPACE = {"n_components", "entropy_estimator", "critic_data", "component_schedule"}
+MIXTURE_SPACE = {"n_components", "mixture_weights", "entropy_estimator", "critic_data", "component_schedule"}
 NO_HER = {"using_her_replay_buffer": False}
 # Tiny budgets: 200 steps of which the last 20 train (the search space includes big nets and batches)
 TINY_CONF = {
@@ -62,6 +63,7 @@ def test_search_space_is_sac_plus_the_mixture():
         assert trial.distributions["entropy_estimator"].choices == ENTROPY_ESTIMATORS
         assert trial.distributions["critic_data"].choices == CRITIC_DATA
         assert trial.distributions["component_schedule"].choices == COMPONENT_SCHEDULES
+        assert trial.distributions["mixture_weights"].choices == MIXTURE_WEIGHTS == ("uniform", "learned")
         # The file's other policy_kwargs stay, under the sampled net_arch
         import torch.nn as nn
 
@@ -75,6 +77,8 @@ def test_search_space_is_sac_plus_the_mixture():
             model = algo("MlpPolicy", "Pendulum-v1", buffer_size=100, **sampled)
             assert model.n_components == trial.params["n_components"]
             assert model.critic_data == trial.params["critic_data"]
+            learned = trial.params["mixture_weights"] == "learned"
+            assert model.actor.learned_weights == learned and (model.mixture_weights == "learned") == learned
             assert model.policy_kwargs["log_std_init"] == -2
 
 
@@ -83,7 +87,12 @@ def test_search_space_leaves_what_the_file_fixes():
     base = {"mixture_weights": [0.5, 0.5], "n_steps": 3}
     with tuned_experiment(base):
         sampled = sample_sacm_params(trial, 1, 1, NO_HER)
-    assert "n_components" not in sampled and "critic_data" not in sampled
+    assert "n_components" not in sampled and "critic_data" not in sampled and "mixture_weights" not in sampled
+    # One sampled component per state: learned weights would not work, so they are not searched
+    trial = optuna.create_study().ask()
+    with tuned_experiment({"component_sampling": "sample"}):
+        sampled = sample_sacm_params(trial, 1, 1, NO_HER)
+    assert "mixture_weights" not in trial.params and "n_components" in trial.params
     trial = optuna.create_study().ask()
     with tuned_experiment({"deterministic_component": 4}):
         sample_sacm_params(trial, 1, 1, {"using_her_replay_buffer": True, "her_kwargs": {}})

@@ -33,6 +33,7 @@ def trained_log_folder(tmp_path_factory):
     _run(
         "-m", "sb3_mixture.train", "--algo", "sacm", "--env", "Pendulum-v1", "-n", "300", "-f", str(folder), "--seed", "0",
         "--hyperparams", "learning_starts:100", "policy_kwargs:dict(net_arch=[16,16])", "n_components:2",
+        "mixture_weights:'learned'",
         cwd=folder,
     )  # fmt: skip
     return folder
@@ -45,9 +46,9 @@ def test_train_uses_our_hyperparameters_and_saves(trained_log_folder):
     config = dict(config)
     # From zoo_hyperparams/sacm.yml (RL Zoo's own files know nothing of sacm), with the command-line override
     assert config["learning_rate"] == pytest.approx(1e-3)
-    assert config["n_components"] == 2
+    assert config["n_components"] == 2 and config["mixture_weights"] == "learned"
     model = SACM.load(run / "Pendulum-v1.zip", buffer_size=1)
-    assert model.n_components == 2
+    assert model.n_components == 2 and model.mixture_weights == "learned" and model.actor.gate is not None
 
 
 def test_enjoy_runs_on_the_trained_agent(trained_log_folder):
@@ -109,11 +110,12 @@ def test_register_zoo():
     trial = optuna.trial.FixedTrial(
         {"one_minus_gamma": 0.01, "batch_size_pow": 6, "learning_rate": 1e-3, "train_freq": 4, "tau": 0.01,
          "net_arch": "small", "n_components": 5, "entropy_estimator": "marginal", "critic_data": "own",
-         "component_schedule": "episode"}
+         "component_schedule": "episode", "mixture_weights": "learned"}
     )  # fmt: skip
     sampled = HYPERPARAMS_SAMPLER["s2acm"](trial, 1, 1, {"using_her_replay_buffer": False})
     model = S2ACM("MlpPolicy", "Pendulum-v1", buffer_size=1_000, **sampled)
     assert model.n_components == 5 and model.batch_size == 64 and model.gradient_steps == 4
+    assert model.mixture_weights == "learned"
     assert model.entropy_estimator == "marginal" and model.critic_data == "own" and model.component_schedule == "episode"
 
 
