@@ -1,0 +1,150 @@
+"""Files of other algorithms given to SACM/S2ACM.load, and starting a mixture from a trained SAC (SACM.from_sac)."""
+
+import io
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch as th
+from stable_baselines3 import SAC, TD3
+from stable_baselines3.common.logger import configure
+from stable_baselines3.common.monitor import Monitor
+
+from sb3_mixture import S2ACM, SACM
+
+
+def small() -> dict:
+    """Fresh settings each time: SB3 writes into the policy_kwargs it is given."""
+    return dict(policy_kwargs=dict(net_arch=[16, 16]), learning_starts=50, batch_size=32, buffer_size=1_000)
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    previous = th.get_num_threads()
+    th.set_num_threads(1)
+    yield
+    th.set_num_threads(previous)
+
+
+def pendulum() -> gym.Env:
+    return Monitor(gym.make("Pendulum-v1", max_episode_steps=50))
+
+
+# --- Loading a file saved by another algorithm ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("saver, loader", [(S2ACM, SACM), (SACM, S2ACM)])
+def test_mixture_file_of_the_other_mixture_fails_naming_both(saver, loader, tmp_path):
+    saver("MlpPolicy", pendulum(), n_components=2, **small()).save(tmp_path / "model")
+    message = rf"^{loader.__name__}.load: .* holds a {saver.__name__} model, not a {loader.__name__}"
+    with pytest.raises(ValueError, match=message):
+        loader.load(tmp_path / "model")
+    # ... and as what it is, it loads (with or without the .zip suffix, from a path or a file object)
+    assert type(saver.load(tmp_path / "model")) is saver
+    assert type(saver.load(str(tmp_path / "model.zip"))) is saver
+    assert type(saver.load(io.BytesIO((tmp_path / "model.zip").read_bytes()))) is saver
+
+
+@pytest.mark.parametrize("algo", [SACM, S2ACM])
+def test_sac_and_td3_files_fail_with_one_line(algo, tmp_path):
+    SAC("MlpPolicy", pendulum(), **small()).save(tmp_path / "sac.zip")
+    with pytest.raises(ValueError, match=rf"holds a SAC model, not a {algo.__name__}: .*{algo.__name__}.from_sac") as error:
+        algo.load(tmp_path / "sac.zip")
+    assert "\n" not in str(error.value)
+    TD3("MlpPolicy", pendulum(), **small()).save(tmp_path / "td3.zip")
+    buffer = io.BytesIO((tmp_path / "td3.zip").read_bytes())
+    with pytest.raises(ValueError, match=rf"the file holds a TD3 model, not a {algo.__name__}: load it with TD3.load$"):
+        algo.load(buffer)
+
+
+def test_missing_file_is_still_sb3s_error(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        SACM.load(tmp_path / "nothing.zip")
+
+
+# --- Starting from SAC ------------------------------------------------------------------------------------------------
+
+
+def trained_sac(ent_coef="auto", seed: int = 0) -> SAC:
+    sac = SAC("MlpPolicy", pendulum(), ent_coef=ent_coef, seed=seed, **small())
+    sac.learn(150)
+    return sac
+
+
+def train_steps(model, steps: int, seed: int) -> None:
+    model.set_logger(configure(None, []))
+    th.manual_seed(seed)
+    np.random.seed(seed)
+    model.train(gradient_steps=steps, batch_size=model.batch_size)
+
+
+@pytest.mark.parametrize("ent_coef", ["auto", 0.1])
+def test_one_component_from_sac_predicts_and_trains_as_sac(ent_coef):
+    sac = trained_sac(ent_coef)
+    mixture = SACM.from_sac(sac, n_components=1, copy_replay_buffer=True)
+    assert mixture.num_timesteps == sac.num_timesteps == 150 and mixture._n_updates == sac._n_updates == 100
+    assert mixture.batch_size == sac.batch_size and mixture.learning_starts == sac.learning_starts
+    assert mixture.target_entropy == sac.target_entropy and mixture.ent_coef == sac.ent_coef
+    assert mixture.replay_buffer is not sac.replay_buffer and mixture.replay_buffer.pos == sac.replay_buffer.pos
+    np.testing.assert_array_equal(mixture.replay_buffer.observations, sac.replay_buffer.observations)
+    observations = np.random.default_rng(0).normal(size=(64, 3)).astype(np.float32)
+    np.testing.assert_allclose(
+        mixture.predict(observations, deterministic=True)[0], sac.predict(observations, deterministic=True)[0], atol=1e-6
+    )
+    # Every Adam moment came along: the next updates are SAC's
+    train_steps(sac, 5, seed=3)
+    train_steps(mixture, 5, seed=3)
+    for name, param in sac.actor.named_parameters():
+        assert th.allclose(param, dict(mixture.actor.named_parameters())[name], atol=1e-5), name
+    for member, q_net in enumerate(sac.critic.q_networks):
+        linears = [module for module in q_net if isinstance(module, th.nn.Linear)]
+        for layer, linear in enumerate(linears):
+            assert th.allclose(linear.weight.T, mixture.critic.q_ensemble.weights[layer][member], atol=1e-5)
+            assert th.allclose(linear.bias, mixture.critic.q_ensemble.biases[layer][member, 0], atol=1e-5)
+    if ent_coef == "auto":
+        assert th.allclose(sac.log_ent_coef, mixture.log_ent_coef, atol=1e-6)
+    # ... and it keeps training as a mixture
+    mixture.learn(60, reset_num_timesteps=False)
+    assert mixture.num_timesteps == 210
+
+
+@pytest.mark.parametrize("algo", [SACM, S2ACM])
+def test_every_component_and_head_starts_as_sac(algo):
+    sac = trained_sac()
+    mixture = algo.from_sac(sac, n_components=3, entropy_estimator="pairwise_kl", mixture_weights="learned")
+    assert type(mixture) is algo and mixture.n_components == 3 and mixture.entropy_estimator == "pairwise_kl"
+    assert mixture.replay_buffer.size() == 0  # not asked for
+    observations = np.random.default_rng(1).normal(size=(32, 3)).astype(np.float32)
+    expected = sac.predict(observations, deterministic=True)[0]
+    for component in range(3):
+        with mixture.policy.use_component(component):
+            np.testing.assert_allclose(mixture.predict(observations, deterministic=True)[0], expected, atol=1e-6)
+    obs, actions = th.as_tensor(observations), th.rand(32, 1) * 2 - 1
+    with th.no_grad():
+        sac_q = th.cat(sac.critic(obs, actions), dim=1)  # (B, n_critics)
+        sac_target_q = th.cat(sac.critic_target(obs, actions), dim=1)
+        mixture_q = mixture.critic.q_values(obs, actions)  # (n_critics, B, N)
+        mixture_target_q = mixture.critic_target.q_values(obs, actions)
+    for head in range(3):
+        assert th.allclose(mixture_q[..., head].T, sac_q, atol=1e-6)
+        assert th.allclose(mixture_target_q[..., head].T, sac_target_q, atol=1e-6)
+    assert th.allclose(mixture.log_ent_coef, sac.log_ent_coef.expand(3))
+    # The Adam moments of the heads are SAC's, tiled like the weights
+    sac_moment = sac.actor.optimizer.state[sac.actor.mu.weight]["exp_avg"]
+    assert th.equal(mixture.actor.optimizer.state[mixture.actor.mu.weight]["exp_avg"], sac_moment.repeat(3, 1))
+    assert mixture.actor.gate not in mixture.actor.optimizer.state  # a new parameter starts afresh
+    mixture.learn(60, reset_num_timesteps=False)
+
+
+def test_from_sac_bad_input():
+    sac = trained_sac()
+    with pytest.raises(TypeError, match="from_sac needs a stable_baselines3.SAC model, got SACM"):
+        SACM.from_sac(SACM("MlpPolicy", pendulum(), **small()))
+    with pytest.raises(TypeError, match="from_sac needs a stable_baselines3.SAC model, got TD3"):
+        SACM.from_sac(TD3("MlpPolicy", pendulum(), **small()))
+    with pytest.raises(ValueError, match="copy_replay_buffer=True needs critic_data='shared', got 'own'"):
+        SACM.from_sac(sac, copy_replay_buffer=True, critic_data="own")
+    # critic_data other than shared, without the buffer: the mixture picks its own buffer class
+    assert SACM.from_sac(sac, critic_data="own").replay_buffer.critic_data == "own"
+    with pytest.raises(ValueError, match="n_components must be an int >= 1"):
+        SACM.from_sac(sac, n_components=0)
