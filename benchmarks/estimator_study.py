@@ -9,7 +9,7 @@ paper's baseline, the *two-sample* estimate of H_D (its section 3.3, below), we 
   over random mixtures; the truth is cross-checked against ``torch.distributions`` in float64;
 - std: standard deviation of one draw (one reparameterised sample per component), RMS over mixtures;
 - cost: wall time of one call on a batch of 256 states, forward and forward + backward, one torch thread;
-- gradient variance: variance across draws of the gradient of the estimate (the actor's entropy term, SPEC.md
+- gradient variance: variance across draws of the gradient of the estimate (the actor's entropy term, docs/algorithm.md
   section 4, with equal temperatures) w.r.t. the component means and log-stds, mean over parameters; and the
   relative bias of the mean gradient against the gradient of the true entropy.
 

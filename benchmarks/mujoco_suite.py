@@ -1,6 +1,6 @@
 """
 MuJoCo benchmark (issue 4, section 3): SACM, S2ACM, SAC, TD3 and DDPG on the v5 tasks with the paper's
-settings (zoo_hyperparams/*.yml, SPEC.md section 7) except the step budget, plus a mixture-size sweep.
+settings (zoo_hyperparams/*.yml, docs/algorithm.md section 7) except the step budget, plus a mixture-size sweep.
 
 Every run trains through RL Zoo (``python -m sb3_mixture.train``) with a ``MixtureEvalCallback`` that
 evaluates the stochastic policy, the deterministic policy and each mixture component every ``--eval-freq``

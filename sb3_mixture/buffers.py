@@ -1,5 +1,5 @@
 """
-Replay buffers that remember which critic heads may learn from each transition (SPEC.md section 3, ``critic_data``).
+Replay buffers that remember which critic heads may learn from each transition (docs/algorithm.md section 3, ``critic_data``).
 
 - ``bootstrap``: each transition carries a Bernoulli(p) mask per head, drawn once when stored (bootstrapped DQN).
 - ``own``: head i learns only from transitions that component i acted in (the paper's section 4.2).

@@ -1,12 +1,12 @@
 """
-Mixture-entropy estimators (SPEC.md section 2, the paper's section 3).
+Mixture-entropy estimators (docs/algorithm.md section 2, the paper's section 3).
 
 Every estimator is written as a weighted sum of per-sample terms, ``H = sum_m v_m H_m``:
 with one sample per component (``component_sampling="all"``) the sample weights ``v`` are the
 mixture weights ``w``; with one sample from a component ``c ~ w`` (``component_sampling="sample"``)
 the single sample has weight one and ``H_c`` is an unbiased estimate of ``sum_i w_i H_i``.
-The per-sample terms are also what the actor is charged for (SPEC.md section 4, ``l_i = -H_i``)
-and what S2ACM's partial sums add up (SPEC.md section 3).
+The per-sample terms are also what the actor is charged for (docs/algorithm.md section 4, ``l_i = -H_i``)
+and what S2ACM's partial sums add up (docs/algorithm.md section 3).
 """
 
 from typing import NamedTuple
@@ -64,7 +64,7 @@ def draw_mixture_samples(
 
     :param means: (B, N, D)
     :param log_stds: (B, N, D)
-    :param log_weights: ``log w``, (N,), or (B, N) for state-dependent weights (SPEC.md section 8)
+    :param log_weights: ``log w``, (N,), or (B, N) for state-dependent weights (docs/algorithm.md section 8)
     :param components: which component draws each sample, (B, M); None draws one sample from every
         component (M = N, sample weights ``w``); otherwise each sample has weight one
     :param noise: standard normal noise of shape (B, M, D); drawn if None
@@ -84,7 +84,7 @@ def draw_mixture_samples(
 
 def mixed_marginal_terms(samples: MixtureSamples, log_weights: th.Tensor) -> th.Tensor:
     """
-    Mixed marginal entropies ``H_i = -log sum_j w_j pi_j(a_i|s)`` (the paper's eq. 8, SPEC.md section 2).
+    Mixed marginal entropies ``H_i = -log sum_j w_j pi_j(a_i|s)`` (the paper's eq. 8, docs/algorithm.md section 2).
 
     Their ``w``-weighted sum is an unbiased estimate of the mixture entropy, because sampling one action
     per component is stratified sampling of the mixture.
@@ -116,7 +116,7 @@ def entropy_terms(
     log_stds: th.Tensor,
 ) -> th.Tensor:
     """
-    Per-sample terms ``H_m`` of the chosen estimator (SPEC.md section 2), shape (B, M).
+    Per-sample terms ``H_m`` of the chosen estimator (docs/algorithm.md section 2), shape (B, M).
 
     The estimate is ``(samples.sample_weights * terms).sum(-1)``.
     """
@@ -138,7 +138,7 @@ def weighted_entropy(samples: MixtureSamples, terms: th.Tensor) -> th.Tensor:
 
 def partial_sum_entropies(samples: MixtureSamples, terms: th.Tensor, n_components: int) -> th.Tensor:
     """
-    S2ACM's per-head entropies ``H^(i) = sum_{j<=i} w_j H_j`` (the paper's eq. 14 as SPEC.md section 3 reads it), (B, N).
+    S2ACM's per-head entropies ``H^(i) = sum_{j<=i} w_j H_j``, (B, N): eq. 14 as docs/algorithm.md section 3 reads it.
 
     Head 1 (index 0) sees only component 1's term and head N the full estimate. With one sample from a
     component c ~ w per state, ``1[c <= i] H_c`` is the unbiased estimate of the same partial sum.
@@ -177,7 +177,7 @@ def monte_carlo_entropy(
     n_samples: int = 10_000,
 ) -> tuple[th.Tensor, th.Tensor]:
     """
-    Diagnostic Monte Carlo estimate of the true mixture entropy ``-E_{a~pi} log pi(a|s)`` (SPEC.md section 2).
+    Diagnostic Monte Carlo estimate of the true mixture entropy ``-E_{a~pi} log pi(a|s)`` (docs/algorithm.md section 2).
 
     Never used in a loss: it costs ``n_samples`` density evaluations per state.
 

@@ -1,5 +1,5 @@
 """
-Pure functions for a mixture of tanh-squashed diagonal Gaussians (SPEC.md section 1).
+Pure functions for a mixture of tanh-squashed diagonal Gaussians (docs/algorithm.md section 1).
 
 Shapes: ``B`` states, ``N`` components, ``M`` samples per state, ``D`` action dimensions.
 Every component shares the squash ``a = tanh(u)``, so its log-Jacobian is shared too and a
@@ -20,14 +20,14 @@ LOG_STD_MAX = 2.0
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
 LEARNED_WEIGHTS = "learned"
-"""``mixture_weights`` value for state-dependent mixing weights w(s) = softmax(g(s)) (SPEC.md section 8)"""
+"""``mixture_weights`` value for state-dependent mixing weights w(s) = softmax(g(s)) (docs/algorithm.md section 8)"""
 
 
 def validate_mixture_weights(
     mixture_weights: "list[float] | tuple[float, ...] | str | None", n_components: int
 ) -> "list[float] | str":
     """
-    Check ``n_components`` and ``mixture_weights`` (SPEC.md sections 1 and 8) and return the weights as a list.
+    Check ``n_components`` and ``mixture_weights`` (docs/algorithm.md sections 1 and 8) and return the weights as a list.
 
     :param mixture_weights: one positive weight per component summing to one, None for uniform weights, or
         ``"learned"`` for state-dependent weights (returned as is)
@@ -69,7 +69,7 @@ def validate_mixture_weights(
 
 def squash_log_jacobian(pre_squash: th.Tensor) -> th.Tensor:
     """
-    ``J(u) = sum_d log(1 - tanh(u_d)^2 + eps)`` over the last dimension (SPEC.md section 1).
+    ``J(u) = sum_d log(1 - tanh(u_d)^2 + eps)`` over the last dimension (docs/algorithm.md section 1).
 
     The epsilon is SB3's, so a one-component mixture has exactly SAC's log-density.
     """
@@ -96,7 +96,9 @@ def cross_log_probs(pre_squash: th.Tensor, means: th.Tensor, log_stds: th.Tensor
 
 def mixture_log_prob(cross: th.Tensor, log_jacobian: th.Tensor, log_weights: th.Tensor) -> th.Tensor:
     """
-    Mixture log-density ``log pi(a|s) = logsumexp_j(log w_j + log Normal(u; mu_j, sigma_j)) - J(u)`` (SPEC.md section 1).
+    Mixture log-density ``log pi(a|s) = logsumexp_j(log w_j + log Normal(u; mu_j, sigma_j)) - J(u)``.
+
+    docs/algorithm.md section 1.
 
     :param cross: output of :func:`cross_log_probs`, shape (..., M, N)
     :param log_jacobian: ``J(u)`` of each sample, shape (..., M)
@@ -113,7 +115,7 @@ def per_sample(log_weights: th.Tensor) -> th.Tensor:
 
 def validate_weight_floor(mixture_weight_floor: float, n_components: int, mixture_weights: "list[float] | str") -> float:
     """
-    Check the floor ``eps`` of learned mixing weights (SPEC.md section 8): ``0 <= eps < 1 / n_components``.
+    Check the floor ``eps`` of learned mixing weights (docs/algorithm.md section 8): ``0 <= eps < 1 / n_components``.
 
     A floor other than 0 is only meaningful with ``mixture_weights="learned"``.
     """
@@ -134,7 +136,7 @@ def validate_weight_floor(mixture_weight_floor: float, n_components: int, mixtur
 
 def gated_log_weights(logits: th.Tensor, floor: float = 0.0) -> th.Tensor:
     """
-    Learned mixing log-weights ``log w(s)`` with ``w = (1 - N eps) softmax(g) + eps`` (SPEC.md section 8).
+    Learned mixing log-weights ``log w(s)`` with ``w = (1 - N eps) softmax(g) + eps`` (docs/algorithm.md section 8).
 
     The floor ``eps`` keeps every component's weight at least ``eps``, so no component (and no critic head) can be
     starved of data; ``eps = 0`` is the plain softmax.

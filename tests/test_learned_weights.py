@@ -64,7 +64,7 @@ def test_weight_entropy_matches_categorical():
     assert weight_entropy(th.tensor([[0.0, -math.inf]])).item() == 0.0
 
 
-# --- The gating gradient against the exact expected loss (SPEC section 8) ------------------------------------------
+# --- The gating gradient against the exact expected loss (docs/algorithm.md section 8) -------------------------
 
 GRADIENT_BATCH = 4096
 GRADIENT_REPEATS = 10
@@ -117,7 +117,7 @@ def learned_model_at_one_state(estimator: str, floor: float, seed: int = 0) -> t
 def quadrature_gate_gradient(model: SACM, state: th.Tensor, estimator: str, weights_inside_log: bool = True) -> th.Tensor:
     """
     d/dg of the exact expected actor loss sum_i w_i(g) E_{u ~ N(mu_i, s_i)}[alpha l_i(u) - min_k Q_{k,i}(s, tanh u)],
-    by the trapezoid rule over u in float64, written from SPEC sections 4 and 8 with torch.distributions.
+    by the trapezoid rule over u in float64, written from docs/algorithm.md sections 4 and 8 with torch.distributions.
     """
     actor = model.actor
     with th.no_grad():

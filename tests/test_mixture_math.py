@@ -1,5 +1,5 @@
 """
-The mixture math of ``sb3_mixture.mixture`` and ``sb3_mixture.entropy`` (SPEC.md sections 1-2) against
+The mixture math of ``sb3_mixture.mixture`` and ``sb3_mixture.entropy`` (docs/algorithm.md sections 1-2) against
 independent computations: ``torch.distributions`` (MixtureSameFamily pushed through TanhTransform,
 ``kl_divergence``), SB3's ``SquashedDiagGaussianDistribution``, closed forms written out here, and
 numerical quadrature on a grid.
@@ -7,7 +7,7 @@ numerical quadrature on a grid.
 Conventions of the references:
 
 - ``TanhTransform`` uses the exact Jacobian ``log(1 - tanh(u)^2)``; the package uses SB3's
-  ``log(1 - tanh(u)^2 + 1e-6)`` (SPEC.md section 1). The two differ by exactly
+  ``log(1 - tanh(u)^2 + 1e-6)`` (docs/algorithm.md section 1). The two differ by exactly
   ``sum_d log1p(1e-6 * cosh(u_d)^2)``, which :func:`eps_correction` computes, so comparisons are exact
   up to float64 round-off rather than loose.
 - The "true" entropy every estimator targets is therefore ``-E log pi_eps(a|s)``, the entropy SAC's
@@ -215,7 +215,7 @@ CONFIGS = {
 
 
 # ---------------------------------------------------------------------------------------------------
-# 1. Log-densities (SPEC.md section 1)
+# 1. Log-densities (docs/algorithm.md section 1)
 # ---------------------------------------------------------------------------------------------------
 
 
@@ -323,7 +323,7 @@ def test_gaussian_bhattacharyya_matches_closed_form_and_quadrature(batch_shape):
 
 
 # ---------------------------------------------------------------------------------------------------
-# validate_mixture_weights (SPEC.md section 1)
+# validate_mixture_weights (docs/algorithm.md section 1)
 # ---------------------------------------------------------------------------------------------------
 
 
@@ -362,13 +362,13 @@ def test_validate_mixture_weights_rejects_bad_n_components():
 
 
 # ---------------------------------------------------------------------------------------------------
-# 2. Entropy estimators (SPEC.md section 2)
+# 2. Entropy estimators (docs/algorithm.md section 2)
 # ---------------------------------------------------------------------------------------------------
 
 
 def reference_term(estimator, means, log_stds, weights, component, pre_squash):
     """
-    One per-sample term of SPEC.md section 2's table for one state, from torch.distributions, for a sample
+    One per-sample term of docs/algorithm.md section 2's table for one state, from torch.distributions, for a sample
     ``u`` (D,) drawn by ``component``: mixed marginal ``-log sum_j w_j pi_j(a)``, marginal ``-log pi_c(a)``,
     pairwise ``-log pi_c(a) - log sum_j w_j exp(-D(N_c || N_j))``.
     """
@@ -390,7 +390,7 @@ def reference_term(estimator, means, log_stds, weights, component, pre_squash):
 @pytest.mark.parametrize("estimator", ENTROPY_ESTIMATORS)
 def test_estimator_terms_match_spec_formulas_per_state(estimator):
     """
-    Every term, for states with different parameters, against the formula of SPEC.md section 2 evaluated
+    Every term, for states with different parameters, against the formula of docs/algorithm.md section 2 evaluated
     state by state and sample by sample: one sample per component (weights w) and samples from given
     components (weights one, ``component_sampling="sample"``).
     """
@@ -427,7 +427,7 @@ def test_estimator_gradients_match_reference_autograd(estimator):
     """
     For fixed noise, the gradient of the estimate w.r.t. every component's mean and log-std equals autograd
     through the torch.distributions reference: gradients reach every component through the sample ``u``
-    and through the densities (SPEC.md section 4: "gradients flow into every component through l_i").
+    and through the densities (docs/algorithm.md section 4: "gradients flow into every component through l_i").
     """
     batch_size, n_components, action_dim = 2, 3, 2
     means, log_stds, weights = random_params((batch_size,), n_components, action_dim)
@@ -476,7 +476,7 @@ def test_one_component_every_estimator_is_sacs_neg_log_prob(estimator, dtype):
 
 @pytest.mark.parametrize("estimator", ENTROPY_ESTIMATORS)
 def test_identical_components_every_estimator_is_the_components_neg_log_prob(estimator):
-    """Identical components: every term is the (shared) component's -log pi at its own sample (SPEC.md section 2)."""
+    """Identical components: every term is the (shared) component's -log pi at its own sample (docs/algorithm.md section 2)."""
     batch_size, n_components, action_dim = 5, 4, 2
     mean, log_std = th.randn(batch_size, 1, action_dim, dtype=DTYPE), -0.5 * th.rand(batch_size, 1, action_dim, dtype=DTYPE)
     means, log_stds = mean.expand(-1, n_components, -1), log_std.expand(-1, n_components, -1)
@@ -493,7 +493,7 @@ def test_identical_components_every_estimator_is_the_components_neg_log_prob(est
 
 @pytest.mark.parametrize("config", sorted(CONFIGS))
 def test_mixed_marginal_is_unbiased(config):
-    """E[mixed_marginal] = H(pi) (stratified sampling), for one sample per component and for c ~ w (SPEC.md sections 2, 4)."""
+    """E[mixed_marginal] = H(pi) (stratified sampling), one sample per component or c ~ w (docs/algorithm.md sections 2, 4)."""
     means, log_stds, weights = CONFIGS[config]
     truth, truth_se = torch_mc_entropy(means, log_stds, weights)
     n_draws = N_DRAWS
@@ -522,7 +522,7 @@ def test_mixed_marginal_is_unbiased(config):
 @pytest.mark.parametrize("config", sorted(CONFIGS))
 def test_estimator_expectations_and_bounds(config):
     """
-    Every estimator's expectation against its closed form, and the bounds of SPEC.md section 2:
+    Every estimator's expectation against its closed form, and the bounds of docs/algorithm.md section 2:
 
     H(pi|W) <= E[pairwise_bhattacharyya] <= H(pi) <= E[pairwise_kl] <= H(pi|W) + H(W), E[marginal] = H(pi|W).
     """

@@ -2,7 +2,7 @@
 SACM's update against independent computations of the same update.
 
 - With ``n_components=1`` SACM must compute SB3's SAC losses and gradients for the same weights, batch and noise.
-- For N > 1, a plain reference written here from SPEC.md sections 3-5 (loops over components and critics,
+- For N > 1, a plain reference written here from docs/algorithm.md sections 3-5 (loops over components and critics,
   ``torch.distributions`` densities, no code shared with the package's training path) must give the
   same losses and gradients as SACM.train for every estimator, for SACM and S2ACM.
 """
@@ -61,7 +61,7 @@ def _train_one_step(model, seed: int) -> dict:
 @pytest.mark.parametrize("algo", [SACM, S2ACM])
 @pytest.mark.parametrize("mixture_weights", [None, "learned"])
 def test_one_component_matches_sac(algo, ent_coef, entropy_estimator, component_sampling, mixture_weights):
-    # S2ACM too: with one component its partial-sum target is the full entropy (SPEC.md section 3)
+    # S2ACM too: with one component its partial-sum target is the full entropy (docs/algorithm.md section 3)
     kwargs = dict(learning_starts=0, batch_size=BATCH_SIZE, ent_coef=ent_coef, policy_kwargs=dict(net_arch=NET_ARCH), seed=1)
     sac = SAC("MlpPolicy", "Pendulum-v1", **kwargs)
     sacm = algo(
@@ -122,7 +122,7 @@ def test_one_component_matches_sac(algo, ent_coef, entropy_estimator, component_
             assert th.allclose(sac.log_ent_coef, sacm.log_ent_coef, atol=1e-6)
 
 
-# --- A plain reference implementation of one SACM/S2ACM update, written from SPEC.md ---------------------------
+# --- A plain reference implementation of one SACM/S2ACM update, written from docs/algorithm.md ------------------
 
 
 def _squashed_component(mean: th.Tensor, log_std: th.Tensor):
@@ -148,7 +148,7 @@ def _q_heads(net, obs: th.Tensor, action: th.Tensor) -> th.Tensor:
 
 
 def _entropy_terms(model, means, log_stds, noise):
-    """H_i of SPEC.md section 2 for one sample per component, with log pi_i(a_i) and the pre-squash samples."""
+    """H_i of docs/algorithm.md section 2 for one sample per component, with log pi_i(a_i) and the pre-squash samples."""
     n, w, estimator = model.n_components, th.tensor(model.mixture_weights), model.entropy_estimator
     us = [means[:, i] + log_stds[:, i].exp() * noise[:, i] for i in range(n)]
     comps = [_squashed_component(means[:, j], log_stds[:, j]) for j in range(n)]
@@ -177,7 +177,7 @@ def _entropy_terms(model, means, log_stds, noise):
 
 
 def _reference_critic_and_temperature_losses(model, replay_data, noise_now, noise_next, partial_sums: bool):
-    """Critic loss (SPEC.md section 3) and temperature loss (section 5) on the model's current weights."""
+    """Critic loss (docs/algorithm.md section 3) and temperature loss (section 5) on the model's current weights."""
     n, w = model.n_components, th.tensor(model.mixture_weights)
     obs, next_obs = replay_data.observations, replay_data.next_observations
     means, log_stds = model.actor.mixture_params(obs)
@@ -204,7 +204,7 @@ def _reference_critic_and_temperature_losses(model, replay_data, noise_now, nois
 
 
 def _reference_actor_loss(model, actor, critic, alphas, observations, noise_now):
-    """Actor loss, eqs. 11-12 / SPEC.md section 4: sum_i w_i mean[alpha_i * (-H_i) - min_k Q_{k,i}(s, a_i)]."""
+    """Actor loss, eqs. 11-12 / docs/algorithm.md section 4: sum_i w_i mean[alpha_i * (-H_i) - min_k Q_{k,i}(s, a_i)]."""
     w = th.tensor(model.mixture_weights)
     means, log_stds = actor.mixture_params(observations)
     h_now, _, us_now = _entropy_terms(model, means, log_stds, noise_now)

@@ -133,7 +133,7 @@ def test_every_hyperparameter_entry_builds_its_model(algo):
         kwargs["buffer_size"] = 1_000
         model = ALGOS[algo](hyperparams["policy"], gym.make(env_id), **kwargs)
         if env_id in mujoco:
-            # The paper's settings (SPEC.md section 7)
+            # The paper's settings (docs/algorithm.md section 7)
             assert model.batch_size == 256 and model.learning_rate == pytest.approx(3e-4)
             assert model.train_freq.frequency == 1000 and model.gradient_steps == 1000
             assert model.policy.net_arch in ([400, 300], {"pi": [400, 300], "qf": [400, 300]})

@@ -4,10 +4,12 @@ import gymnasium as gym
 
 from sb3_mixture.envs.bandit import BimodalBanditEnv, bimodal_reward
 from sb3_mixture.envs.multigoal import GOALS, MultiGoalEnv
+from sb3_mixture.envs.two_routes import TwoRoutesEnv
 
 ENV_IDS = {
     "sb3_mixture/MultiGoal-v0": "sb3_mixture.envs.multigoal:MultiGoalEnv",
     "sb3_mixture/BimodalBandit-v0": "sb3_mixture.envs.bandit:BimodalBanditEnv",
+    "sb3_mixture/TwoRoutes-v0": "sb3_mixture.envs.two_routes:TwoRoutesEnv",
 }
 
 
@@ -20,4 +22,4 @@ def register_envs() -> None:
 
 register_envs()
 
-__all__ = ["ENV_IDS", "GOALS", "BimodalBanditEnv", "MultiGoalEnv", "bimodal_reward", "register_envs"]
+__all__ = ["ENV_IDS", "GOALS", "BimodalBanditEnv", "MultiGoalEnv", "TwoRoutesEnv", "bimodal_reward", "register_envs"]

@@ -9,7 +9,7 @@ from sb3_mixture.sacm.sacm import SACM
 class S2ACM(SACM):
     """
     S2ACM (the paper's section 6, eq. 14): identical to :class:`~sb3_mixture.SACM` except for the entropy
-    bonus in the critic targets. Head i's target uses ``sum_{j<=i} w_j H_j`` (SPEC.md section 3), so head 1
+    bonus in the critic targets. Head i's target uses ``sum_{j<=i} w_j H_j`` (docs/algorithm.md section 3), so head 1
     sees only component 1's mixed marginal entropy and head N the full mixture entropy; the asymmetry is
     meant to make the components and their Q-functions diverge. Takes the same arguments as SACM.
     """

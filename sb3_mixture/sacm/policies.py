@@ -33,7 +33,7 @@ USE_SDE_ERROR = "use_sde=True is not supported by mixture policies: gSDE has one
 
 
 def validate_component_schedule(component_schedule: "str | int") -> "str | int":
-    """``"step"``, ``"episode"`` or an int k >= 1 (a new component every k steps), SPEC.md section 6."""
+    """``"step"``, ``"episode"`` or an int k >= 1 (a new component every k steps), docs/algorithm.md section 6."""
     if isinstance(component_schedule, str):
         if component_schedule in ("step", "episode"):
             return component_schedule
@@ -44,7 +44,7 @@ def validate_component_schedule(component_schedule: "str | int") -> "str | int":
 
 
 def validate_deterministic_component(deterministic_component: "str | int", n_components: int) -> "str | int":
-    """``"mode"``, ``"best_q"`` or a component index in ``[0, n_components)``, SPEC.md section 6."""
+    """``"mode"``, ``"best_q"`` or a component index in ``[0, n_components)``, docs/algorithm.md section 6."""
     if isinstance(deterministic_component, str):
         if deterministic_component in DETERMINISTIC_COMPONENTS:
             return deterministic_component
@@ -59,13 +59,13 @@ def validate_deterministic_component(deterministic_component: "str | int", n_com
 
 class MixtureActor(Actor):
     """
-    Actor of SACM: ``n_components`` tanh-squashed diagonal Gaussians over one shared trunk (SPEC.md section 1).
+    Actor of SACM: ``n_components`` tanh-squashed diagonal Gaussians over one shared trunk (docs/algorithm.md section 1).
 
     ``mu`` and ``log_std`` are SAC's heads widened to ``n_components * action_dim`` outputs, so a
     one-component mixture has exactly SAC's parameters. ``action_log_prob`` keeps SB3's contract:
     an action drawn from the mixture and its mixture log-density.
 
-    With ``mixture_weights="learned"`` (SPEC.md section 8) a zero-initialised linear gating head ``gate`` on the
+    With ``mixture_weights="learned"`` (docs/algorithm.md section 8) a zero-initialised linear gating head ``gate`` on the
     same trunk gives the weights of each state, ``w(s) = (1 - N eps) softmax(g(s)) + eps``, uniform at the start.
 
     :param n_components: number of mixture components
@@ -185,7 +185,7 @@ class MixtureActor(Actor):
 
     def mode_components(self, means: th.Tensor, log_stds: th.Tensor, log_weights: "th.Tensor | None" = None) -> th.Tensor:
         """
-        Index of the component whose mean action has the highest mixture density (SPEC.md section 6), (B,).
+        Index of the component whose mean action has the highest mixture density (docs/algorithm.md section 6), (B,).
 
         :param log_weights: ``log w(s)``, (B, N); the fixed weights if None
         """
@@ -230,7 +230,7 @@ class MixtureActor(Actor):
 
 class MixtureCritic(ContinuousCritic):
     """
-    ``n_critics`` Q-networks, each with one output per mixture component (SPEC.md section 3).
+    ``n_critics`` Q-networks, each with one output per mixture component (docs/algorithm.md section 3).
 
     Head i of every network is the soft Q-function of component i. The networks are one
     :class:`EnsembleMLP`, so all ``n_critics x n_components`` heads cost one batched call.
@@ -291,13 +291,14 @@ class MixturePolicy(SACPolicy):
     """
     SAC's policy with a mixture actor and per-component critic heads.
 
-    Stochastic acting (SPEC.md section 6) draws a component per environment according to
+    Stochastic acting (docs/algorithm.md section 6) draws a component per environment according to
     ``component_schedule`` and samples from it; ``predict`` honours ``episode_start`` for the
     ``"episode"`` schedule. Deterministic acting plays the mean of the component chosen by
     ``deterministic_component``.
 
     :param n_components: number of mixture components
-    :param mixture_weights: fixed mixing weights (uniform if None), or ``"learned"`` (state-dependent, SPEC.md section 8)
+    :param mixture_weights: fixed mixing weights (uniform if None), or ``"learned"`` (state-dependent,
+        docs/algorithm.md section 8)
     :param mixture_weight_floor: least weight of a component with learned weights, in ``[0, 1/N)``
     :param component_schedule: ``"step"``, ``"episode"`` or an int k (a new component every k steps)
     :param deterministic_component: ``"mode"``, ``"best_q"`` or a fixed component index

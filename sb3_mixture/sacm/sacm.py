@@ -1,4 +1,4 @@
-"""Soft Actor-Critic with a mixture policy (SACM), SPEC.md sections 3-6."""
+"""Soft Actor-Critic with a mixture policy (SACM), docs/algorithm.md sections 3-6."""
 
 import base64
 import contextlib
@@ -84,12 +84,12 @@ class SACM(SAC):
     Soft Actor-Critic Mixture: SAC with an N-component Gaussian-mixture actor.
 
     Paper: "Maximum Entropy Reinforcement Learning with Mixture Policies"; the algorithm as implemented is
-    stated in SPEC.md. Takes every argument of SB3's :class:`~stable_baselines3.SAC`, plus:
+    stated in docs/algorithm.md. Takes every argument of SB3's :class:`~stable_baselines3.SAC`, plus:
 
     :param n_components: number of mixture components N (an int >= 1)
     :param mixture_weights: fixed mixing weights, N positive floats summing to 1 (uniform if None), or
         ``"learned"``: state-dependent weights w(s) from a gating head on the actor's trunk, trained with the actor
-        (SPEC.md section 8; needs ``component_sampling="all"``)
+        (docs/algorithm.md section 8; needs ``component_sampling="all"``)
     :param mixture_weight_floor: with learned weights, the least weight ``eps`` of every component,
         ``w = (1 - N eps) softmax(g) + eps``, in ``[0, 1/N)``: a guard against a component (and its critic head)
         being starved of data; 0 (off) by default
@@ -247,7 +247,7 @@ class SACM(SAC):
         super()._setup_model()
         # Saved with the model, so that load() can tell which algorithm wrote a file (SACM and S2ACM files look alike)
         self.algorithm_name = type(self).__name__
-        # One temperature per component (SPEC.md section 5), starting where SAC would start its single one
+        # One temperature per component (docs/algorithm.md section 5), starting where SAC would start its single one
         if self.log_ent_coef is not None:
             initial_log_ent_coef = self.log_ent_coef.detach()
             self.log_ent_coef = initial_log_ent_coef.expand(self.n_components).clone().requires_grad_(True)
@@ -405,8 +405,8 @@ class SACM(SAC):
             replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
             discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
 
-            # Actor samples at the current states (SPEC.md section 4); with learned weights, log w(s) is in the graph
-            # both as the samples' weights and inside the estimator's log sum_j w_j pi_j (SPEC.md section 8)
+            # Actor samples at the current states (docs/algorithm.md section 4); with learned weights, log w(s) is in the graph
+            # both as the samples' weights and inside the estimator's log sum_j w_j pi_j (docs/algorithm.md section 8)
             means, log_stds, log_weights = self._mixture_params(replay_data.observations)
             samples = self._draw_samples(means, log_stds, log_weights)
             terms = entropy_terms(self.entropy_estimator, samples, log_weights, means, log_stds)
@@ -429,7 +429,7 @@ class SACM(SAC):
                 ent_coef_loss.backward()
                 self.ent_coef_optimizer.step()
 
-            # Critic targets, SPEC.md section 3: Rao-Blackwellised over the next actions of the components
+            # Critic targets, docs/algorithm.md section 3: Rao-Blackwellised over the next actions of the components
             with th.no_grad():
                 next_means, next_log_stds, next_log_weights = self._mixture_params(replay_data.next_observations)
                 next_samples = self._draw_samples(next_means, next_log_stds, next_log_weights)
