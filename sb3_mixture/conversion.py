@@ -41,13 +41,20 @@ def stack_linear_biases(*biases: th.Tensor, repeat: int = 1) -> th.Tensor:
 
 
 def actor_pairs(sac_actor: nn.Module, mixture_actor: nn.Module, n_components: int) -> list[Pair]:
-    """Every parameter of the mixture actor that SAC's actor has (all but a learned-weight gate), heads tiled."""
-    sac_params = dict(sac_actor.named_parameters())
+    """
+    Every parameter of the mixture actor that SAC's actor has (all but a learned-weight gate), heads tiled.
+
+    With gSDE, SAC's mean head is ``mu.0`` (a Linear followed by its Hardtanh) and its ``log_std`` a (L, D) matrix,
+    which every component gets a copy of: (N, L, D).
+    """
+    sac_params = {name.replace("mu.0.", "mu."): param for name, param in sac_actor.named_parameters()}
     pairs: list[Pair] = []
     for name, param in mixture_actor.named_parameters():
         if name not in sac_params:
             continue
-        if name.split(".")[0] in ("mu", "log_std"):
+        if name == "log_std" and param.dim() == 3:
+            pairs.append(([sac_params[name]], param, lambda tensor: tensor.unsqueeze(0).repeat(n_components, 1, 1)))
+        elif name.split(".")[0] in ("mu", "log_std"):
             pairs.append(([sac_params[name]], param, lambda tensor: tile_head(tensor, n_components)))
         else:
             pairs.append(([sac_params[name]], param, lambda tensor: tensor))

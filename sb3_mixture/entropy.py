@@ -58,6 +58,7 @@ def draw_mixture_samples(
     log_weights: th.Tensor,
     components: "th.Tensor | None" = None,
     noise: "th.Tensor | None" = None,
+    additive_noise: "th.Tensor | None" = None,
 ) -> MixtureSamples:
     """
     Reparameterised samples of a mixture of squashed Gaussians.
@@ -68,6 +69,8 @@ def draw_mixture_samples(
     :param components: which component draws each sample, (B, M); None draws one sample from every
         component (M = N, sample weights ``w``); otherwise each sample has weight one
     :param noise: standard normal noise of shape (B, M, D); drawn if None
+    :param additive_noise: pre-squash noise of every component, (B, N, D), added to the means instead of
+        ``sigma * noise``: gSDE's ``z(s) theta_i`` (docs/algorithm.md section 9)
     """
     batch_size, n_components, _ = means.shape
     if components is None:
@@ -77,7 +80,12 @@ def draw_mixture_samples(
     else:
         sample_means, sample_log_stds = gather_components(means, components), gather_components(log_stds, components)
         sample_weights = th.ones(components.shape, device=means.device, dtype=means.dtype)
-    pre_squash = sample_pre_squash(sample_means, sample_log_stds, noise)
+    if additive_noise is None:
+        pre_squash = sample_pre_squash(sample_means, sample_log_stds, noise)
+    elif sample_means is means:  # one sample of every component
+        pre_squash = means + additive_noise
+    else:
+        pre_squash = sample_means + gather_components(additive_noise, components)
     cross = cross_log_probs(pre_squash, means, log_stds)
     return MixtureSamples(pre_squash, components, sample_weights, cross, squash_log_jacobian(pre_squash))
 

@@ -16,6 +16,8 @@ import torch as th
 SQUASH_EPSILON = 1e-6
 LOG_STD_MIN = -20.0
 LOG_STD_MAX = 2.0
+# SB3's StateDependentNoiseDistribution: added to gSDE's variance, and inside expln
+SDE_EPSILON = 1e-6
 
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
@@ -212,3 +214,44 @@ def gaussian_bhattacharyya(means: th.Tensor, log_stds: th.Tensor) -> th.Tensor:
     mahalanobis = ((mean_i - mean_j) ** 2 / avg_var).sum(dim=-1)
     log_det_term = th.log(avg_var).sum(dim=-1) - (log_stds.unsqueeze(-2) + log_stds.unsqueeze(-3)).sum(dim=-1)
     return 0.125 * mahalanobis + 0.5 * log_det_term
+
+
+def sde_std(log_std: th.Tensor, use_expln: bool = False) -> th.Tensor:
+    """
+    gSDE's standard deviations of the exploration-matrix entries from their log parameters (docs/algorithm.md section 9).
+
+    ``exp(log_std)``, or with ``use_expln`` SB3's ``expln``: ``exp(x)`` for x <= 0 and ``log1p(x) + 1`` above, which
+    grows slowly, so the variance cannot blow up.
+    """
+    if not use_expln:
+        return th.exp(log_std)
+    below = th.exp(log_std) * (log_std <= 0)
+    above = (th.log1p(log_std * (log_std > 0) + SDE_EPSILON) + 1.0) * (log_std > 0)
+    return below + above
+
+
+def sde_log_stds(latent: th.Tensor, std: th.Tensor) -> th.Tensor:
+    """
+    Per-state log standard deviations of gSDE components: ``sigma_i(s)_d^2 = sum_k z_k(s)^2 std_{i,kd}^2 + eps``.
+
+    The noise ``z(s) theta_i`` with ``theta_i[k, d] ~ Normal(0, std_{i,kd}^2)`` has exactly this variance; ``eps`` is
+    SB3's, so a one-component mixture has SAC's gSDE density (docs/algorithm.md section 9).
+
+    :param latent: gSDE features ``z(s)``, (B, L)
+    :param std: (N, L, D)
+    :return: (B, N, D)
+    """
+    variance = th.einsum("bl,nld->bnd", latent**2, std**2)
+    return 0.5 * th.log(variance + SDE_EPSILON)
+
+
+def sde_noise(latent: th.Tensor, exploration: th.Tensor) -> th.Tensor:
+    """
+    gSDE's pre-squash noise ``z(s) theta_i`` of every component, (B, N, D).
+
+    :param latent: ``z(s)``, (B, L)
+    :param exploration: one matrix per component, (N, L, D), or one per state and component, (B, N, L, D)
+    """
+    if exploration.dim() == 3:
+        return th.einsum("bl,nld->bnd", latent, exploration)
+    return th.einsum("bl,bnld->bnd", latent, exploration)

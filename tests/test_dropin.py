@@ -491,7 +491,6 @@ BAD_ARGUMENTS = [
     (dict(matmul_precision="fp16"), ValueError, r"matmul_precision must be one of .*'fp32'.*'bf16'"),
     (dict(bootstrap_mask_prob=0.0), ValueError, r"bootstrap_mask_prob must be a float in \(0, 1\]"),
     (dict(bootstrap_mask_prob=1.5), ValueError, r"bootstrap_mask_prob must be a float in \(0, 1\]"),
-    (dict(use_sde=True), ValueError, r"use_sde=True is not supported"),
     (dict(critic_data="bootstrap", n_steps=3), ValueError, r"critic_data='bootstrap' supports only n_steps=1"),
     (dict(ent_coef="automatic"), ValueError, r"ent_coef must be 'auto'"),
     (dict(ent_coef=-0.1), ValueError, r"ent_coef must be 'auto'"),

@@ -22,6 +22,9 @@ from sb3_mixture.mixture import (
     gated_log_weights,
     gather_components,
     mixture_log_prob,
+    sde_log_stds,
+    sde_noise,
+    sde_std,
     squash_log_jacobian,
     validate_mixture_weights,
     validate_weight_floor,
@@ -29,7 +32,6 @@ from sb3_mixture.mixture import (
 from sb3_mixture.torch_layers import EnsembleMLP
 
 DETERMINISTIC_COMPONENTS = ("mode", "best_q")
-USE_SDE_ERROR = "use_sde=True is not supported by mixture policies: gSDE has one noise matrix, not one per component"
 
 
 def validate_component_schedule(component_schedule: "str | int") -> "str | int":
@@ -68,6 +70,11 @@ class MixtureActor(Actor):
     With ``mixture_weights="learned"`` (docs/algorithm.md section 8) a zero-initialised linear gating head ``gate`` on the
     same trunk gives the weights of each state, ``w(s) = (1 - N eps) softmax(g(s)) + eps``, uniform at the start.
 
+    With ``use_sde=True`` (gSDE, docs/algorithm.md section 9) every component has its own log-std matrix, ``log_std``
+    of shape (N, L, D) (or (N, L, 1) without ``full_std``), and its own exploration matrix theta_i, resampled by
+    ``reset_noise``; its pre-squash noise is ``z(s) theta_i`` with ``z(s)`` the trunk's output (learned features, as
+    in SAC), so its std at a state is ``sqrt(sum_k z_k(s)^2 std_{i,k}^2)``.
+
     :param n_components: number of mixture components
     :param mixture_weights: fixed mixing weights (uniform if None), or ``"learned"``
     :param mixture_weight_floor: ``eps``, the least weight of a component with learned weights, in ``[0, 1/N)``
@@ -91,8 +98,6 @@ class MixtureActor(Actor):
         mixture_weights: "list[float] | str | None" = None,
         mixture_weight_floor: float = 0.0,
     ):
-        if use_sde:
-            raise ValueError(USE_SDE_ERROR)
         weights = validate_mixture_weights(mixture_weights, n_components)
         floor = validate_weight_floor(mixture_weight_floor, n_components, weights)
         super().__init__(
@@ -116,7 +121,15 @@ class MixtureActor(Actor):
         self.action_dim = get_action_dim(self.action_space)
         last_layer_dim = net_arch[-1] if len(net_arch) > 0 else features_dim
         self.mu = nn.Linear(last_layer_dim, n_components * self.action_dim)
-        self.log_std = nn.Linear(last_layer_dim, n_components * self.action_dim)
+        # SAC's Actor stored use_sde=False (it built no gSDE parts): this actor builds its own
+        self.use_sde = bool(use_sde)
+        self.log_std: nn.Linear | nn.Parameter
+        if self.use_sde:
+            std_columns = self.action_dim if full_std else 1
+            self.log_std = nn.Parameter(th.full((n_components, last_layer_dim, std_columns), float(log_std_init)))
+            self.reset_noise()
+        else:
+            self.log_std = nn.Linear(last_layer_dim, n_components * self.action_dim)
         self.gate: nn.Linear | None = None
         if self.learned_weights:
             self.gate = nn.Linear(last_layer_dim, n_components)
@@ -140,21 +153,67 @@ class MixtureActor(Actor):
         )
         return data
 
+    def mixture_params_latent(self, obs: PyTorchObs) -> tuple[th.Tensor, th.Tensor, th.Tensor, th.Tensor]:
+        """:meth:`mixture_params_and_weights` and the trunk's output ``z(s)``, (B, L): gSDE's features."""
+        features = self.extract_features(obs, self.features_extractor)
+        latent_pi = self.latent_pi(features)
+        shape = (-1, self.n_components, self.action_dim)
+        means = self.mu(latent_pi).view(shape)
+        if self.use_sde:
+            if self.clip_mean > 0.0:
+                # SAC's Hardtanh on gSDE means: keeps them where tanh still has a gradient
+                means = th.clamp(means, -self.clip_mean, self.clip_mean)
+            log_stds = sde_log_stds(latent_pi, self.sde_std())
+        else:
+            log_stds = th.clamp(self.log_std(latent_pi), LOG_STD_MIN, LOG_STD_MAX).view(shape)
+        if self.gate is not None:
+            log_weights = gated_log_weights(self.gate(latent_pi), self.mixture_weight_floor)
+        else:
+            log_weights = self.log_mixture_weights.expand(means.shape[0], -1)
+        return means, log_stds, log_weights, latent_pi
+
     def mixture_params_and_weights(self, obs: PyTorchObs) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
         """
         The mixture at each state: pre-squash means and clamped log standard deviations of every component,
         each (B, N, D), and the log mixing weights ``log w(s)``, (B, N) (the fixed weights, repeated, unless learned).
         """
-        features = self.extract_features(obs, self.features_extractor)
-        latent_pi = self.latent_pi(features)
-        shape = (-1, self.n_components, self.action_dim)
-        means = self.mu(latent_pi).view(shape)
-        log_stds = th.clamp(self.log_std(latent_pi), LOG_STD_MIN, LOG_STD_MAX).view(shape)
-        if self.gate is not None:
-            log_weights = gated_log_weights(self.gate(latent_pi), self.mixture_weight_floor)
-        else:
-            log_weights = self.log_mixture_weights.expand(means.shape[0], -1)
+        means, log_stds, log_weights, _ = self.mixture_params_latent(obs)
         return means, log_stds, log_weights
+
+    # gSDE (docs/algorithm.md section 9) ----------------------------------------------------------------------------
+
+    def sde_std(self) -> th.Tensor:
+        """Std of every exploration-matrix entry, (N, L, D)."""
+        if not isinstance(self.log_std, nn.Parameter):
+            raise ValueError("sde_std() is only available with use_sde=True (gSDE)")
+        std = sde_std(self.log_std, self.use_expln)
+        return std if self.full_std else std * th.ones(1, 1, self.action_dim, device=std.device)
+
+    def get_std(self) -> th.Tensor:
+        """As SAC's ``Actor.get_std``: the gSDE stds, here one (L, D) matrix per component, (N, L, D)."""
+        return self.sde_std()
+
+    def reset_noise(self, batch_size: int = 1) -> None:
+        """
+        Draw new exploration matrices, as SB3's gSDE does: one per component for a whole batch
+        (``exploration_mat``, (N, L, D)) and one per component for each of ``batch_size`` envs
+        (``exploration_matrices``, (batch_size, N, L, D)).
+        """
+        if not self.use_sde:
+            raise ValueError("reset_noise() is only available with use_sde=True (gSDE)")
+        std = self.sde_std()
+        distribution = th.distributions.Normal(th.zeros_like(std), std)
+        # rsample: in train() the actions' gradient reaches log_std through the matrix, as in SAC
+        self.exploration_mat = distribution.rsample()
+        self.exploration_matrices = distribution.rsample((batch_size,))
+
+    def exploration_noise(self, latent: th.Tensor) -> th.Tensor:
+        """
+        Pre-squash gSDE noise ``z(s) theta_i`` of every component, (B, N, D): one matrix per env when the batch is the
+        envs' (as many rows as ``reset_noise(batch_size)`` drew, more than one), else the batch matrix (SB3's rule).
+        """
+        per_env = latent.shape[0] > 1 and latent.shape[0] == self.exploration_matrices.shape[0]
+        return sde_noise(latent, self.exploration_matrices if per_env else self.exploration_mat)
 
     def mixture_params(self, obs: PyTorchObs) -> tuple[th.Tensor, th.Tensor]:
         """Pre-squash means and clamped log standard deviations of every component, each (B, N, D)."""
@@ -166,9 +225,12 @@ class MixtureActor(Actor):
         return self.mixture_params_and_weights(obs)[2]
 
     def get_action_dist_params(self, obs: PyTorchObs) -> tuple[th.Tensor, th.Tensor, dict[str, th.Tensor]]:
-        """The mixture's parameters: means and log standard deviations of shape (B, N, D), and ``log_weights`` (B, N)."""
-        means, log_stds, log_weights = self.mixture_params_and_weights(obs)
-        return means, log_stds, {"log_weights": log_weights}
+        """
+        The mixture's parameters: means and log standard deviations of shape (B, N, D), ``log_weights`` (B, N) and
+        ``latent_sde`` (B, L), the features gSDE's noise is computed from.
+        """
+        means, log_stds, log_weights, latent = self.mixture_params_latent(obs)
+        return means, log_stds, {"log_weights": log_weights, "latent_sde": latent}
 
     def sample_components(self, batch_size: int, log_weights: "th.Tensor | None" = None) -> th.Tensor:
         """
@@ -200,29 +262,41 @@ class MixtureActor(Actor):
         log_stds: th.Tensor,
         components: th.Tensor,
         deterministic: bool = False,
+        latent: "th.Tensor | None" = None,
     ) -> th.Tensor:
-        """Squashed action of the given component per row: its mean if deterministic, else a sample."""
+        """
+        Squashed action of the given component per row: its mean if deterministic, else a sample.
+
+        :param latent: the trunk's output ``z(s)``, (B, L): needed for a gSDE sample
+        """
         index = components.view(-1, 1)
         pre_squash = gather_components(means, index)[:, 0]
         if not deterministic:
-            pre_squash = pre_squash + th.exp(gather_components(log_stds, index)[:, 0]) * th.randn_like(pre_squash)
+            pre_squash = pre_squash + self.component_noise(log_stds, index, latent)[:, 0]
         return th.tanh(pre_squash)
 
+    def component_noise(self, log_stds: th.Tensor, components: th.Tensor, latent: "th.Tensor | None") -> th.Tensor:
+        """Pre-squash noise of the given components, (B, M, D): gSDE's ``z(s) theta_i``, or ``sigma_i(s) eps``."""
+        if self.use_sde:
+            if latent is None:
+                raise ValueError("a gSDE sample needs the trunk's output: pass latent")
+            return gather_components(self.exploration_noise(latent), components)
+        stds = th.exp(gather_components(log_stds, components))
+        return stds * th.randn_like(stds)
+
     def forward(self, obs: PyTorchObs, deterministic: bool = False) -> th.Tensor:
-        means, log_stds, log_weights = self.mixture_params_and_weights(obs)
+        means, log_stds, log_weights, latent = self.mixture_params_latent(obs)
         if deterministic:
             components = self.mode_components(means, log_stds, log_weights)
         else:
             components = self.sample_components(means.shape[0], log_weights)
-        return self.act(means, log_stds, components, deterministic)
+        return self.act(means, log_stds, components, deterministic, latent)
 
     def action_log_prob(self, obs: PyTorchObs) -> tuple[th.Tensor, th.Tensor]:
         """An action drawn from the mixture (component ~ w(s), then a ~ pi_i) and its mixture log-density."""
-        means, log_stds, log_weights = self.mixture_params_and_weights(obs)
+        means, log_stds, log_weights, latent = self.mixture_params_latent(obs)
         components = self.sample_components(means.shape[0], log_weights).view(-1, 1)
-        pre_squash = gather_components(means, components) + th.exp(gather_components(log_stds, components)) * th.randn(
-            means.shape[0], 1, self.action_dim, device=means.device
-        )
+        pre_squash = gather_components(means, components) + self.component_noise(log_stds, components, latent)
         cross = cross_log_probs(pre_squash, means, log_stds)
         log_prob = mixture_log_prob(cross, squash_log_jacobian(pre_squash), log_weights)
         return th.tanh(pre_squash[:, 0]), log_prob[:, 0]
@@ -302,6 +376,8 @@ class MixturePolicy(SACPolicy):
     :param mixture_weight_floor: least weight of a component with learned weights, in ``[0, 1/N)``
     :param component_schedule: ``"step"``, ``"episode"`` or an int k (a new component every k steps)
     :param deterministic_component: ``"mode"``, ``"best_q"`` or a fixed component index
+    :param full_std: with gSDE, one std per latent feature and action dimension (True, SAC's default) or per latent
+        feature only
     """
 
     actor: MixtureActor
@@ -331,15 +407,15 @@ class MixturePolicy(SACPolicy):
         mixture_weight_floor: float = 0.0,
         component_schedule: "str | int" = "step",
         deterministic_component: "str | int" = "mode",
+        full_std: bool = True,
     ):
         # Needed by make_actor/make_critic, which SACPolicy.__init__ calls
+        self.full_std = bool(full_std)
         self.mixture_weights = validate_mixture_weights(mixture_weights, n_components)
         self.n_components = int(n_components)
         self.mixture_weight_floor = validate_weight_floor(mixture_weight_floor, self.n_components, self.mixture_weights)
         self.component_schedule = validate_component_schedule(component_schedule)
         self.deterministic_component = validate_deterministic_component(deterministic_component, n_components)
-        if use_sde:
-            raise ValueError(USE_SDE_ERROR)
         if optimizer_kwargs is None and optimizer_class is th.optim.Adam:
             # One fused kernel per parameter instead of a dozen small ops: same update, less overhead on the CPU
             optimizer_kwargs = {"fused": True}
@@ -376,6 +452,7 @@ class MixturePolicy(SACPolicy):
                 mixture_weight_floor=self.mixture_weight_floor,
                 component_schedule=self.component_schedule,
                 deterministic_component=self.deterministic_component,
+                full_std=self.full_std,
             )
         )
         return data
@@ -386,6 +463,7 @@ class MixturePolicy(SACPolicy):
             n_components=self.n_components,
             mixture_weights=self.mixture_weights,
             mixture_weight_floor=self.mixture_weight_floor,
+            full_std=self.full_std,
         )
         return MixtureActor(**actor_kwargs).to(self.device)
 
@@ -475,14 +553,14 @@ class MixturePolicy(SACPolicy):
         return super().predict(observation, state, episode_start, deterministic)
 
     def _predict(self, observation: PyTorchObs, deterministic: bool = False) -> th.Tensor:
-        means, log_stds, log_weights = self.actor.mixture_params_and_weights(observation)
+        means, log_stds, log_weights, latent = self.actor.mixture_params_latent(observation)
         if deterministic:
             components = self.deterministic_components(observation, means, log_stds, log_weights)
         else:
             episode_start, self._pending_episode_start = self._pending_episode_start, None
             selected = self.select_acting_components(means.shape[0], episode_start, log_weights)
             components = th.as_tensor(selected, device=means.device)
-        return self.actor.act(means, log_stds, components, deterministic)
+        return self.actor.act(means, log_stds, components, deterministic, latent)
 
 
 MlpPolicy = MixturePolicy

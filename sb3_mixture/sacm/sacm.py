@@ -34,7 +34,6 @@ from sb3_mixture.mixture import (
     weight_entropy,
 )
 from sb3_mixture.sacm.policies import (
-    USE_SDE_ERROR,
     CnnPolicy,
     MixtureCritic,
     MixturePolicy,
@@ -177,8 +176,6 @@ class SACM(SAC):
             raise ValueError(f"bootstrap_mask_prob must be a float in (0, 1], got {bootstrap_mask_prob!r}")
         self.bootstrap_mask_prob = float(bootstrap_mask_prob)
         ent_coef = _validate_ent_coef(ent_coef)
-        if use_sde:
-            raise ValueError(USE_SDE_ERROR)
         if critic_data != "shared":
             mixture_buffers = (MixtureReplayBuffer, MixtureDictReplayBuffer)
             if replay_buffer_class is not None and not issubclass(replay_buffer_class, mixture_buffers):
@@ -303,7 +300,7 @@ class SACM(SAC):
         # The training envs' schedule is ours: evaluations in between (callbacks) act through the same policy
         self.policy.set_schedule_state(self._training_schedule_state)
         episode_start, self._pending_episode_start = self._pending_episode_start, None
-        if self.num_timesteps < learning_starts:
+        if self.num_timesteps < learning_starts and not (self.use_sde and self.use_sde_at_warmup):
             # Warm-up actions are uniform, but the schedule still runs so that every transition has a component
             self.policy.select_acting_components(n_envs, episode_start, self._acting_log_weights())
         else:
@@ -350,12 +347,18 @@ class SACM(SAC):
 
     # Training ---------------------------------------------------------------------------------------------------
 
-    def _draw_samples(self, means: th.Tensor, log_stds: th.Tensor, log_weights: th.Tensor) -> MixtureSamples:
-        """One sample per component per state (``"all"``), or one from a component ~ w per state (``"sample"``)."""
+    def _draw_samples(
+        self, means: th.Tensor, log_stds: th.Tensor, log_weights: th.Tensor, latent: th.Tensor
+    ) -> MixtureSamples:
+        """
+        One sample per component per state (``"all"``), or one from a component ~ w per state (``"sample"``); with
+        gSDE, from the current exploration matrices (one per component for the whole batch, as in SAC).
+        """
         components = None
         if self.component_sampling == "sample" and self.n_components > 1:
             components = self.actor.sample_components(means.shape[0], log_weights).view(-1, 1)
-        return draw_mixture_samples(means, log_stds, log_weights, components)
+        additive_noise = self.actor.exploration_noise(latent) if self.use_sde else None
+        return draw_mixture_samples(means, log_stds, log_weights, components, additive_noise=additive_noise)
 
     def _head_entropies(self, samples: MixtureSamples, terms: th.Tensor) -> th.Tensor:
         """Entropy bonus of each critic head's target, (B, N): SACM gives every head the full estimate."""
@@ -367,10 +370,10 @@ class SACM(SAC):
             return th.autocast(device_type=self.device.type, dtype=th.bfloat16)
         return contextlib.nullcontext()
 
-    def _mixture_params(self, observations: th.Tensor) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
-        """Means, log-stds (B, N, D) and log mixing weights (B, N) at ``observations``, in float32."""
+    def _mixture_params(self, observations: th.Tensor) -> tuple[th.Tensor, th.Tensor, th.Tensor, th.Tensor]:
+        """Means, log-stds (B, N, D), log mixing weights (B, N) and the trunk's output (B, L), in float32."""
         with self._network_precision():
-            params = self.actor.mixture_params_and_weights(observations)
+            params = self.actor.mixture_params_latent(observations)
         return tuple(param.float() for param in params)  # type: ignore[return-value]
 
     def _q_values(self, critic: MixtureCritic, observations: th.Tensor, actions: th.Tensor) -> th.Tensor:
@@ -404,11 +407,14 @@ class SACM(SAC):
         for gradient_step in range(gradient_steps):
             replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
             discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
+            if self.use_sde:
+                # New exploration matrices every gradient step, as SAC does
+                self.actor.reset_noise()
 
             # Actor samples at the current states (docs/algorithm.md section 4); with learned weights, log w(s) is in the graph
             # both as the samples' weights and inside the estimator's log sum_j w_j pi_j (docs/algorithm.md section 8)
-            means, log_stds, log_weights = self._mixture_params(replay_data.observations)
-            samples = self._draw_samples(means, log_stds, log_weights)
+            means, log_stds, log_weights, latent = self._mixture_params(replay_data.observations)
+            samples = self._draw_samples(means, log_stds, log_weights, latent)
             terms = entropy_terms(self.entropy_estimator, samples, log_weights, means, log_stds)
             own_log_prob = samples.own_log_prob
 
@@ -431,8 +437,8 @@ class SACM(SAC):
 
             # Critic targets, docs/algorithm.md section 3: Rao-Blackwellised over the next actions of the components
             with th.no_grad():
-                next_means, next_log_stds, next_log_weights = self._mixture_params(replay_data.next_observations)
-                next_samples = self._draw_samples(next_means, next_log_stds, next_log_weights)
+                next_means, next_log_stds, next_log_weights, next_latent = self._mixture_params(replay_data.next_observations)
+                next_samples = self._draw_samples(next_means, next_log_stds, next_log_weights, next_latent)
                 next_terms = entropy_terms(self.entropy_estimator, next_samples, next_log_weights, next_means, next_log_stds)
                 next_q = self._q_values(self.critic_target, replay_data.next_observations, next_samples.actions)
                 next_q = next_q.min(dim=0).values  # (B, M, N)
@@ -556,7 +562,7 @@ class SACM(SAC):
         component) and its step counters. With ``n_components=1`` it predicts and trains exactly as the SAC model
         would. Continue with ``learn(..., reset_num_timesteps=False)``.
 
-        :param sac: a trained ``stable_baselines3.SAC`` (without gSDE)
+        :param sac: a trained ``stable_baselines3.SAC`` (with or without gSDE)
         :param n_components: number of components N, all starting identical
         :param copy_replay_buffer: give the new model a copy of the SAC model's replay buffer (needs
             ``critic_data="shared"``)
@@ -564,8 +570,6 @@ class SACM(SAC):
         """
         if isinstance(sac, SACM) or not isinstance(sac, SAC):
             raise TypeError(f"from_sac needs a stable_baselines3.SAC model, got {type(sac).__name__}")
-        if sac.use_sde:
-            raise ValueError("from_sac: the SAC model uses gSDE (use_sde=True), which mixture policies do not support")
         env = env if env is not None else sac.get_env()
         if env is None:
             raise ValueError("from_sac: the SAC model has no environment (it was loaded without one): pass env=")
@@ -584,7 +588,8 @@ class SACM(SAC):
             action_noise=sac.action_noise, replay_buffer_class=buffer_class,
             replay_buffer_kwargs=copy.deepcopy(sac.replay_buffer_kwargs), optimize_memory_usage=sac.optimize_memory_usage,
             n_steps=sac.n_steps, ent_coef=sac.ent_coef, target_update_interval=sac.target_update_interval,
-            target_entropy=sac.target_entropy, stats_window_size=sac._stats_window_size,
+            target_entropy=sac.target_entropy, use_sde=sac.use_sde, sde_sample_freq=sac.sde_sample_freq,
+            use_sde_at_warmup=sac.use_sde_at_warmup, stats_window_size=sac._stats_window_size,
             tensorboard_log=sac.tensorboard_log, policy_kwargs=copy.deepcopy(sac.policy_kwargs), verbose=sac.verbose,
             seed=sac.seed, device=sac.device,
         )  # fmt: skip
