@@ -32,3 +32,4 @@ evidence: $(STAMP)
 	$(VENV)/bin/python benchmarks/estimator_study.py --report
 	$(VENV)/bin/python benchmarks/multimodal.py report
 	$(VENV)/bin/python benchmarks/mujoco_suite.py report
+	$(VENV)/bin/python benchmarks/route_change.py report

@@ -40,7 +40,8 @@ RESULTS = ROOT / "benchmarks" / "results"
 RUNS = RESULTS / "multimodal"
 
 ENVS = {"multigoal": "sb3_mixture/MultiGoal-v0", "bandit": "sb3_mixture/BimodalBandit-v0"}
-LEARNED = {"mixture_weights": "learned"}
+# The first learned-weight runs had no floor (the default then); the floor of 0.05 became the default after them
+LEARNED = {"mixture_weights": "learned", "mixture_weight_floor": 0.0}
 ALGOS = {
     "sac": ("SAC", {}),
     "sacm_n2": ("SACM", {"n_components": 2}),
@@ -58,11 +59,11 @@ LABELS = {
     "sacm_n2": "SACM N=2",
     "sacm_n4": "SACM N=4",
     "s2acm_n4": "S2ACM N=4",
-    "sacm_learned_n2": "SACM N=2 learned",
-    "sacm_learned_n4": "SACM N=4 learned",
-    "s2acm_learned_n4": "S2ACM N=4 learned",
-    "sacm_learned_n2_floor05": "SACM N=2 learned, floor 0.05",
-    "sacm_learned_n4_floor05": "SACM N=4 learned, floor 0.05",
+    "sacm_learned_n2": "SACM N=2 learned, no floor",
+    "sacm_learned_n4": "SACM N=4 learned, no floor",
+    "s2acm_learned_n4": "S2ACM N=4 learned, no floor",
+    "sacm_learned_n2_floor05": "SACM N=2 learned, floor 0.05 (default)",
+    "sacm_learned_n4_floor05": "SACM N=4 learned, floor 0.05 (default)",
 }
 WEIGHT_RECORD_EVERY = 250  # env steps between two records of the learned weights at the bandit's state
 CONFIG = {

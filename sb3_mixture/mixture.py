@@ -23,6 +23,9 @@ _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
 LEARNED_WEIGHTS = "learned"
 """``mixture_weights`` value for state-dependent mixing weights w(s) = softmax(g(s)) (docs/algorithm.md section 8)"""
+DEFAULT_WEIGHT_FLOOR = 0.05
+"""Default least weight of a learned-weight component: without it, 2 of 4 components died on the bimodal bandit in
+every seed (benchmarks/results/multimodal.md); capped at half the uniform weight 1/N"""
 
 
 def validate_mixture_weights(
@@ -115,18 +118,23 @@ def per_sample(log_weights: th.Tensor) -> th.Tensor:
     return log_weights.unsqueeze(-2) if log_weights.dim() > 1 else log_weights
 
 
-def validate_weight_floor(mixture_weight_floor: float, n_components: int, mixture_weights: "list[float] | str") -> float:
+def validate_weight_floor(
+    mixture_weight_floor: "float | None", n_components: int, mixture_weights: "list[float] | str"
+) -> float:
     """
-    Check the floor ``eps`` of learned mixing weights (docs/algorithm.md section 8): ``0 <= eps < 1 / n_components``.
+    The floor ``eps`` of learned mixing weights (docs/algorithm.md section 8), checked: ``0 <= eps < 1 / n_components``.
 
-    A floor other than 0 is only meaningful with ``mixture_weights="learned"``.
+    None is the default: :data:`DEFAULT_WEIGHT_FLOOR` (at most half the uniform weight) with learned weights, 0 with
+    fixed ones. A floor other than 0 is only meaningful with ``mixture_weights="learned"``.
     """
+    if mixture_weight_floor is None:
+        return min(DEFAULT_WEIGHT_FLOOR, 0.5 / n_components) if mixture_weights == LEARNED_WEIGHTS else 0.0
     if isinstance(mixture_weight_floor, bool) or not isinstance(mixture_weight_floor, (int, float, np.floating)):
-        raise TypeError(f"mixture_weight_floor must be a float in [0, 1/n_components), got {mixture_weight_floor!r}")
+        raise TypeError(f"mixture_weight_floor must be None or a float in [0, 1/n_components), got {mixture_weight_floor!r}")
     floor = float(mixture_weight_floor)
     if not (math.isfinite(floor) and 0.0 <= floor < 1.0 / n_components):
         raise ValueError(
-            f"mixture_weight_floor must be a float in [0, 1/n_components) = [0, {1.0 / n_components:.4g}) "
+            f"mixture_weight_floor must be None or a float in [0, 1/n_components) = [0, {1.0 / n_components:.4g}) "
             f"for n_components={n_components}, got {mixture_weight_floor!r}"
         )
     if floor > 0.0 and mixture_weights != LEARNED_WEIGHTS:

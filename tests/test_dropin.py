@@ -473,8 +473,8 @@ BAD_ARGUMENTS = [
     (dict(mixture_weights="learnt"), ValueError, r"mixture_weights must be None \(uniform\), 'learned' or a sequence"),
     (dict(mixture_weight_floor=0.1), ValueError, r"mixture_weight_floor=0.1 needs mixture_weights='learned'"),
     (dict(mixture_weights="learned", mixture_weight_floor=0.34), ValueError, r"mixture_weight_floor must be .*\[0, 0.3333\)"),
-    (dict(mixture_weights="learned", mixture_weight_floor=-0.01), ValueError, r"mixture_weight_floor must be a float in"),
-    (dict(mixture_weights="learned", mixture_weight_floor="0.1"), TypeError, r"mixture_weight_floor must be a float in"),
+    (dict(mixture_weights="learned", mixture_weight_floor=-0.01), ValueError, r"mixture_weight_floor must be None or a float"),
+    (dict(mixture_weights="learned", mixture_weight_floor="0.1"), TypeError, r"mixture_weight_floor must be None or a float"),
     (
         dict(mixture_weights="learned", component_sampling="sample"),
         ValueError,

@@ -56,6 +56,14 @@ def test_gated_log_weights_is_the_floored_softmax(floor):
     assert th.isfinite(gated_log_weights(logits, floor)).all()
 
 
+def test_default_weight_floor():
+    assert SACM("MlpPolicy", "Pendulum-v1", n_components=3, mixture_weights="learned").mixture_weight_floor == 0.05
+    assert SACM("MlpPolicy", "Pendulum-v1", n_components=20, mixture_weights="learned").actor.mixture_weight_floor == 0.025
+    assert SACM("MlpPolicy", "Pendulum-v1", n_components=3).mixture_weight_floor == 0.0
+    model = SACM("MlpPolicy", "Pendulum-v1", n_components=3, mixture_weights="learned", mixture_weight_floor=0.0)
+    assert model.policy.mixture_weight_floor == 0.0
+
+
 def test_weight_entropy_matches_categorical():
     logits = th.randn(50, 4, dtype=th.float64) * 3
     log_weights = th.log_softmax(logits, dim=-1)
@@ -268,7 +276,8 @@ class RecordActing(BaseCallback):
 
 
 def test_warm_up_components_are_drawn_from_the_learned_weights():
-    model = SACM("MlpPolicy", pendulum(), n_components=2, mixture_weights="learned", **dict(SMALL, learning_starts=500))
+    kwargs = dict(SMALL, learning_starts=500)
+    model = SACM("MlpPolicy", pendulum(), n_components=2, mixture_weights="learned", mixture_weight_floor=0.0, **kwargs)
     with th.no_grad():
         model.actor.gate.bias.copy_(th.tensor([4.0, -4.0]))  # w = (0.9997, 0.0003) in every state
     callback = RecordActing()

@@ -96,7 +96,7 @@ class MixtureActor(Actor):
         normalize_images: bool = True,
         n_components: int = 3,
         mixture_weights: "list[float] | str | None" = None,
-        mixture_weight_floor: float = 0.0,
+        mixture_weight_floor: "float | None" = None,
     ):
         weights = validate_mixture_weights(mixture_weights, n_components)
         floor = validate_weight_floor(mixture_weight_floor, n_components, weights)
@@ -373,7 +373,7 @@ class MixturePolicy(SACPolicy):
     :param n_components: number of mixture components
     :param mixture_weights: fixed mixing weights (uniform if None), or ``"learned"`` (state-dependent,
         docs/algorithm.md section 8)
-    :param mixture_weight_floor: least weight of a component with learned weights, in ``[0, 1/N)``
+    :param mixture_weight_floor: least weight of a component with learned weights, in ``[0, 1/N)``; None: the default
     :param component_schedule: ``"step"``, ``"episode"`` or an int k (a new component every k steps)
     :param deterministic_component: ``"mode"``, ``"best_q"`` or a fixed component index
     :param full_std: with gSDE, one std per latent feature and action dimension (True, SAC's default) or per latent
@@ -404,7 +404,7 @@ class MixturePolicy(SACPolicy):
         share_features_extractor: bool = False,
         n_components: int = 3,
         mixture_weights: "list[float] | str | None" = None,
-        mixture_weight_floor: float = 0.0,
+        mixture_weight_floor: "float | None" = None,
         component_schedule: "str | int" = "step",
         deterministic_component: "str | int" = "mode",
         full_std: bool = True,

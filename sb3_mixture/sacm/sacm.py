@@ -91,7 +91,7 @@ class SACM(SAC):
         (docs/algorithm.md section 8; needs ``component_sampling="all"``)
     :param mixture_weight_floor: with learned weights, the least weight ``eps`` of every component,
         ``w = (1 - N eps) softmax(g) + eps``, in ``[0, 1/N)``: a guard against a component (and its critic head)
-        being starved of data; 0 (off) by default
+        being starved of data. None (default): 0.05 with learned weights (at most 0.5/N), 0 with fixed ones
     :param entropy_estimator: ``"mixed_marginal"`` (the paper's eq. 8, default), ``"pairwise_kl"`` (eq. 5 with
         closed-form KL), ``"marginal"`` (the lower bound H(pi|W), eq. 3) or ``"pairwise_bhattacharyya"``
     :param critic_data: which transitions each critic head learns from: ``"shared"`` (all), ``"bootstrap"``
@@ -147,7 +147,7 @@ class SACM(SAC):
         device: "th.device | str" = "auto",
         n_components: int = 3,
         mixture_weights: "list[float] | str | None" = None,
-        mixture_weight_floor: float = 0.0,
+        mixture_weight_floor: "float | None" = None,
         entropy_estimator: str = "mixed_marginal",
         critic_data: str = "shared",
         bootstrap_mask_prob: float = 0.5,
