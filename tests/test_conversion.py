@@ -18,12 +18,7 @@ def small() -> dict:
     return dict(policy_kwargs=dict(net_arch=[16, 16]), learning_starts=50, batch_size=32, buffer_size=1_000)
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    previous = th.get_num_threads()
-    th.set_num_threads(1)
-    yield
-    th.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def pendulum() -> gym.Env:

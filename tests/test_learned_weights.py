@@ -30,12 +30,7 @@ ALGOS = [SACM, S2ACM]
 SMALL = dict(policy_kwargs=dict(net_arch=[16]), learning_starts=20, batch_size=16, buffer_size=1_000)
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    previous = th.get_num_threads()
-    th.set_num_threads(1)
-    yield
-    th.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def pendulum(max_episode_steps: int = 20) -> gym.Env:

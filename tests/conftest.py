@@ -1,0 +1,13 @@
+"""Shared fixtures."""
+
+import pytest
+import torch as th
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One torch thread for the test, restored afterwards: the networks here are tiny, and the machine is shared."""
+    previous = th.get_num_threads()
+    th.set_num_threads(1)
+    yield
+    th.set_num_threads(previous)
