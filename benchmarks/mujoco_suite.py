@@ -146,7 +146,7 @@ def load_results(suite: "str | None" = None) -> list[dict]:
 
 
 def label(result: dict) -> str:
-    names = {"n_components": "N={}", "matmul_precision": "{}", "mixture_weights": "{}"}
+    names = {"n_components": "N={}", "matmul_precision": "{}", "mixture_weights": "{}", "mixture_weight_floor": "floor {}"}
     extra = "".join(" " + names[key].format(value) for key, value in result["hyperparams"].items() if key in names)
     return result["algo"].upper() + extra
 
@@ -213,7 +213,9 @@ def report(args: argparse.Namespace) -> None:
     if learned_finals:
         # The learned-weight runs beside the main suite's algorithms, over the tasks and seeds both have
         combined = {env: {**main_finals.get(env, {}), **algos} for env, algos in learned_finals.items()}
-        lines += ["", "With learned mixing weights:", "", *aggregate_report(combined, "mujoco_aggregate_learned")]
+        aggregate = aggregate_report(combined, "mujoco_aggregate_learned")
+        if aggregate:
+            lines += ["", "With learned mixing weights:", "", *aggregate]
         lines += ["", *weight_report(load_results("learned"))]
     (RESULTS.parent / "mujoco_table.md").write_text("\n".join(lines) + "\n")
     (RESULTS.parent / "mujoco_table.json").write_text(json.dumps(table, indent=1))
