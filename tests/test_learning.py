@@ -3,6 +3,7 @@
 import time
 
 import pytest
+import torch as th
 
 from sb3_mixture import SACM
 from sb3_mixture.evaluation import evaluate_components
@@ -10,6 +11,9 @@ from sb3_mixture.evaluation import evaluate_components
 
 @pytest.fixture(scope="module")
 def trained_pendulum():
+    # One thread: on a loaded machine two threads of tiny matmuls wait on each other and run many times slower
+    previous = th.get_num_threads()
+    th.set_num_threads(1)
     start = time.time()
     model = SACM(
         "MlpPolicy",
@@ -21,7 +25,8 @@ def trained_pendulum():
     )
     model.learn(6_000)
     print(f"SACM on Pendulum-v1, 6000 steps: {time.time() - start:.1f} s")
-    return model
+    yield model
+    th.set_num_threads(previous)
 
 
 def test_sacm_learns_pendulum(trained_pendulum):

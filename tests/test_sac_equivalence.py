@@ -18,6 +18,8 @@ from torch.distributions import Independent, Normal
 
 from sb3_mixture import S2ACM, SACM
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 BATCH_SIZE = 32
 NET_ARCH = [16, 16]
 
