@@ -32,8 +32,8 @@ batch 256, automatic temperature, one gradient step per env step), seeds 0-4. Ea
 Budget (``CONFIG``): 6000 steps before the block, 6000 after it, evaluated every 250. Pilots on this machine: SAC
 (seeds 0 and 1) reached a return of about 53 (the best is about 55) with 98-100% successes within 4000-5000 steps;
 after a block at 6000 steps, SAC and the mixtures of seed 0 needed from 2000 to more than 4000 steps to recover, so
-4000 steps after the block censored some runs and 6000 leave room. A run then costs 85-165 CPU-seconds (SAC the least,
-the N = 4 mixtures the most; more when the machine is busy), a benchmark of 25 runs about an hour.
+4000 steps after the block censored some runs and 6000 leave room. A run then costs 85-190 CPU-seconds (SAC the least,
+the N = 4 mixtures the most, and more when the machine is busy); the 40 runs took 94 CPU-minutes.
 
     nice -n 5 python benchmarks/route_change.py run                       # all runs, seed-major (resumable)
     nice -n 5 python benchmarks/route_change.py run --algos sac sacm_n2 --seeds 0 1
@@ -71,12 +71,12 @@ ALGOS = {
 LABELS = {
     "sac": "SAC",
     "sacm_n2": "SACM N=2",
-    "sacm_learned_n2": "SACM learned N=2",
-    "sacm_learned_n4": "SACM learned N=4",
-    "s2acm_learned_n4": "S2ACM learned N=4",
-    "sacm_learned_n2_floor05": "SACM learned N=2 floor 0.05",
-    "sacm_learned_n4_floor05": "SACM learned N=4 floor 0.05",
-    "s2acm_learned_n4_floor05": "S2ACM learned N=4 floor 0.05",
+    "sacm_learned_n2": "SACM learned N=2, floor 0",
+    "sacm_learned_n4": "SACM learned N=4, floor 0",
+    "s2acm_learned_n4": "S2ACM learned N=4, floor 0",
+    "sacm_learned_n2_floor05": "SACM learned N=2, floor 0.05",
+    "sacm_learned_n4_floor05": "SACM learned N=4, floor 0.05",
+    "s2acm_learned_n4_floor05": "S2ACM learned N=4, floor 0.05",
 }
 CONFIG = {
     "phase1_steps": 6_000,
@@ -430,7 +430,7 @@ def per_run_rows(runs: list[dict]) -> list[dict]:
         rows.append(
             {
                 "algo": result["algo"],
-                "label": result["label"],
+                "label": LABELS[result["algo"]],
                 "seed": result["seed"],
                 "pre_block_return": before["return"],
                 "pre_block_success": before["success_rate"],
@@ -509,7 +509,8 @@ def settings_used(runs: list[dict]) -> "dict | list[dict]":
     """Every distinct training setting in the result files (minus what differs between algorithms)."""
     used: list[dict] = []
     for result in runs:
-        config = {k: v for k, v in result["config"].items() if k not in ("algorithm", "n_components", "mixture_weights")}
+        per_algorithm = ("algorithm", "n_components", "mixture_weights", "mixture_weight_floor")
+        config = {key: value for key, value in result["config"].items() if key not in per_algorithm}
         if config not in used:
             used.append(config)
     return used[0] if len(used) == 1 else used
@@ -641,7 +642,7 @@ def markdown(table: list[dict], rows: list[dict], runs: list[dict], meta: dict) 
                 for name in WEIGHT_STATES
                 if name != "start"
             )
-            lines.append(f"- {result['label']}, seed {result['seed']}: {text}")
+            lines.append(f"- {LABELS[result['algo']]}, seed {result['seed']}: {text}")
     return "\n".join(lines) + "\n"
 
 
@@ -731,13 +732,14 @@ def plot(runs: list[dict]) -> None:
             continue
         steps = group[0]["recovery"]["steps"]
         scores = np.array([common_scores(result) for result in group])
-        axis.plot(steps, scores.mean(axis=0), color=ALGO_COLORS[algo], linewidth=2, label=f"{LABELS[algo]} ({len(group)})")
-        axis.fill_between(steps, scores.min(axis=0), scores.max(axis=0), color=ALGO_COLORS[algo], alpha=0.1)
+        # Means only: with eight algorithms, per-seed bands hide each other (the per-seed curves are in route_change_curves)
+        width = 3 if algo == "sac" else 1.6
+        axis.plot(steps, scores.mean(axis=0), color=ALGO_COLORS[algo], linewidth=width, label=f"{LABELS[algo]} ({len(group)})")
     axis.axhline(RECOVERY_LEVEL, color="black", linestyle=":", linewidth=1)
     axis.set_xlabel("steps after the block")
     axis.set_ylabel("score (0 random, 1 common pre-block level)")
     axis.set_title(
-        f"Recovery after the block: mean over seeds (band: min to max); common level {runs[0]['reference_return']:.1f}",
+        f"Recovery after the block: mean score over seeds; common level {runs[0]['reference_return']:.1f}",
         fontsize=9,
     )
     axis.legend(fontsize=8)
