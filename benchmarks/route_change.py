@@ -43,14 +43,15 @@ the N = 4 mixtures the most, and more when the machine is busy); the 40 runs too
 import argparse
 import copy
 import json
-import os
-import platform
 import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+
+# Run as a script from benchmarks/: its sibling shares the machine description and the rliable IQM
+from multimodal import iqm_with_ci, machine
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -96,11 +97,6 @@ CONVERGED_SUCCESS = 0.9  # a run "had learned the task" at the block if this sha
 MIN_SHARE = 0.05  # a route "is used" if at least this share of episodes goes through it
 WEIGHT_STATES = {"start": (0.0, -4.0), "below_left": (-4.0, -2.0), "below_right": (4.0, -2.0), "left_gap": (-4.0, 0.0)}
 ROUTES = ("left", "right")
-
-
-def machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
-    return f"{platform.node()}: {os.cpu_count()} CPUs, {cpu}"
 
 
 def code_version() -> dict:
@@ -388,18 +384,6 @@ def load_runs() -> list[dict]:
         result["recovery"] = recovery(result, reference)
         result["reference_return"] = reference
     return sorted(runs, key=lambda result: (list(ALGOS).index(result["algo"]), result["seed"]))
-
-
-def iqm_with_ci(values: list[float]) -> tuple[float, float, float]:
-    """IQM over seeds and its 95% stratified-bootstrap CI (rliable)."""
-    from rliable import library as rly
-    from rliable import metrics
-
-    scores = {"x": np.asarray(values, dtype=float).reshape(-1, 1)}
-    # rliable resamples with numpy's global generator: seeded so that every report prints the same CIs
-    np.random.seed(0)
-    point, interval = rly.get_interval_estimates(scores, lambda x: np.array([metrics.aggregate_iqm(x)]), reps=2000)
-    return float(point["x"][0]), float(interval["x"][0, 0]), float(interval["x"][1, 0])
 
 
 def routes_text(counts: dict) -> str:
