@@ -317,14 +317,17 @@ def aggregate_report(finals: dict[str, dict[str, np.ndarray]], name: str = "mujo
     import matplotlib.pyplot as plt
     from rliable import metrics
 
-    # Tasks with fewer than MIN_AGGREGATE_SEEDS seeds of some algorithm (still being run) are left out; the others
-    # contribute their first seeds, as many as every task has (rliable wants a runs x tasks matrix)
-    envs = sorted(env for env, algos in finals.items() if "SAC" in algos)
-    algos = sorted(set.intersection(*(set(finals[env]) for env in envs)))
-    seeds = {env: min(len(finals[env][algo]) for algo in algos) for env in envs}
-    envs = [env for env in envs if seeds[env] >= MIN_AGGREGATE_SEEDS]
+    # Algorithms with MIN_AGGREGATE_SEEDS seeds on some task take part (one-off variants do not); tasks where one of
+    # them has fewer (still being run) are left out, so that a task in progress does not drop an algorithm from the
+    # others. The tasks contribute their first seeds, as many as every task has (rliable wants a runs x tasks matrix)
+    candidates = sorted(env for env, algos in finals.items() if "SAC" in algos)
+    algos = sorted({algo for env in candidates for algo, final in finals[env].items() if len(final) >= MIN_AGGREGATE_SEEDS})
+    if not algos:
+        return []
+    envs = [env for env in candidates if all(len(finals[env].get(algo, ())) >= MIN_AGGREGATE_SEEDS for algo in algos)]
     if not envs:
         return []
+    seeds = {env: min(len(finals[env][algo]) for algo in algos) for env in envs}
     runs = min(seeds[env] for env in envs)
     random = random_returns(envs)
     sac_means = {env: finals[env]["SAC"][:runs].mean() for env in envs}

@@ -1,0 +1,238 @@
+"""
+Gate flips: why does a learned gate sometimes hand all the weight to a poorly trained component?
+
+In the route-change benchmark (``route_change.py``), learned mixing weights often jump within a few hundred steps
+from one component to another, and in some runs the new component is one that, alone, never reaches the goal: the
+return collapses and stays down. This script reruns route-change runs (same algorithms, seeds and budget, through
+``route_change.make_model``) and every ``--every`` steps records what the gate's gradient sees, on the replay
+buffer's ``STATES`` most recent states:
+
+- ``weights``: mean w_i(s);
+- ``entropy_term``: mean alpha_i * log pi(a_i|s) with a_i ~ pi_i (the mixed-marginal term: log of the *mixture*
+  density, so it contains log w_i(s)), ``q``: mean min_k Q_{k,i}(s, a_i) (component i's own head);
+- ``loss``: mean of their difference L_i(s), and ``advantage``: mean of w_i(s) (L_i(s) - sum_j w_j(s) L_j(s)), which
+  is, up to a zero-mean term, the actor loss's gradient with respect to the gate's logit i (docs/algorithm.md
+  section 8); a negative advantage pushes weight towards component i;
+- the gate's bias in Adam: its last gradient, the first-moment estimate m and the normalised step m / sqrt(v):
+  Adam scales each parameter's step to about the learning rate whatever the gradient's size, so a logit whose
+  gradient is tiny (its weight is near 0) still moves at full speed if the gradient keeps its sign;
+- ``alone``: each component acting alone on the current task (``ALONE_EPISODES`` episodes): its mean return.
+
+    nice -n 5 python benchmarks/gate_flips.py run --algos s2acm_learned_n4 --seeds 3
+    python benchmarks/gate_flips.py report
+"""
+
+import argparse
+import json
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+# Run as a script from benchmarks/: the route-change benchmark's model, task and rollouts
+import route_change
+from multimodal import machine
+
+RESULTS = route_change.RESULTS
+RUNS = RESULTS / "gate_flips"
+STATES = 1000
+ALONE_EPISODES = 10
+
+
+def diagnose(model) -> dict:
+    """The gate's view at the buffer's most recent states (see the module docstring)."""
+    import torch as th
+
+    from sb3_mixture.entropy import entropy_terms
+
+    buffer = model.replay_buffer
+    end = buffer.buffer_size if buffer.full else buffer.pos
+    indices = (np.arange(end - STATES, end) if end >= STATES else np.arange(end)) % buffer.buffer_size
+    observations = th.as_tensor(buffer.observations[indices, 0], device=model.device)
+    with th.no_grad():
+        means, log_stds, log_weights, latent = model._mixture_params(observations)
+        samples = model._draw_samples(means, log_stds, log_weights, latent)
+        terms = entropy_terms(model.entropy_estimator, samples, log_weights, means, log_stds)
+        q_values = model._q_values(model.critic, observations, samples.actions).min(dim=0).values  # (B, M, N)
+        own_q = th.diagonal(q_values, dim1=1, dim2=2)  # component m's sample judged by head m
+        alphas = model._temperatures()
+        entropy_term = alphas * (-terms)
+        loss = entropy_term - own_q
+        weights = log_weights.exp()
+        advantage = weights * (loss - (weights * loss).sum(dim=-1, keepdim=True))
+    bias = model.actor.gate.bias
+    state = model.actor.optimizer.state.get(bias, {})
+    adam = {}
+    if state:
+        first, second = state["exp_avg"], state["exp_avg_sq"]
+        adam = {"m": first.tolist(), "step": (first / (second.sqrt() + 1e-8)).tolist()}
+    return {
+        "weights": weights.mean(dim=0).tolist(),
+        "entropy_term": entropy_term.mean(dim=0).tolist(),
+        "q": own_q.mean(dim=0).tolist(),
+        "loss": loss.mean(dim=0).tolist(),
+        "advantage": advantage.mean(dim=0).tolist(),
+        "alphas": alphas.tolist(),
+        "gate_bias": bias.detach().tolist(),
+        "gate_bias_grad": None if bias.grad is None else bias.grad.tolist(),
+        "adam": adam,
+    }
+
+
+def alone_returns(model, seed: int, blocked_route: "str | None") -> list[float]:
+    returns = []
+    for component in range(model.n_components):
+        with model.policy.use_component(component):
+            returns.append(route_change.rollouts(model, ALONE_EPISODES, seed, blocked_route)["mean_return"])
+    return returns
+
+
+def execute(algo: str, seed: int, every: int) -> dict:
+    import torch as th
+
+    th.set_num_threads(1)
+    start = time.time()
+    config = route_change.CONFIG
+    model, env = route_change.make_model(algo, seed, config)
+    eval_seed = 100_000 + 1000 * seed
+    points = []
+    blocked = None
+    end = config["phase1_steps"] + config["phase2_steps"]
+    while model.num_timesteps < end:
+        if blocked is None and model.num_timesteps >= config["phase1_steps"]:
+            # As route_change.py: block the route most episodes took, keep the buffer, reset the episode
+            blocked = route_change.main_route(route_change.rollouts(model, route_change.EVAL_EPISODES, eval_seed, None))
+            env.set_blocked_route(blocked)
+            model._last_obs = None
+        phase_end = config["phase1_steps"] if blocked is None else end
+        model.learn(min(every, phase_end - model.num_timesteps), reset_num_timesteps=False)
+        point = {"step": int(model.num_timesteps), "blocked": blocked, **diagnose(model)}
+        point["alone"] = alone_returns(model, eval_seed, blocked)
+        points.append(point)
+        print(f"{algo} s{seed} {point['step']}: w {np.round(point['weights'], 2)} alone {np.round(point['alone'], 1)}", flush=True)
+    return {
+        "algo": algo,
+        "seed": seed,
+        "config": {**route_change.COMMON, **config, **route_change.ALGOS[algo][1], "every": every},
+        "blocked_route": blocked,
+        "points": points,
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "machine": machine(),
+        "code": route_change.code_version(),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "wall_s": round(time.time() - start, 1),
+    }
+
+
+def run(args: argparse.Namespace) -> None:
+    RUNS.mkdir(parents=True, exist_ok=True)
+    for seed in args.seeds:
+        for algo in args.algos:
+            path = RUNS / f"{algo}_s{seed}.json"
+            if path.exists() and not args.force:
+                print(f"skip {path.name} (done)", flush=True)
+                continue
+            path.write_text(json.dumps(execute(algo, seed, args.every)))
+
+
+def flips(points: list[dict]) -> list[dict]:
+    """Every change of the component with the largest mean weight, with what the gate saw just before it."""
+    events = []
+    for before, after in zip(points, points[1:]):
+        old, new = int(np.argmax(before["weights"])), int(np.argmax(after["weights"]))
+        if old == new:
+            continue
+        events.append(
+            {
+                "step": after["step"],
+                "from": old,
+                "to": new,
+                "weight_to_before": before["weights"][new],
+                "weight_to_after": after["weights"][new],
+                # The gate's view one point before the flip: did component `to` look better than `from`?
+                "loss_gap_before": before["loss"][new] - before["loss"][old],
+                "q_gap_before": before["q"][new] - before["q"][old],
+                "entropy_gap_before": before["entropy_term"][new] - before["entropy_term"][old],
+                "adam_step_to_before": before["adam"]["step"][new] if before["adam"] else None,
+                "alone_from_before": before["alone"][old],
+                "alone_to_before": before["alone"][new],
+                "alone_to_after": after["alone"][new],
+            }
+        )
+    return events
+
+
+def report(args: argparse.Namespace) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = [json.loads(path.read_text()) for path in sorted(RUNS.glob("*.json"))]
+    if not runs:
+        raise SystemExit(f"no runs in {RUNS}")
+    summary = {"runs": [], "machine": runs[0]["machine"], "command": "python benchmarks/gate_flips.py report"}
+    rows = ["| run | step | from -> to | w_to before -> after | L_to - L_from | Q gap | entropy gap | "
+            "Adam step (to) | alone: from, to before, to after |", "|" + "---|" * 9]  # fmt: skip
+    fig, axes = plt.subplots(4, len(runs), figsize=(4.5 * len(runs), 11), squeeze=False, sharex=True)
+    for column, result in enumerate(runs):
+        points = result["points"]
+        steps = [point["step"] for point in points]
+        events = flips(points)
+        summary["runs"].append({"algo": result["algo"], "seed": result["seed"], "flips": events})
+        for event in events:
+            rows.append(
+                f"| {result['algo']} s{result['seed']} | {event['step']} | {event['from']} -> {event['to']} | "
+                f"{event['weight_to_before']:.3f} -> {event['weight_to_after']:.3f} | {event['loss_gap_before']:.2f} | "
+                f"{event['q_gap_before']:.2f} | {event['entropy_gap_before']:.2f} | "
+                f"{event['adam_step_to_before'] if event['adam_step_to_before'] is None else round(event['adam_step_to_before'], 2)} | "
+                f"{event['alone_from_before']:.1f}, {event['alone_to_before']:.1f}, {event['alone_to_after']:.1f} |"
+            )
+        n = len(points[0]["weights"])
+        panels = [("weights", "mean w_i(s)"), ("q", "Q_i(s, a_i), own head"), ("entropy_term", "alpha_i log pi(a_i|s)"),
+                  ("alone", "return, component alone")]  # fmt: skip
+        for row, (key, label) in enumerate(panels):
+            axis = axes[row][column]
+            for component in range(n):
+                axis.plot(steps, [point[key][component] for point in points], label=f"component {component}")
+            block = result["config"]["phase1_steps"]
+            axis.axvline(block, color="grey", linestyle=":", linewidth=1)
+            for event in events:
+                axis.axvline(event["step"], color="red", alpha=0.3, linewidth=1)
+            if column == 0:
+                axis.set_ylabel(label)
+            if row == 0:
+                axis.set_title(f"{route_change.LABELS[result['algo']]}, seed {result['seed']}", fontsize=9)
+        axes[-1][column].set_xlabel("env steps (dotted: block; red: flips)")
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(RESULTS / "gate_flips.png", dpi=110)
+    (RESULTS / "gate_flips.json").write_text(json.dumps(summary, indent=1))
+    text = "\n".join(rows)
+    (RESULTS / "gate_flips.md").write_text(
+        "# Gate flips on the route-change task\n\n"
+        f"`python benchmarks/gate_flips.py run` then `report`; {summary['machine']}; gaps are measured one "
+        f"diagnostic point before the flip, on the buffer's {STATES} most recent states (negative L or entropy gap, "
+        "positive Q gap: the new component looked better to the actor loss).\n\n" + text + "\n"
+    )
+    print(text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["run", "report"])
+    parser.add_argument("--algos", nargs="+", choices=list(route_change.ALGOS), default=["s2acm_learned_n4"])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[3])
+    parser.add_argument("--every", type=int, default=250, help="env steps between diagnostics")
+    parser.add_argument("--force", action="store_true", help="rerun runs that have a result file")
+    args = parser.parse_args()
+    if args.command == "run":
+        run(args)
+    else:
+        report(args)
+
+
+if __name__ == "__main__":
+    main()
