@@ -111,7 +111,8 @@ def execute(algo: str, seed: int, every: int) -> dict:
         point = {"step": int(model.num_timesteps), "blocked": blocked, **diagnose(model)}
         point["alone"] = alone_returns(model, eval_seed, blocked)
         points.append(point)
-        print(f"{algo} s{seed} {point['step']}: w {np.round(point['weights'], 2)} alone {np.round(point['alone'], 1)}", flush=True)
+        weights, alone = np.round(point["weights"], 2), np.round(point["alone"], 1)
+        print(f"{algo} s{seed} {point['step']}: w {weights} alone {alone}", flush=True)
     return {
         "algo": algo,
         "seed": seed,
@@ -140,9 +141,10 @@ def run(args: argparse.Namespace) -> None:
 def flips(points: list[dict]) -> list[dict]:
     """Every change of the component with the largest mean weight, with what the gate saw just before it."""
     events = []
-    for before, after in zip(points, points[1:]):
+    for before, after in zip(points, points[1:], strict=False):
         old, new = int(np.argmax(before["weights"])), int(np.argmax(after["weights"]))
-        if old == new:
+        # Uniform weights (before the first update) have no leading component to flip from
+        if old == new or np.ptp(before["weights"]) < 1e-3:
             continue
         events.append(
             {
@@ -183,11 +185,12 @@ def report(args: argparse.Namespace) -> None:
         events = flips(points)
         summary["runs"].append({"algo": result["algo"], "seed": result["seed"], "flips": events})
         for event in events:
+            adam_step = event["adam_step_to_before"]
             rows.append(
                 f"| {result['algo']} s{result['seed']} | {event['step']} | {event['from']} -> {event['to']} | "
                 f"{event['weight_to_before']:.3f} -> {event['weight_to_after']:.3f} | {event['loss_gap_before']:.2f} | "
                 f"{event['q_gap_before']:.2f} | {event['entropy_gap_before']:.2f} | "
-                f"{event['adam_step_to_before'] if event['adam_step_to_before'] is None else round(event['adam_step_to_before'], 2)} | "
+                f"{'—' if adam_step is None else round(adam_step, 2)} | "
                 f"{event['alone_from_before']:.1f}, {event['alone_to_before']:.1f}, {event['alone_to_after']:.1f} |"
             )
         n = len(points[0]["weights"])
@@ -210,7 +213,17 @@ def report(args: argparse.Namespace) -> None:
     fig.tight_layout()
     fig.savefig(RESULTS / "gate_flips.png", dpi=110)
     (RESULTS / "gate_flips.json").write_text(json.dumps(summary, indent=1))
-    text = "\n".join(rows)
+    # Which component the gate chose first, and how fast: S2ACM's heads see partial sums of the entropy (head N the
+    # whole), so its last head's Q is the largest by construction
+    firsts = ["", "| run | first leading component | its weight | Q of its head minus the mean of the others |"]
+    firsts.append("|---|---|---|---|")
+    for result in runs:
+        point = next(point for point in result["points"] if np.ptp(point["weights"]) >= 1e-3)
+        lead = int(np.argmax(point["weights"]))
+        others = [q for index, q in enumerate(point["q"]) if index != lead]
+        firsts.append(f"| {result['algo']} s{result['seed']} | {lead} at step {point['step']} | "
+                      f"{point['weights'][lead]:.3f} | {point['q'][lead] - np.mean(others):.2f} |")  # fmt: skip
+    text = "\n".join(rows + firsts)
     (RESULTS / "gate_flips.md").write_text(
         "# Gate flips on the route-change task\n\n"
         f"`python benchmarks/gate_flips.py run` then `report`; {summary['machine']}; gaps are measured one "
