@@ -128,14 +128,8 @@ def execute(algo: str, seed: int, every: int) -> dict:
 
 
 def run(args: argparse.Namespace) -> None:
-    RUNS.mkdir(parents=True, exist_ok=True)
-    for seed in args.seeds:
-        for algo in args.algos:
-            path = RUNS / f"{algo}_s{seed}.json"
-            if path.exists() and not args.force:
-                print(f"skip {path.name} (done)", flush=True)
-                continue
-            path.write_text(json.dumps(execute(algo, seed, args.every)))
+    for algo, seed, path in route_change.pending_runs(RUNS, args.algos, args.seeds, args.force):
+        path.write_text(json.dumps(execute(algo, seed, args.every)))
 
 
 def flips(points: list[dict]) -> list[dict]:
@@ -241,10 +235,7 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=250, help="env steps between diagnostics")
     parser.add_argument("--force", action="store_true", help="rerun runs that have a result file")
     args = parser.parse_args()
-    if args.command == "run":
-        run(args)
-    else:
-        report(args)
+    {"run": run, "report": report}[args.command](args)
 
 
 if __name__ == "__main__":

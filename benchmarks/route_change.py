@@ -45,6 +45,7 @@ import copy
 import json
 import sys
 import time
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -352,25 +353,30 @@ def recovery(result: dict, reference: "float | None" = None) -> dict:
     return summary
 
 
-def run(args: argparse.Namespace) -> None:
-    RUNS.mkdir(parents=True, exist_ok=True)
-    # Seed-major: a partial benchmark covers every algorithm
-    for seed in args.seeds:
-        for algo in args.algos:
-            path = RUNS / f"{algo}_s{seed}.json"
-            if path.exists() and not args.force:
+def pending_runs(folder: Path, algos: list[str], seeds: list[int], force: bool = False) -> Iterator[tuple[str, int, Path]]:
+    """(algo, seed, result path) of every run still to do, seed-major (a partial benchmark covers every algorithm)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for seed in seeds:
+        for algo in algos:
+            path = folder / f"{algo}_s{seed}.json"
+            if path.exists() and not force:
                 print(f"skip {path.name} (done)", flush=True)
                 continue
-            result = execute(algo, seed, CONFIG)
-            path.write_text(json.dumps(result))
-            before, rec = result["before_block"], result["recovery"]
-            print(
-                f"{path.stem}: before {before['return']:.2f} routes {before['route_counts']}, "
-                f"blocked {result['blocked_route']}, score after block {rec['score_after_block']:.2f}, "
-                f"recovered {rec['recovered']} after {rec['steps_to_recover']} steps, final score {rec['final_score']:.2f} "
-                f"({result['cpu_s']} CPU-s)",
-                flush=True,
-            )
+            yield algo, seed, path
+
+
+def run(args: argparse.Namespace) -> None:
+    for algo, seed, path in pending_runs(RUNS, args.algos, args.seeds, args.force):
+        result = execute(algo, seed, CONFIG)
+        path.write_text(json.dumps(result))
+        before, rec = result["before_block"], result["recovery"]
+        print(
+            f"{path.stem}: before {before['return']:.2f} routes {before['route_counts']}, "
+            f"blocked {result['blocked_route']}, score after block {rec['score_after_block']:.2f}, "
+            f"recovered {rec['recovered']} after {rec['steps_to_recover']} steps, final score {rec['final_score']:.2f} "
+            f"({result['cpu_s']} CPU-s)",
+            flush=True,
+        )
 
 
 # Report -----------------------------------------------------------------------------------------------------------
