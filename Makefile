@@ -33,3 +33,4 @@ evidence: $(STAMP)
 	$(VENV)/bin/python benchmarks/multimodal.py report
 	$(VENV)/bin/python benchmarks/mujoco_suite.py report
 	$(VENV)/bin/python benchmarks/route_change.py report
+	$(VENV)/bin/python benchmarks/gate_flips.py report
