@@ -220,7 +220,8 @@ def report(args: argparse.Namespace) -> None:
     text = "\n".join(rows + firsts)
     (RESULTS / "gate_flips.md").write_text(
         "# Gate flips on the route-change task\n\n"
-        f"`python benchmarks/gate_flips.py run` then `report`; {summary['machine']}; gaps are measured one "
+        f"`{runs[0]['command']}` then `report`; {summary['machine']}; "
+        f"{', '.join(sorted({result['date'][:10] for result in runs}))}; gaps are measured one "
         f"diagnostic point before the flip, on the buffer's {STATES} most recent states (negative L or entropy gap, "
         "positive Q gap: the new component looked better to the actor loss).\n\n" + text + "\n"
     )
