@@ -677,15 +677,9 @@ def settings_used(runs: list[dict]) -> dict:
     return {key: values[0] if len(values) == 1 else values for key, values in used.items()}
 
 
-def report(args: argparse.Namespace) -> None:
-    import pandas as pd
-
-    runs = load_runs()
-    if not runs:
-        raise SystemExit(f"no result files in {RUNS}")
-    rows = per_run_rows(runs)
-    table = aggregate(rows)
-    meta = {
+def report_meta(runs: list[dict], settings: "dict | list") -> dict:
+    """What a report says about the runs it summarises: the commands, machines, dates, CPU time and settings."""
+    return {
         "report_command": " ".join([Path(sys.executable).name, *sys.argv]),
         "run_commands": sorted({result["command"] for result in runs}),
         "machines": sorted({result["machine"] for result in runs}),
@@ -693,13 +687,29 @@ def report(args: argparse.Namespace) -> None:
         "last_date": max(result["date"] for result in runs),
         "report_date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "total_cpu_min": sum(result["cpu_s"] for result in runs) / 60,
-        "settings_used": settings_used(runs),
+        "settings_used": settings,
     }
-    pd.DataFrame(rows).to_csv(RESULTS / "multimodal.csv", index=False, float_format="%.4g")
-    (RESULTS / "multimodal.json").write_text(json.dumps({**meta, "summary": table, "runs": rows}, indent=1))
+
+
+def write_report(stem: Path, rows: list[dict], table: list[dict], meta: dict, text: str) -> None:
+    """``<stem>.csv`` (one row per run), ``<stem>.json`` (meta, summary and runs) and ``<stem>.md``, printed."""
+    import pandas as pd
+
+    pd.DataFrame(rows).to_csv(stem.with_suffix(".csv"), index=False, float_format="%.4g")
+    stem.with_suffix(".json").write_text(json.dumps({**meta, "summary": table, "runs": rows}, indent=1))
+    stem.with_suffix(".md").write_text(text)
+    print(text)
+
+
+def report(args: argparse.Namespace) -> None:
+    runs = load_runs()
+    if not runs:
+        raise SystemExit(f"no result files in {RUNS}")
+    rows = per_run_rows(runs)
+    table = aggregate(rows)
+    meta = report_meta(runs, settings_used(runs))
     plot(runs)
-    (RESULTS / "multimodal.md").write_text(markdown(table, runs, meta))
-    print((RESULTS / "multimodal.md").read_text())
+    write_report(RESULTS / "multimodal", rows, table, meta, markdown(table, runs, meta))
 
 
 def main() -> None:

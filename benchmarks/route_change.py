@@ -52,7 +52,7 @@ from pathlib import Path
 import numpy as np
 
 # Run as a script from benchmarks/: its sibling shares the machine description and the rliable IQM
-from multimodal import iqm_with_ci, machine
+from multimodal import iqm_with_ci, machine, report_meta, write_report
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -780,8 +780,6 @@ def plot(runs: list[dict]) -> None:
 
 
 def report(args: argparse.Namespace) -> None:
-    import pandas as pd
-
     runs = load_runs()
     if not runs:
         raise SystemExit(f"no result files in {RUNS}")
@@ -791,21 +789,11 @@ def report(args: argparse.Namespace) -> None:
     rows = per_run_rows(runs)
     table = aggregate(rows)
     meta = {
-        "report_command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "run_commands": sorted({result["command"] for result in runs}),
-        "machines": sorted({result["machine"] for result in runs}),
-        "first_date": min(result["date"] for result in runs),
-        "last_date": max(result["date"] for result in runs),
-        "report_date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "total_cpu_min": sum(result["cpu_s"] for result in runs) / 60,
-        "settings_used": settings,
+        **report_meta(runs, settings),
         "code_versions": sorted({json.dumps(result.get("code", "not recorded")) for result in runs}),
     }
-    pd.DataFrame(rows).to_csv(RESULTS / "route_change.csv", index=False, float_format="%.4g")
-    (RESULTS / "route_change.json").write_text(json.dumps({**meta, "summary": table, "runs": rows}, indent=1))
     plot(runs)
-    (RESULTS / "route_change.md").write_text(markdown(table, rows, runs, meta))
-    print((RESULTS / "route_change.md").read_text())
+    write_report(RESULTS / "route_change", rows, table, meta, markdown(table, rows, runs, meta))
 
 
 def main() -> None:

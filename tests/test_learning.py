@@ -3,17 +3,14 @@
 import time
 
 import pytest
-import torch as th
 
 from sb3_mixture import SACM
 from sb3_mixture.evaluation import evaluate_components
 
 
 @pytest.fixture(scope="module")
-def trained_pendulum():
+def trained_pendulum(one_torch_thread):
     # One thread: on a loaded machine two threads of tiny matmuls wait on each other and run many times slower
-    previous = th.get_num_threads()
-    th.set_num_threads(1)
     start = time.time()
     model = SACM(
         "MlpPolicy",
@@ -25,8 +22,7 @@ def trained_pendulum():
     )
     model.learn(6_000)
     print(f"SACM on Pendulum-v1, 6000 steps: {time.time() - start:.1f} s")
-    yield model
-    th.set_num_threads(previous)
+    return model
 
 
 def test_sacm_learns_pendulum(trained_pendulum):
