@@ -5,7 +5,9 @@ settings (zoo_hyperparams/*.yml, docs/algorithm.md section 7) except the step bu
 Every run trains through RL Zoo (``python -m sb3_mixture.train``) with a ``MixtureEvalCallback`` that
 evaluates the stochastic policy, the deterministic policy and each mixture component every ``--eval-freq``
 steps, and writes one result file, ``benchmarks/results/mujoco/<run>.json``. A rerun skips runs whose
-result file exists, so the suite can grow over time and be split across machines:
+result file exists, so the suite can grow over time and be split across machines (``--shard``). On one machine,
+workers started side by side with the same command share the runs: each claims a run before training it
+(``benchmarks/runs/<run>.claim``, holding its pid) and skips runs a live worker has claimed:
 
     python benchmarks/mujoco_suite.py run --suite main --steps 50000 --seeds 0 1 2 --shard 0/2
     python benchmarks/mujoco_suite.py run --suite sweep --steps 50000 --seeds 0 1 2
@@ -117,16 +119,59 @@ def execute(run: dict, eval_freq: int, eval_episodes: int, threads: int) -> None
     (RESULTS / f"{run['name']}.json").write_text(json.dumps(result, indent=1))
 
 
+def claim_owner(name: str) -> "int | None":
+    """The pid of the live process on this machine that has claimed run ``name``, if any."""
+    claim = WORK / f"{name}.claim"
+    try:
+        pid = int(claim.read_text().split()[0])
+        os.kill(pid, 0)
+    except (OSError, ValueError, IndexError):
+        # No claim, an unreadable one, or one left by a process that has ended (a session that was stopped)
+        return None
+    return pid
+
+
+def try_claim(name: str) -> bool:
+    """Claim run ``name`` for this process; False if a live process holds it.
+
+    Workers started side by side (with or without ``--shard``) then never train the same run twice, and a run
+    left half-done by a stopped worker is taken over.
+    """
+    claim = WORK / f"{name}.claim"
+    WORK.mkdir(parents=True, exist_ok=True)
+    for _ in range(2):
+        try:
+            descriptor = os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            if claim_owner(name) is not None:
+                return False
+            claim.unlink(missing_ok=True)  # stale: its owner is gone
+            continue
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(f"{os.getpid()}\n")
+        return True
+    return False
+
+
 def run_suite(args: argparse.Namespace) -> None:
     runs = planned_runs(args.suite, args.steps, args.seeds, args.envs)
     shard, n_shards = (int(part) for part in args.shard.split("/"))
     mine = [run for index, run in enumerate(runs) if index % n_shards == shard]
     for run in mine:
-        if (RESULTS / f"{run['name']}.json").exists():
+        result_file = RESULTS / f"{run['name']}.json"
+        if result_file.exists():
             print(f"skip {run['name']} (done)", flush=True)
             continue
-        print(f"run  {run['name']}", flush=True)
-        execute(run, args.eval_freq, args.eval_episodes, args.threads)
+        if not try_claim(run["name"]):
+            print(f"skip {run['name']} (running in pid {claim_owner(run['name'])})", flush=True)
+            continue
+        try:
+            if result_file.exists():  # finished by another worker between the check and the claim
+                continue
+            print(f"run  {run['name']}", flush=True)
+            execute(run, args.eval_freq, args.eval_episodes, args.threads)
+        finally:
+            (WORK / f"{run['name']}.claim").unlink(missing_ok=True)
 
 
 def load_results(suite: "str | None" = None) -> list[dict]:
@@ -402,7 +447,8 @@ def main() -> None:
     elif args.command == "list":
         for run in planned_runs(args.suite, args.steps, args.seeds, args.envs):
             done = (RESULTS / f"{run['name']}.json").exists()
-            print(("done " if done else "todo ") + run["name"])
+            owner = None if done else claim_owner(run["name"])
+            print(("done " if done else "todo " if owner is None else f"run  (pid {owner}) ") + run["name"])
     else:
         report(args)
 
