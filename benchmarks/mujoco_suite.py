@@ -119,11 +119,15 @@ def execute(run: dict, eval_freq: int, eval_episodes: int, threads: int) -> None
     (RESULTS / f"{run['name']}.json").write_text(json.dumps(result, indent=1))
 
 
+def claim_path(name: str) -> Path:
+    """The file a worker holds while it trains run ``name``: its pid."""
+    return WORK / f"{name}.claim"
+
+
 def claim_owner(name: str) -> "int | None":
     """The pid of the live process on this machine that has claimed run ``name``, if any."""
-    claim = WORK / f"{name}.claim"
     try:
-        pid = int(claim.read_text().split()[0])
+        pid = int(claim_path(name).read_text().split()[0])
         os.kill(pid, 0)
     except (OSError, ValueError, IndexError):
         # No claim, an unreadable one, or one left by a process that has ended (a session that was stopped)
@@ -137,7 +141,7 @@ def try_claim(name: str) -> bool:
     Workers started side by side (with or without ``--shard``) then never train the same run twice, and a run
     left half-done by a stopped worker is taken over.
     """
-    claim = WORK / f"{name}.claim"
+    claim = claim_path(name)
     WORK.mkdir(parents=True, exist_ok=True)
     for _ in range(2):
         try:
@@ -171,7 +175,7 @@ def run_suite(args: argparse.Namespace) -> None:
             print(f"run  {run['name']}", flush=True)
             execute(run, args.eval_freq, args.eval_episodes, args.threads)
         finally:
-            (WORK / f"{run['name']}.claim").unlink(missing_ok=True)
+            claim_path(run["name"]).unlink(missing_ok=True)
 
 
 def load_results(suite: "str | None" = None) -> list[dict]:
