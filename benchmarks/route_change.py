@@ -56,7 +56,10 @@ from multimodal import iqm_with_ci, machine, report_meta, write_report
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
-RUNS = RESULTS / "route_change"
+STUDY = "route_change"  # "route_change_hidden" with --hidden-block
+RUNS = RESULTS / STUDY
+# TwoRoutes settings of the study: --hidden-block sets shaping_sees_block=False (the reward does not announce the block)
+ENV_KWARGS: dict = {}
 
 ENV_ID = "sb3_mixture/TwoRoutes-v0"
 ALGOS = {
@@ -69,6 +72,15 @@ ALGOS = {
     "sacm_learned_n2_floor05": ("SACM", {"n_components": 2, "mixture_weights": "learned", "mixture_weight_floor": 0.05}),
     "sacm_learned_n4_floor05": ("SACM", {"n_components": 4, "mixture_weights": "learned", "mixture_weight_floor": 0.05}),
     "s2acm_learned_n4_floor05": ("S2ACM", {"n_components": 4, "mixture_weights": "learned", "mixture_weight_floor": 0.05}),
+    # Issue 16's candidates: own-data heads with an episodic mixture, and weights from the components' soft values
+    "sacm_n4_episode_own": ("SACM", {"n_components": 4, "component_schedule": "episode", "critic_data": "own"}),
+    "sacm_soft_value_n2": ("SACM", {"n_components": 2, "mixture_weights": "soft_value"}),
+    "sacm_soft_value_n2_episode": (
+        "SACM",
+        {"n_components": 2, "mixture_weights": "soft_value", "component_schedule": "episode"},
+    ),
+    "sacm_soft_value_n4": ("SACM", {"n_components": 4, "mixture_weights": "soft_value"}),
+    "sacm_soft_value_n2_own": ("SACM", {"n_components": 2, "mixture_weights": "soft_value", "critic_data": "own"}),
 }
 LABELS = {
     "sac": "SAC",
@@ -79,6 +91,11 @@ LABELS = {
     "sacm_learned_n2_floor05": "SACM learned N=2, floor 0.05",
     "sacm_learned_n4_floor05": "SACM learned N=4, floor 0.05",
     "s2acm_learned_n4_floor05": "S2ACM learned N=4, floor 0.05",
+    "sacm_n4_episode_own": "SACM N=4, episodic, own-data heads",
+    "sacm_soft_value_n2": "SACM soft-value weights N=2",
+    "sacm_soft_value_n2_episode": "SACM soft-value weights N=2, episodic",
+    "sacm_soft_value_n4": "SACM soft-value weights N=4",
+    "sacm_soft_value_n2_own": "SACM soft-value weights N=2, own-data heads",
 }
 CONFIG = {
     "phase1_steps": 6_000,
@@ -128,7 +145,7 @@ def make_model(algo: str, seed: int, config: dict):
 
     class_name, extra = ALGOS[algo]
     algo_class = SAC if class_name == "SAC" else getattr(sb3_mixture, class_name)
-    env = TwoRoutesEnv()
+    env = TwoRoutesEnv(**ENV_KWARGS)
     settings = {"learning_starts": config["learning_starts"], "gamma": config["gamma"]}
     # A copy: SB3 writes into the policy_kwargs it is given
     model = algo_class("MlpPolicy", env, seed=seed, verbose=0, device="cpu", **copy.deepcopy(COMMON), **settings, **extra)
@@ -144,7 +161,7 @@ def rollouts(model, n_episodes: int, seed: int, blocked_route: "str | None", kee
 
     # A batched predict redraws a mixture's acting components for the batch: keep the training envs' schedule
     schedule = model.policy.get_schedule_state() if hasattr(model.policy, "get_schedule_state") else None
-    envs = [TwoRoutesEnv(blocked_route=blocked_route) for _ in range(n_episodes)]
+    envs = [TwoRoutesEnv(blocked_route=blocked_route, **ENV_KWARGS) for _ in range(n_episodes)]
     observations = np.stack([env.reset(seed=seed + index)[0] for index, env in enumerate(envs)])
     paths = [[observation.tolist()] for observation in observations[:keep_paths]]
     returns = np.zeros(n_episodes)
@@ -181,7 +198,7 @@ def random_return(blocked_route: "str | None", n_episodes: int, seed: int = 1234
     """Mean return of uniform random actions: the 0 of the recovery score."""
     from sb3_mixture.envs import TwoRoutesEnv
 
-    env = TwoRoutesEnv(blocked_route=blocked_route)
+    env = TwoRoutesEnv(blocked_route=blocked_route, **ENV_KWARGS)
     env.action_space.seed(seed)
     total = 0.0
     for episode in range(n_episodes):
@@ -195,15 +212,15 @@ def random_return(blocked_route: "str | None", n_episodes: int, seed: int = 1234
 
 
 def mixture_weights(model) -> "dict[str, list[float]] | None":
-    """Mean mixing weights w(s) at ``WEIGHT_STATES`` for learned weights; None for fixed weights or SAC."""
+    """Mixing weights w(s) at ``WEIGHT_STATES`` for learned or soft-value weights; None for fixed weights or SAC."""
     import torch as th
 
     actor = model.policy.actor
-    if not getattr(actor, "learned_weights", False) or not hasattr(actor, "mixture_log_weights"):
+    if not getattr(actor, "state_dependent_weights", getattr(actor, "learned_weights", False)):
         return None
     observations = th.as_tensor(np.array(list(WEIGHT_STATES.values()), dtype=np.float32), device=model.device)
     with th.no_grad():
-        weights = actor.mixture_log_weights(observations).exp().cpu().numpy()
+        weights = model.policy.mixture_log_weights(observations).exp().cpu().numpy()
     return {name: weights[row].round(4).tolist() for row, name in enumerate(WEIGHT_STATES)}
 
 
@@ -291,6 +308,7 @@ def execute(algo: str, seed: int, config: dict) -> dict:
         "label": LABELS[algo],
         "seed": seed,
         "config": {**COMMON, **config, **ALGOS[algo][1], "algorithm": ALGOS[algo][0]},
+        "env_kwargs": ENV_KWARGS,
         # The package's default floor of learned weights has changed before: the value this run used
         "mixture_weight_floor": getattr(model, "mixture_weight_floor", None),
         "blocked_route": blocked,
@@ -443,6 +461,7 @@ def per_run_rows(runs: list[dict]) -> list[dict]:
                 "final_success": after["success_rate"],
                 "final_routes": routes_text(after["route_counts"]),
                 "components_before": component_text(before["components"]),
+                "components_cover_both": set("LR") <= set(component_text(before["components"])),
                 "components_after": component_text(after["components"]),
                 "weights_start_before": weights_text(before["weights"]),
                 "weights_start_after": weights_text(after["weights"]),
@@ -483,6 +502,7 @@ def aggregate(rows: list[dict]) -> list[dict]:
             pre_block_success_mean=float(np.mean([row["pre_block_success"] for row in group])),
             main_route_share_mean=float(np.mean([row["main_route_share"] for row in group])),
             seeds_with_both_routes=int(sum(row["both_routes_used"] for row in group)),
+            seeds_components_cover_both=int(sum(row["components_cover_both"] for row in group)),
             pre_block_routes=[row["pre_block_routes"] for row in group],
             final_routes=[row["final_routes"] for row in group],
             components_before=[row["components_before"] for row in group],
@@ -510,28 +530,35 @@ def interval(stats: dict, digits: int = 0) -> str:
     return f"{stats['iqm']:.{digits}f} [{stats['ci'][0]:.{digits}f}, {stats['ci'][1]:.{digits}f}]"
 
 
+SHAPING_TEXT = {
+    False: "The env's shaping follows the current walls (`shaping_sees_block=True`): right after the block, moving "
+    "towards the blocked side already costs reward, so this measures how fast the policy and critic adapt to a dense "
+    "new signal, not how fast the agent discovers the change by exploration.",
+    True: "The env's shaping ignores the new wall (`shaping_sees_block=False`): the reward does not announce the "
+    "block, so the agent has to find out by running into it that its route is closed.",
+}
+
+
 def markdown(table: list[dict], rows: list[dict], runs: list[dict], meta: dict) -> str:
     config = runs[0]["config"]
     lines = [
         "# Route change: recovery after the route in use gets blocked (SAC vs SACM vs S2ACM)",
         "",
-        f"Generated by `{meta['report_command']}` from {len(runs)} result files in `route_change/` (runs made with "
+        f"Generated by `{meta['report_command']}` from {len(runs)} result files in `{STUDY}/` (runs made with "
         f"`{meta['run_commands'][0] if meta['run_commands'] else '?'}` on {meta['machines'][0] if meta['machines'] else '?'}, "
         f"{meta['first_date']} to {meta['last_date']}; total CPU time {meta['total_cpu_min']:.1f} min).",
         "",
         f"Code (commit, sources modified, hash of `sb3_mixture/*.py`): {'; '.join(meta['code_versions'])}.",
         "",
-        f"Task: `{ENV_ID}` (defaults). Settings (from the result files): {json.dumps(meta['settings_used'])}; everything "
+        f"Task: `{ENV_ID}` ({json.dumps(ENV_KWARGS) if ENV_KWARGS else 'defaults'}). Settings (from the result files): "
+        f"{json.dumps(meta['settings_used'])}; everything "
         "else SB3's SAC defaults (automatic temperature, target entropy -dim(A)); the mixtures use the package defaults "
         "(mixed marginal estimator, a new component every step).",
         "",
         f"Protocol: {config['phase1_steps']} steps on the open task; then the route the policy took most often in its last "
         "evaluation is closed by a wall (same env object, reset; replay buffer kept) and training goes on for "
         f"{config['phase2_steps']} steps, evaluated right after the block and every {config['eval_every']} steps. Each "
-        f"evaluation: {EVAL_EPISODES} stochastic episodes with fixed seeds. The env's shaping follows the current walls "
-        "(`shaping_sees_block=True`): right after the block, moving towards the blocked side already costs reward, so "
-        "this measures how fast the policy and critic adapt to a dense new signal, not how fast the agent discovers "
-        "the change by exploration.",
+        f"evaluation: {EVAL_EPISODES} stochastic episodes with fixed seeds. " + SHAPING_TEXT[bool(ENV_KWARGS)],
         "",
         f"Score = (return - random) / (pre-block return - random), random = mean return of uniform random actions on the "
         f"blocked task ({RANDOM_EPISODES} episodes, about {np.mean([r['random_return'] for r in runs]):.2f}); 0 = random "
@@ -569,9 +596,9 @@ def markdown(table: list[dict], rows: list[dict], runs: list[dict], meta: dict) 
         "## Before the block",
         "",
         "| algorithm | pre-block return IQM [95% CI] | per seed | success rate | seeds at >= "
-        f"{CONVERGED_SUCCESS:.0%} success | share on the main route | seeds using both routes | routes per seed "
-        "| component routes per seed | CPU s / run |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        f"{CONVERGED_SUCCESS:.0%} success | share on the main route | seeds using both routes | seeds whose components "
+        "cover both routes | routes per seed | component routes per seed | CPU s / run |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for entry in table:
         returns = entry["pre_block_return"]
@@ -579,6 +606,7 @@ def markdown(table: list[dict], rows: list[dict], runs: list[dict], meta: dict) 
             f"| {entry['label']} | {interval(returns, 2)} | {[round(value, 1) for value in returns['per_seed']]} "
             f"| {entry['pre_block_success_mean']:.2f} | {entry['seeds_converged']}/{entry['seeds']} "
             f"| {entry['main_route_share_mean']:.2f} | {entry['seeds_with_both_routes']} "
+            f"| {entry['seeds_components_cover_both'] if entry['algo'] != 'sac' else '-'} "
             f"| {' '.join(entry['pre_block_routes'])} | {' '.join(entry['components_before'])} | {entry['cpu_s_mean']:.0f} |"
         )
     lines += [
@@ -588,13 +616,13 @@ def markdown(table: list[dict], rows: list[dict], runs: list[dict], meta: dict) 
         f"left/right counts. Component routes: the route each mixture component mostly takes alone ({COMPONENT_EPISODES} "
         "episodes; '-' if it gets through no gap).",
         "",
-        "![Returns around the block](route_change_curves.png)",
+        f"![Returns around the block]({STUDY}_curves.png)",
         "",
-        "![Scores after the block, against the common level](route_change_scores.png)",
+        f"![Scores after the block, against the common level]({STUDY}_scores.png)",
         "",
-        "![Steps to recover](route_change_recovery.png)",
+        f"![Steps to recover]({STUDY}_recovery.png)",
         "",
-        "![Trajectories before the block and at the end](route_change_trajectories.png)",
+        f"![Trajectories before the block and at the end]({STUDY}_trajectories.png)",
         "",
         "## Routes, components and mixing weights per seed",
         "",
@@ -710,7 +738,7 @@ def plot(runs: list[dict]) -> None:
     title = "TwoRoutes: return before and after the route in use is blocked (thin: seeds; dashed: random)"
     figure.suptitle(title, fontsize=10)
     figure.tight_layout()
-    figure.savefig(RESULTS / "route_change_curves.png", dpi=90)
+    figure.savefig(RESULTS / f"{STUDY}_curves.png", dpi=90)
     plt.close(figure)
 
     # Scores after the block against the common level (the runs' own levels would let a run whose phase 1 ended at
@@ -734,7 +762,7 @@ def plot(runs: list[dict]) -> None:
     )
     axis.legend(fontsize=8)
     figure.tight_layout()
-    figure.savefig(RESULTS / "route_change_scores.png", dpi=90)
+    figure.savefig(RESULTS / f"{STUDY}_scores.png", dpi=90)
     plt.close(figure)
 
     # Steps to recover: one dot per seed (hollow: censored), IQM and its CI
@@ -756,7 +784,7 @@ def plot(runs: list[dict]) -> None:
     axis.set_ylabel(f"steps to recover {RECOVERY_LEVEL:.0%}")
     axis.set_title("Steps to recover per seed (hollow: censored, dashed: budget); black: IQM, 95% CI", fontsize=9)
     figure.tight_layout()
-    figure.savefig(RESULTS / "route_change_recovery.png", dpi=90)
+    figure.savefig(RESULTS / f"{STUDY}_recovery.png", dpi=90)
     plt.close(figure)
 
     # Trajectories before the block (blue) and at the end (red, with the wall), one row per algorithm
@@ -775,7 +803,7 @@ def plot(runs: list[dict]) -> None:
             axis.set_title(f"{LABELS[algo]} s{seed}", fontsize=7)
     figure.suptitle("Stochastic trajectories before the block (blue) and at the end (red); red box: the wall", fontsize=9)
     figure.tight_layout()
-    figure.savefig(RESULTS / "route_change_trajectories.png", dpi=80)
+    figure.savefig(RESULTS / f"{STUDY}_trajectories.png", dpi=80)
     plt.close(figure)
 
 
@@ -793,11 +821,11 @@ def report(args: argparse.Namespace) -> None:
         "code_versions": sorted({json.dumps(result.get("code", "not recorded")) for result in runs}),
     }
     plot(runs)
-    write_report(RESULTS / "route_change", rows, table, meta, markdown(table, rows, runs, meta))
+    write_report(RESULTS / STUDY, rows, table, meta, markdown(table, rows, runs, meta))
 
 
 def main() -> None:
-    global RESULTS, RUNS
+    global RESULTS, RUNS, STUDY
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=["run", "report"])
     parser.add_argument("--algos", nargs="+", choices=list(ALGOS), default=list(ALGOS))
@@ -807,8 +835,14 @@ def main() -> None:
     parser.add_argument("--phase1-steps", type=int, help=f"steps before the block (default {CONFIG['phase1_steps']})")
     parser.add_argument("--phase2-steps", type=int, help=f"steps after the block (default {CONFIG['phase2_steps']})")
     parser.add_argument("--quick", action="store_true", help="a few hundred steps per run, to check the pipeline (use --out)")
+    parser.add_argument(
+        "--hidden-block", action="store_true", help="shaping_sees_block=False: results under route_change_hidden"
+    )
     args = parser.parse_args()
-    RESULTS, RUNS = args.out, args.out / "route_change"
+    if args.hidden_block:
+        STUDY = "route_change_hidden"
+        ENV_KWARGS["shaping_sees_block"] = False
+    RESULTS, RUNS = args.out, args.out / STUDY
     if args.quick:
         CONFIG.update(phase1_steps=400, phase2_steps=200, phase1_eval_every=200, eval_every=100, learning_starts=100)
     if args.phase1_steps:

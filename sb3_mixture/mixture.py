@@ -23,6 +23,10 @@ _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
 LEARNED_WEIGHTS = "learned"
 """``mixture_weights`` value for state-dependent mixing weights w(s) = softmax(g(s)) (docs/algorithm.md section 8)"""
+SOFT_VALUE_WEIGHTS = "soft_value"
+"""``mixture_weights`` value for weights from the components' own soft values, w_i(s) ~ exp(V_i(s) / alpha)
+(docs/algorithm.md section 10)"""
+STATE_DEPENDENT_WEIGHTS = (LEARNED_WEIGHTS, SOFT_VALUE_WEIGHTS)
 DEFAULT_WEIGHT_FLOOR = 0.05
 """Default least weight of a learned-weight component: without it, 2 of 4 components died on the bimodal bandit in
 every seed (benchmarks/results/multimodal.md); capped at half the uniform weight 1/N"""
@@ -34,8 +38,8 @@ def validate_mixture_weights(
     """
     Check ``n_components`` and ``mixture_weights`` (docs/algorithm.md sections 1 and 8) and return the weights as a list.
 
-    :param mixture_weights: one positive weight per component summing to one, None for uniform weights, or
-        ``"learned"`` for state-dependent weights (returned as is)
+    :param mixture_weights: one positive weight per component summing to one, None for uniform weights,
+        ``"learned"`` or ``"soft_value"`` for state-dependent weights (returned as is)
     :param n_components: number of mixture components, an int >= 1
     :raises TypeError: ``n_components`` is not an int
     :raises ValueError: anything else out of range
@@ -49,11 +53,11 @@ def validate_mixture_weights(
     if mixture_weights is None:
         return [1.0 / n_components] * n_components
     if isinstance(mixture_weights, str):
-        if mixture_weights == LEARNED_WEIGHTS:
+        if mixture_weights in STATE_DEPENDENT_WEIGHTS:
             return mixture_weights
         raise ValueError(
-            f"mixture_weights must be None (uniform), {LEARNED_WEIGHTS!r} or a sequence of {n_components} positive floats "
-            f"summing to 1, got {mixture_weights!r}"
+            f"mixture_weights must be None (uniform), {LEARNED_WEIGHTS!r}, {SOFT_VALUE_WEIGHTS!r} or a sequence of "
+            f"{n_components} positive floats summing to 1, got {mixture_weights!r}"
         )
     try:
         weights = [float(w) for w in mixture_weights]
@@ -122,13 +126,15 @@ def validate_weight_floor(
     mixture_weight_floor: "float | None", n_components: int, mixture_weights: "list[float] | str"
 ) -> float:
     """
-    The floor ``eps`` of learned mixing weights (docs/algorithm.md section 8), checked: ``0 <= eps < 1 / n_components``.
+    The floor ``eps`` of state-dependent mixing weights (docs/algorithm.md sections 8 and 10), checked:
+    ``0 <= eps < 1 / n_components``.
 
-    None is the default: :data:`DEFAULT_WEIGHT_FLOOR` (at most half the uniform weight) with learned weights, 0 with
-    fixed ones. A floor other than 0 is only meaningful with ``mixture_weights="learned"``.
+    None is the default: :data:`DEFAULT_WEIGHT_FLOOR` (at most half the uniform weight) with learned or soft-value
+    weights, 0 with fixed ones. A floor other than 0 is only meaningful with state-dependent weights.
     """
+    state_dependent = mixture_weights in STATE_DEPENDENT_WEIGHTS
     if mixture_weight_floor is None:
-        return min(DEFAULT_WEIGHT_FLOOR, 0.5 / n_components) if mixture_weights == LEARNED_WEIGHTS else 0.0
+        return min(DEFAULT_WEIGHT_FLOOR, 0.5 / n_components) if state_dependent else 0.0
     if isinstance(mixture_weight_floor, bool) or not isinstance(mixture_weight_floor, (int, float, np.floating)):
         raise TypeError(f"mixture_weight_floor must be None or a float in [0, 1/n_components), got {mixture_weight_floor!r}")
     floor = float(mixture_weight_floor)
@@ -137,9 +143,10 @@ def validate_weight_floor(
             f"mixture_weight_floor must be None or a float in [0, 1/n_components) = [0, {1.0 / n_components:.4g}) "
             f"for n_components={n_components}, got {mixture_weight_floor!r}"
         )
-    if floor > 0.0 and mixture_weights != LEARNED_WEIGHTS:
+    if floor > 0.0 and not state_dependent:
         raise ValueError(
-            f"mixture_weight_floor={floor} needs mixture_weights={LEARNED_WEIGHTS!r} (fixed weights have no floor to keep)"
+            f"mixture_weight_floor={floor} needs mixture_weights={LEARNED_WEIGHTS!r} or {SOFT_VALUE_WEIGHTS!r} "
+            "(fixed weights have no floor to keep)"
         )
     return floor
 
@@ -161,6 +168,32 @@ def gated_log_weights(logits: th.Tensor, floor: float = 0.0) -> th.Tensor:
     n_components = logits.shape[-1]
     # In log space: log((1 - N eps) softmax + eps), stable when a softmax entry underflows
     return th.logaddexp(log_softmax + math.log1p(-n_components * floor), th.full_like(log_softmax, math.log(floor)))
+
+
+def component_soft_values(own_q: th.Tensor, own_log_prob: th.Tensor, alphas: th.Tensor) -> th.Tensor:
+    """
+    Each component's own soft value ``V_i(s) = E_{a ~ pi_i}[Q_i(s, a) - alpha_i log pi_i(a|s)]``, estimated by the
+    mean over S samples of component i (docs/algorithm.md section 10).
+
+    :param own_q: ``Q_i(s, a_{i,m})`` of head i at sample m of component i, (B, N, S)
+    :param own_log_prob: ``log pi_i(a_{i,m}|s)``, (B, N, S)
+    :param alphas: the temperatures ``alpha_i``, (N,)
+    :return: (B, N)
+    """
+    return (own_q - alphas.view(-1, 1) * own_log_prob).mean(dim=-1)
+
+
+def soft_value_log_weights(values: th.Tensor, temperature: "float | th.Tensor", floor: float = 0.0) -> th.Tensor:
+    """
+    Mixing log-weights from the components' soft values, ``w = (1 - N eps) softmax(V / alpha) + eps``
+    (docs/algorithm.md section 10): the weights that maximise ``sum_i w_i V_i + alpha H(w)``, floored.
+
+    :param values: ``V_i(s)``, (B, N)
+    :param temperature: ``alpha`` of the weights, > 0
+    :param floor: ``eps`` in ``[0, 1/N)``
+    :return: (B, N)
+    """
+    return gated_log_weights(values / temperature, floor)
 
 
 def weight_entropy(log_weights: th.Tensor) -> th.Tensor:

@@ -18,13 +18,18 @@ from sb3_mixture.mixture import (
     LEARNED_WEIGHTS,
     LOG_STD_MAX,
     LOG_STD_MIN,
+    SOFT_VALUE_WEIGHTS,
+    STATE_DEPENDENT_WEIGHTS,
+    component_soft_values,
     cross_log_probs,
     gated_log_weights,
     gather_components,
+    gaussian_log_prob,
     mixture_log_prob,
     sde_log_stds,
     sde_noise,
     sde_std,
+    soft_value_log_weights,
     squash_log_jacobian,
     validate_mixture_weights,
     validate_weight_floor,
@@ -32,6 +37,8 @@ from sb3_mixture.mixture import (
 from sb3_mixture.torch_layers import EnsembleMLP
 
 DETERMINISTIC_COMPONENTS = ("mode", "best_q")
+# Samples per component behind the soft values V_i(s) that set the acting weights with mixture_weights="soft_value"
+ACTING_VALUE_SAMPLES = 8
 
 
 def validate_component_schedule(component_schedule: "str | int") -> "str | int":
@@ -118,6 +125,8 @@ class MixtureActor(Actor):
         self.mixture_weights = weights
         self.mixture_weight_floor = floor
         self.learned_weights = weights == LEARNED_WEIGHTS
+        # Learned or soft-value weights: w(s) differs between states, so draws need each row's log-weights
+        self.state_dependent_weights = weights in STATE_DEPENDENT_WEIGHTS
         self.action_dim = get_action_dim(self.action_space)
         last_layer_dim = net_arch[-1] if len(net_arch) > 0 else features_dim
         self.mu = nn.Linear(last_layer_dim, n_components * self.action_dim)
@@ -136,9 +145,8 @@ class MixtureActor(Actor):
             # Zero logits: the mixture starts with uniform weights, like the fixed-weight default
             nn.init.zeros_(self.gate.weight)
             nn.init.zeros_(self.gate.bias)
-            fixed_weights = [1.0 / n_components] * n_components
-        else:
-            fixed_weights = weights
+        # With learned or soft-value weights the buffer is a uniform placeholder (the policy supplies w(s))
+        fixed_weights = weights if isinstance(weights, list) else [1.0 / n_components] * n_components
         # Fixed, derived from the constructor arguments: not part of the state dict
         self.register_buffer("log_mixture_weights", th.log(th.tensor(fixed_weights, dtype=th.float32)), persistent=False)
 
@@ -236,13 +244,13 @@ class MixtureActor(Actor):
         """
         One component index per row, drawn from the mixing weights, (batch_size,).
 
-        :param log_weights: ``log w(s)`` of each row, (batch_size, N): needed with learned weights, ignored with fixed
-            ones (which draw all rows at once, from one stream)
+        :param log_weights: ``log w(s)`` of each row, (batch_size, N): needed with learned or soft-value weights,
+            ignored with fixed ones (which draw all rows at once, from one stream)
         """
-        if not self.learned_weights:
+        if not self.state_dependent_weights:
             return th.multinomial(self.log_mixture_weights.exp(), batch_size, replacement=True)
         if log_weights is None:
-            raise ValueError("learned mixing weights depend on the state: pass the log_weights of each row")
+            raise ValueError(f"{self.mixture_weights} mixing weights depend on the state: pass the log_weights of each row")
         return th.multinomial(log_weights.detach().exp(), 1).view(batch_size)
 
     def mode_components(self, means: th.Tensor, log_stds: th.Tensor, log_weights: "th.Tensor | None" = None) -> th.Tensor:
@@ -371,9 +379,10 @@ class MixturePolicy(SACPolicy):
     ``deterministic_component``.
 
     :param n_components: number of mixture components
-    :param mixture_weights: fixed mixing weights (uniform if None), or ``"learned"`` (state-dependent,
-        docs/algorithm.md section 8)
-    :param mixture_weight_floor: least weight of a component with learned weights, in ``[0, 1/N)``; None: the default
+    :param mixture_weights: fixed mixing weights (uniform if None), ``"learned"`` (a gating head, docs/algorithm.md
+        section 8) or ``"soft_value"`` (from the components' soft values, section 10)
+    :param mixture_weight_floor: least weight of a component with state-dependent weights, in ``[0, 1/N)``; None: the
+        default
     :param component_schedule: ``"step"``, ``"episode"`` or an int k (a new component every k steps)
     :param deterministic_component: ``"mode"``, ``"best_q"`` or a fixed component index
     :param full_std: with gSDE, one std per latent feature and action dimension (True, SAC's default) or per latent
@@ -442,6 +451,9 @@ class MixturePolicy(SACPolicy):
         self._steps_since_draw: np.ndarray | None = None
         self._pending_episode_start: np.ndarray | None = None
         self.component_override: int | None = None
+        if self.mixture_weights == SOFT_VALUE_WEIGHTS:
+            # alpha_i as the algorithm last tuned them (it writes them here): the soft values need them to act
+            self.register_buffer("component_temperatures", th.ones(self.n_components))
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
@@ -482,6 +494,57 @@ class MixturePolicy(SACPolicy):
         finally:
             self.component_override = previous
 
+    # Mixing weights at a state -----------------------------------------------------------------------------------
+
+    def soft_value_log_weights(
+        self,
+        obs: PyTorchObs,
+        means: th.Tensor,
+        log_stds: th.Tensor,
+        pre_squash: "th.Tensor | None" = None,
+        alphas: "th.Tensor | None" = None,
+    ) -> th.Tensor:
+        """
+        ``log w(s)`` from the components' own soft values (docs/algorithm.md section 10), (B, N), without gradient:
+        ``V_i(s) = E_{a ~ pi_i}[min_k Qbar_{k,i}(s, a) - alpha_i log pi_i(a|s)]`` from head i of the target critic,
+        estimated on S samples per component; ``w = (1 - N eps) softmax(V / alpha) + eps`` with alpha the mean of
+        the temperatures.
+
+        :param means: pre-squash component means at ``obs``, (B, N, D)
+        :param log_stds: their log-stds (with gSDE, the stds of each state), (B, N, D)
+        :param pre_squash: S pre-squash samples of every component, (B, N, S, D); None draws
+            :data:`ACTING_VALUE_SAMPLES` of them
+        :param alphas: the temperatures alpha_i, (N,); None: the copy the algorithm last wrote here
+        """
+        batch_size, n_components, action_dim = means.shape
+        with th.no_grad():
+            if pre_squash is None:
+                noise = th.randn(batch_size, n_components, ACTING_VALUE_SAMPLES, action_dim, device=means.device)
+                pre_squash = means.unsqueeze(2) + log_stds.exp().unsqueeze(2) * noise  # (B, N, S, D)
+            n_samples = pre_squash.shape[2]
+            own_log_prob = gaussian_log_prob(pre_squash, means.unsqueeze(2), log_stds.unsqueeze(2))
+            own_log_prob = own_log_prob - squash_log_jacobian(pre_squash)
+            actions = th.tanh(pre_squash).view(batch_size, n_components * n_samples, action_dim)
+            q_values = self.critic_target.q_values(obs, actions).min(dim=0).values  # (B, N * S, N heads)
+            q_values = q_values.view(batch_size, n_components, n_samples, n_components)
+            own_q = q_values.diagonal(dim1=1, dim2=3).permute(0, 2, 1)  # head i at component i's samples, (B, N, S)
+            alphas = self.component_temperatures if alphas is None else alphas
+            values = component_soft_values(own_q, own_log_prob, alphas)
+            return soft_value_log_weights(values, alphas.mean(), self.mixture_weight_floor)
+
+    def state_log_weights(
+        self, obs: PyTorchObs, means: th.Tensor, log_stds: th.Tensor, actor_log_weights: th.Tensor
+    ) -> th.Tensor:
+        """The ``log w(s)`` the policy acts with: the actor's own (fixed or learned), or the soft-value weights."""
+        if self.mixture_weights == SOFT_VALUE_WEIGHTS:
+            return self.soft_value_log_weights(obs, means, log_stds)
+        return actor_log_weights
+
+    def mixture_log_weights(self, obs: PyTorchObs) -> th.Tensor:
+        """``log w(s)`` the policy acts with at each state, (B, N), for every kind of ``mixture_weights``."""
+        means, log_stds, log_weights, _ = self.actor.mixture_params_latent(obs)
+        return self.state_log_weights(obs, means, log_stds, log_weights)
+
     def get_schedule_state(self) -> tuple["np.ndarray | None", "np.ndarray | None"]:
         """A copy of the component schedule's state: acting component and steps since its draw, per env."""
         return tuple(None if array is None else array.copy() for array in (self.acting_components, self._steps_since_draw))
@@ -501,7 +564,7 @@ class MixturePolicy(SACPolicy):
         :param n_envs: number of environments (rows of the observation batch)
         :param episode_start: which envs start a new episode at this step (None if unknown)
         :param log_weights: ``log w(s)`` at each env's observation, (n_envs, N): a redraw draws from w(s)
-            (needed with learned weights)
+            (needed with learned or soft-value weights)
         """
         if self.component_override is not None:
             return np.full(n_envs, self.component_override, dtype=np.int64)
@@ -520,7 +583,7 @@ class MixturePolicy(SACPolicy):
         assert self.acting_components is not None and self._steps_since_draw is not None
         if redraw.any():
             rows = None
-            if log_weights is not None and self.actor.learned_weights:
+            if log_weights is not None and self.actor.state_dependent_weights:
                 rows = log_weights[th.as_tensor(redraw, device=log_weights.device)]
             drawn = self.actor.sample_components(int(redraw.sum()), rows).cpu().numpy()
             self.acting_components[redraw] = drawn
@@ -554,6 +617,7 @@ class MixturePolicy(SACPolicy):
 
     def _predict(self, observation: PyTorchObs, deterministic: bool = False) -> th.Tensor:
         means, log_stds, log_weights, latent = self.actor.mixture_params_latent(observation)
+        log_weights = self.state_log_weights(observation, means, log_stds, log_weights)
         if deterministic:
             components = self.deterministic_components(observation, means, log_stds, log_weights)
         else:

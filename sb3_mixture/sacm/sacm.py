@@ -28,6 +28,8 @@ from sb3_mixture.conversion import actor_pairs, copy_optimizer_state, copy_param
 from sb3_mixture.entropy import ENTROPY_ESTIMATORS, MixtureSamples, draw_mixture_samples, entropy_terms, weighted_entropy
 from sb3_mixture.mixture import (
     LEARNED_WEIGHTS,
+    SOFT_VALUE_WEIGHTS,
+    component_soft_values,
     gaussian_kl,
     validate_mixture_weights,
     validate_weight_floor,
@@ -172,6 +174,17 @@ class SACM(SAC):
                 "component_sampling='sample' is not supported with mixture_weights='learned': one sampled component "
                 "per state gives the gating head no pathwise gradient; use component_sampling='all'"
             )
+        if self.mixture_weights == SOFT_VALUE_WEIGHTS:
+            if self.component_sampling != "all":
+                raise ValueError(
+                    "component_sampling='sample' is not supported with mixture_weights='soft_value': every head's "
+                    "target is its own component's next value, so every component is sampled; use component_sampling='all'"
+                )
+            if type(self)._head_entropies is not SACM._head_entropies:
+                raise ValueError(
+                    f"mixture_weights='soft_value' is only available with SACM: its critic heads are the components' "
+                    f"own soft Q-functions, which leaves {type(self).__name__}'s per-head entropy bonus no place"
+                )
         if not isinstance(bootstrap_mask_prob, (int, float)) or not 0.0 < bootstrap_mask_prob <= 1.0:
             raise ValueError(f"bootstrap_mask_prob must be a float in (0, 1], got {bootstrap_mask_prob!r}")
         self.bootstrap_mask_prob = float(bootstrap_mask_prob)
@@ -249,6 +262,7 @@ class SACM(SAC):
             initial_log_ent_coef = self.log_ent_coef.detach()
             self.log_ent_coef = initial_log_ent_coef.expand(self.n_components).clone().requires_grad_(True)
             self.ent_coef_optimizer = th.optim.Adam([self.log_ent_coef], lr=self.lr_schedule(1))
+        self._sync_policy_temperatures()
         self._component_counts = np.zeros(self.n_components, dtype=np.int64)
         self._pending_episode_start: np.ndarray | None = None
         self._rollout_episode_start: np.ndarray | None = None
@@ -274,6 +288,7 @@ class SACM(SAC):
             # SB3 resets the envs: every env starts a new episode, so the schedule starts afresh
             self._training_schedule_state = (None, None)
             self._pending_episode_start = None
+        self._sync_policy_temperatures()  # after load() or from_sac(), which set the temperatures afterwards
         return super()._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar)
 
     # Acting -----------------------------------------------------------------------------------------------------
@@ -338,12 +353,12 @@ class SACM(SAC):
         super().dump_logs()
 
     def _acting_log_weights(self) -> "th.Tensor | None":
-        """``log w(s)`` at the training envs' current observations with learned weights (None with fixed ones)."""
-        if not self.actor.learned_weights or self._last_obs is None:
+        """``log w(s)`` at the training envs' current observations with state-dependent weights (None with fixed ones)."""
+        if not self.actor.state_dependent_weights or self._last_obs is None:
             return None
         observation, _ = self.policy.obs_to_tensor(self._last_obs)
         with th.no_grad():
-            return self.actor.mixture_log_weights(observation)
+            return self.policy.mixture_log_weights(observation)
 
     # Training ---------------------------------------------------------------------------------------------------
 
@@ -381,6 +396,18 @@ class SACM(SAC):
             q_values = critic.q_values(observations, actions)
         return q_values.float()
 
+    def _sync_policy_temperatures(self) -> None:
+        """Soft-value weights act with the alpha_i (docs/algorithm.md section 10): the policy keeps a copy to act with."""
+        if self.mixture_weights == SOFT_VALUE_WEIGHTS:
+            self.policy.component_temperatures.copy_(self._temperatures())
+
+    def _soft_value_log_weights(
+        self, observations: th.Tensor, samples: MixtureSamples, means: th.Tensor, log_stds: th.Tensor, alphas: th.Tensor
+    ) -> th.Tensor:
+        """w(s) from the soft values of the batch's own samples, one per component (docs/algorithm.md section 10)."""
+        pre_squash = samples.pre_squash.detach().unsqueeze(2)
+        return self.policy.soft_value_log_weights(observations, means.detach(), log_stds.detach(), pre_squash, alphas)
+
     def _temperatures(self) -> th.Tensor:
         """Current alpha_i of every component, (N,), detached."""
         if self.log_ent_coef is not None:
@@ -403,6 +430,7 @@ class SACM(SAC):
         self._update_learning_rate(optimizers)
 
         learned_weights = self.actor.learned_weights
+        soft_value_weights = self.mixture_weights == SOFT_VALUE_WEIGHTS
         stats: list[th.Tensor] = []
         for gradient_step in range(gradient_steps):
             replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
@@ -415,11 +443,15 @@ class SACM(SAC):
             # both as the samples' weights and inside the estimator's log sum_j w_j pi_j (docs/algorithm.md section 8)
             means, log_stds, log_weights, latent = self._mixture_params(replay_data.observations)
             samples = self._draw_samples(means, log_stds, log_weights, latent)
+            alphas = self._temperatures()
+            if soft_value_weights:
+                # docs/algorithm.md section 10: w(s) enters the estimator only; the samples keep weight 1/N, so every
+                # component is trained at every state, however little it is used there
+                log_weights = self._soft_value_log_weights(replay_data.observations, samples, means, log_stds, alphas)
             terms = entropy_terms(self.entropy_estimator, samples, log_weights, means, log_stds)
             own_log_prob = samples.own_log_prob
 
             # Temperatures, eq. 13: each alpha_i is driven by its own component's log-density
-            alphas = self._temperatures()
             ent_coef_loss = th.zeros((), device=self.device)
             if self.ent_coef_optimizer is not None and self.log_ent_coef is not None:
                 entropy_gap = (own_log_prob + self.target_entropy).detach()
@@ -434,18 +466,26 @@ class SACM(SAC):
                 self.ent_coef_optimizer.zero_grad()
                 ent_coef_loss.backward()
                 self.ent_coef_optimizer.step()
+                self._sync_policy_temperatures()
 
             # Critic targets, docs/algorithm.md section 3: Rao-Blackwellised over the next actions of the components
             with th.no_grad():
                 next_means, next_log_stds, next_log_weights, next_latent = self._mixture_params(replay_data.next_observations)
                 next_samples = self._draw_samples(next_means, next_log_stds, next_log_weights, next_latent)
-                next_terms = entropy_terms(self.entropy_estimator, next_samples, next_log_weights, next_means, next_log_stds)
                 next_q = self._q_values(self.critic_target, replay_data.next_observations, next_samples.actions)
                 next_q = next_q.min(dim=0).values  # (B, M, N)
-                next_value = (next_samples.sample_weights.unsqueeze(-1) * next_q).sum(dim=1)
-                # alpha(s') = sum_j w_j(s') alpha_j, (B, 1)
-                mixture_alpha = (next_log_weights.exp() * alphas).sum(dim=-1, keepdim=True)
-                next_value = next_value + mixture_alpha * self._head_entropies(next_samples, next_terms)
+                if soft_value_weights:
+                    # Head i is component i's own soft Q: its target follows component i (docs/algorithm.md section 10)
+                    own_next_q = next_q.diagonal(dim1=1, dim2=2).unsqueeze(-1)
+                    next_value = component_soft_values(own_next_q, next_samples.own_log_prob.unsqueeze(-1), alphas)
+                else:
+                    next_terms = entropy_terms(
+                        self.entropy_estimator, next_samples, next_log_weights, next_means, next_log_stds
+                    )
+                    next_value = (next_samples.sample_weights.unsqueeze(-1) * next_q).sum(dim=1)
+                    # alpha(s') = sum_j w_j(s') alpha_j, (B, 1)
+                    mixture_alpha = (next_log_weights.exp() * alphas).sum(dim=-1, keepdim=True)
+                    next_value = next_value + mixture_alpha * self._head_entropies(next_samples, next_terms)
                 target_q = replay_data.rewards + (1 - replay_data.dones) * discounts * next_value
 
             current_q = self._q_values(self.critic, replay_data.observations, replay_data.actions)  # (K, B, N)
@@ -482,7 +522,9 @@ class SACM(SAC):
                 polyak_update(self.batch_norm_stats, self.batch_norm_stats_target, 1.0)
 
             with th.no_grad():
-                entropy = weighted_entropy(samples, terms).mean()
+                # With soft-value weights the samples' weights are 1/N: the mixture's entropy weighs them by w(s)
+                entropy_samples = samples._replace(sample_weights=log_weights.exp()) if soft_value_weights else samples
+                entropy = weighted_entropy(entropy_samples, terms).mean()
                 marginal = (samples.sample_weights * -own_log_prob).sum(dim=-1).mean()
                 losses = th.stack(
                     [
