@@ -56,8 +56,8 @@ def validate_mixture_weights(
         if mixture_weights in STATE_DEPENDENT_WEIGHTS:
             return mixture_weights
         raise ValueError(
-            f"mixture_weights must be None (uniform), {LEARNED_WEIGHTS!r}, {SOFT_VALUE_WEIGHTS!r} or a sequence of "
-            f"{n_components} positive floats summing to 1, got {mixture_weights!r}"
+            f"mixture_weights must be None (uniform), {LEARNED_WEIGHTS!r} or a sequence of {n_components} positive floats "
+            f"summing to 1, or {SOFT_VALUE_WEIGHTS!r} (docs/algorithm.md section 10), got {mixture_weights!r}"
         )
     try:
         weights = [float(w) for w in mixture_weights]
