@@ -1,0 +1,277 @@
+"""
+The objective both algorithms maximise: the gap J* - J(pi) on one-step tasks with a known optimum.
+
+SAC and the mixtures maximise, at a temperature alpha, J(pi) = E_{a ~ pi}[r(a)] + alpha H(pi). On a one-step task
+(one state, one action, then the episode ends) the optimum is known in closed form: pi*(a) ~ exp(r(a) / alpha) and
+J* = alpha log Integral exp(r(a) / alpha) da (over the env's action interval, entropy in its units). Rewards alone
+compare the algorithms on something neither maximises at a fixed temperature; the gap J* - J(pi) >= 0 measures how
+close each gets to its own objective.
+
+Tasks: two reward bumps of width 0.2 at a = -1 and a = +1 on [-2, 2], heights (1, 1.5) ("unequal": at alpha = 0.2
+the optimum puts about 9 in 10 of its mass on the higher bump) and (1, 1) ("equal": the optimum splits evenly).
+Algorithms at the fixed temperature ``ALPHA`` (``ent_coef``): SAC, SACM N=2 with fixed uniform weights, with learned
+weights, and with soft-value weights. J(pi) by Monte Carlo over ``MC_SAMPLES`` actions of the trained policy (its
+mixture density; soft-value weights averaged over their own sampling noise); J* by quadrature.
+
+    nice -n 5 python benchmarks/objective_gap.py run                 # 10 seeds of every task and algorithm (resumable)
+    python benchmarks/objective_gap.py report                        # table, json/csv and plot
+"""
+
+import argparse
+import copy
+import json
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+# Run as a script from benchmarks/: its sibling shares the machine description, the rliable IQM and the report files
+from multimodal import iqm_with_ci, machine, report_meta, write_report
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+RUNS = RESULTS / "objective_gap"
+
+ALPHA = 0.2
+WIDTH = 0.2
+LOCATIONS = (-1.0, 1.0)
+TASKS = {"unequal": (1.0, 1.5), "equal": (1.0, 1.0)}
+ALGOS = {
+    "sac": ("SAC", {}),
+    "sacm_n2": ("SACM", {"n_components": 2}),
+    "sacm_learned_n2": ("SACM", {"n_components": 2, "mixture_weights": "learned"}),
+    "sacm_soft_value_n2": ("SACM", {"n_components": 2, "mixture_weights": "soft_value"}),
+}
+LABELS = {
+    "sac": "SAC",
+    "sacm_n2": "SACM N=2, uniform weights",
+    "sacm_learned_n2": "SACM N=2, learned weights",
+    "sacm_soft_value_n2": "SACM N=2, soft-value weights",
+}
+COMMON = {
+    "learning_rate": 1e-3,
+    "batch_size": 256,
+    "buffer_size": 10_000,
+    "learning_starts": 500,
+    "ent_coef": ALPHA,
+    "policy_kwargs": {"net_arch": [64, 64]},
+}
+STEPS = 4_000
+MC_SAMPLES = 20_000
+WEIGHT_DRAWS = 200  # draws of the soft-value weights averaged into the density
+SEEDS = list(range(10))
+
+
+def reward(action: np.ndarray, heights: tuple[float, float]) -> np.ndarray:
+    return sum(h * np.exp(-0.5 * ((action - x) / WIDTH) ** 2) for x, h in zip(LOCATIONS, heights, strict=True))
+
+
+class TwoBumpBandit(gym.Env):
+    """One state, one step: the action ``a in [-2, 2]`` earns :func:`reward` with the given bump heights."""
+
+    def __init__(self, heights: tuple[float, float]):
+        super().__init__()
+        self.heights = heights
+        self.observation_space = spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32)
+        self.action_space = spaces.Box(-2.0, 2.0, shape=(1,), dtype=np.float32)
+
+    def reset(self, *, seed: "int | None" = None, options: "dict | None" = None):
+        super().reset(seed=seed)
+        return np.zeros(1, dtype=np.float32), {}
+
+    def step(self, action: np.ndarray):
+        value = float(np.clip(np.asarray(action, dtype=np.float64).reshape(-1)[0], -2.0, 2.0))
+        return np.zeros(1, dtype=np.float32), float(reward(np.array(value), self.heights)), True, False, {}
+
+
+def optimum(heights: tuple[float, float]) -> dict:
+    """J* = alpha log Integral exp(r / alpha) over [-2, 2] (quadrature), and the optimum's mass on each bump."""
+    grid = np.linspace(-2.0, 2.0, 400_001)
+    step = grid[1] - grid[0]
+    log_density = reward(grid, heights) / ALPHA
+    shift = log_density.max()
+    mass = np.exp(log_density - shift)
+    total = mass.sum() * step
+    return {
+        "j_star": float(ALPHA * (np.log(total) + shift)),
+        "mass_right": float(mass[grid > 0].sum() * step / total),
+    }
+
+
+def policy_actions(model, n_samples: int) -> tuple[np.ndarray, np.ndarray]:
+    """``n_samples`` actions of the trained stochastic policy in the env's units and their log-density there."""
+    import torch as th
+
+    from sb3_mixture.mixture import cross_log_probs, gather_components, mixture_log_prob, squash_log_jacobian
+
+    obs = th.zeros(n_samples, 1)
+    with th.no_grad():
+        if not hasattr(model.policy, "mixture_log_weights"):  # SAC
+            actions, log_prob = model.actor.action_log_prob(obs)
+        else:
+            means, log_stds, _, _ = model.actor.mixture_params_latent(obs[:1])
+            # Soft-value weights are estimated afresh at every step: the policy acts with their average
+            draws = [model.policy.mixture_log_weights(obs[:1]).exp() for _ in range(WEIGHT_DRAWS)]
+            log_weights = th.stack(draws).mean(dim=0).log()
+            components = th.multinomial(log_weights.exp()[0], n_samples, replacement=True).view(-1, 1)
+            means, log_stds = means.expand(n_samples, -1, -1), log_stds.expand(n_samples, -1, -1)
+            pre_squash = gather_components(means, components)
+            pre_squash = pre_squash + gather_components(log_stds, components).exp() * th.randn_like(pre_squash)
+            cross = cross_log_probs(pre_squash, means, log_stds)
+            log_prob = mixture_log_prob(cross, squash_log_jacobian(pre_squash), log_weights)[:, 0]
+            actions = th.tanh(pre_squash[:, 0])
+    # The env's action is 2a: its density is pi(a) / 2
+    return 2.0 * actions[:, 0].numpy().astype(np.float64), log_prob.numpy().astype(np.float64) - np.log(2.0)
+
+
+def execute(task: str, algo: str, seed: int) -> dict:
+    import torch as th
+    from stable_baselines3 import SAC
+
+    import sb3_mixture
+
+    th.set_num_threads(1)
+    start, cpu_start = time.time(), time.process_time()
+    heights = TASKS[task]
+    class_name, extra = ALGOS[algo]
+    algo_class = SAC if class_name == "SAC" else getattr(sb3_mixture, class_name)
+    th.manual_seed(seed)
+    model = algo_class("MlpPolicy", TwoBumpBandit(heights), seed=seed, device="cpu", **copy.deepcopy(COMMON), **extra)
+    model.learn(STEPS)
+    th.manual_seed(10_000 + seed)
+    actions, log_prob = policy_actions(model, MC_SAMPLES)
+    rewards = reward(actions, heights)
+    expected_reward, entropy = float(rewards.mean()), float(-log_prob.mean())
+    objective = expected_reward + ALPHA * entropy
+    best = optimum(heights)
+    return {
+        "task": task,
+        "heights": heights,
+        "algo": algo,
+        "label": LABELS[algo],
+        "seed": seed,
+        "alpha": ALPHA,
+        "config": {**COMMON, **extra, "algorithm": class_name, "total_timesteps": STEPS},
+        "expected_reward": expected_reward,
+        "entropy": entropy,
+        "objective": objective,
+        "objective_se": float(np.std(rewards - ALPHA * log_prob) / np.sqrt(MC_SAMPLES)),
+        "j_star": best["j_star"],
+        "gap": best["j_star"] - objective,
+        "mass_right": float(np.mean(actions > 0)),
+        "optimal_mass_right": best["mass_right"],
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "machine": machine(),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "cpu_s": round(time.process_time() - cpu_start, 1),
+        "wall_s": round(time.time() - start, 1),
+    }
+
+
+def run(args: argparse.Namespace) -> None:
+    RUNS.mkdir(parents=True, exist_ok=True)
+    for seed in args.seeds:
+        for task in args.tasks:
+            for algo in args.algos:
+                path = RUNS / f"{task}_{algo}_s{seed}.json"
+                if path.exists() and not args.force:
+                    continue
+                result = execute(task, algo, seed)
+                path.write_text(json.dumps(result))
+                print(
+                    f"{path.stem}: J {result['objective']:.3f} (J* {result['j_star']:.3f}, gap {result['gap']:.3f}), "
+                    f"reward {result['expected_reward']:.3f}, mass right {result['mass_right']:.2f} ({result['cpu_s']} CPU-s)",
+                    flush=True,
+                )
+
+
+def report(args: argparse.Namespace) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = [json.loads(path.read_text()) for path in sorted(RUNS.glob("*.json"))]
+    if not runs:
+        raise SystemExit(f"no result files in {RUNS}")
+    rows = [{key: value for key, value in run.items() if key not in ("config", "heights")} for run in runs]
+    table = []
+    for task in TASKS:
+        for algo in ALGOS:
+            group = [run for run in runs if run["task"] == task and run["algo"] == algo]
+            if not group:
+                continue
+            entry = {"task": task, "algo": algo, "label": LABELS[algo], "seeds": len(group)}
+            for key in ("gap", "expected_reward", "entropy", "mass_right"):
+                values = [run[key] for run in group]
+                iqm, low, high = iqm_with_ci(values)
+                entry[key] = {"iqm": iqm, "ci": [low, high], "per_seed": values}
+            entry["j_star"], entry["optimal_mass_right"] = group[0]["j_star"], group[0]["optimal_mass_right"]
+            table.append(entry)
+    meta = report_meta(runs, {**COMMON, "total_timesteps": STEPS, "alpha": ALPHA})
+
+    def cell(stats: dict, digits: int = 3) -> str:
+        return f"{stats['iqm']:.{digits}f} [{stats['ci'][0]:.{digits}f}, {stats['ci'][1]:.{digits}f}]"
+
+    lines = [
+        "# The objective at a fixed temperature: J* - J(pi) on one-step tasks",
+        "",
+        f"Generated by `{meta['report_command']}` from {len(runs)} result files in `objective_gap/` (runs made with "
+        f"`{meta['run_commands'][0]}` on {meta['machines'][0]}, {meta['first_date']} to {meta['last_date']}; total CPU "
+        f"time {meta['total_cpu_min']:.1f} min).",
+        "",
+        f"J(pi) = E[r] + alpha H(pi) at alpha = {ALPHA} (every algorithm trained with `ent_coef={ALPHA}`), entropy in the "
+        f"env's action units on [-2, 2]; J* = alpha log Integral exp(r/alpha) da by quadrature. Bumps of width {WIDTH} at "
+        f"a = -1, +1. {STEPS} steps per run, settings {json.dumps(COMMON)}. J(pi) by Monte Carlo over {MC_SAMPLES} "
+        "actions (standard error about 0.003). IQM over seeds with the 95% stratified-bootstrap CI (rliable); "
+        "overlapping CIs mean no difference.",
+        "",
+        "| task | optimum's mass on the right bump | algorithm | seeds | gap J* - J(pi) | expected reward | entropy "
+        "| mass on the right bump |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for entry in table:
+        lines.append(
+            f"| {entry['task']} {TASKS[entry['task']]} | {entry['optimal_mass_right']:.2f} | {entry['label']} "
+            f"| {entry['seeds']} | {cell(entry['gap'])} | {cell(entry['expected_reward'])} | {cell(entry['entropy'])} "
+            f"| {cell(entry['mass_right'], 2)} |"
+        )
+    lines += ["", "![Gap per seed](objective_gap.png)", ""]
+
+    figure, axes = plt.subplots(1, len(TASKS), figsize=(5 * len(TASKS), 3.6), squeeze=False)
+    for axis, task in zip(axes[0], TASKS, strict=True):
+        entries = [entry for entry in table if entry["task"] == task]
+        for position, entry in enumerate(entries):
+            values = entry["gap"]["per_seed"]
+            axis.scatter(np.full(len(values), position), values, s=14, alpha=0.6)
+            axis.errorbar(position, entry["gap"]["iqm"], yerr=[[entry["gap"]["iqm"] - entry["gap"]["ci"][0]],
+                          [entry["gap"]["ci"][1] - entry["gap"]["iqm"]]], fmt="_k", capsize=6)  # fmt: skip
+        axis.set_xticks(range(len(entries)), [entry["label"].replace(", ", "\n") for entry in entries], fontsize=7)
+        axis.set_title(f"{task} bumps {TASKS[task]}, alpha = {ALPHA}")
+        axis.set_ylabel("J* - J(pi) (IQM, 95% CI)")
+        axis.axhline(0.0, color="grey", linewidth=0.8)
+    figure.tight_layout()
+    figure.savefig(RESULTS / "objective_gap.png", dpi=100)
+    write_report(RESULTS / "objective_gap", rows, table, meta, "\n".join(lines))
+
+
+def main() -> None:
+    global RESULTS, RUNS
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["run", "report"])
+    parser.add_argument("--tasks", nargs="+", choices=list(TASKS), default=list(TASKS))
+    parser.add_argument("--algos", nargs="+", choices=list(ALGOS), default=list(ALGOS))
+    parser.add_argument("--seeds", type=int, nargs="+", default=SEEDS)
+    parser.add_argument("--force", action="store_true", help="rerun runs that have a result file")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="results folder (the run files go to <out>/objective_gap)")
+    args = parser.parse_args()
+    RESULTS, RUNS = args.out, args.out / "objective_gap"
+    run(args) if args.command == "run" else report(args)
+
+
+if __name__ == "__main__":
+    main()
