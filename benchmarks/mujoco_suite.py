@@ -13,6 +13,7 @@ workers started side by side with the same command share the runs: each claims a
     python benchmarks/mujoco_suite.py run --suite sweep --steps 50000 --seeds 0 1 2
     python benchmarks/mujoco_suite.py run --suite precision --steps 50000 --seeds 0 1 2   # opt-in bf16 vs fp32
     python benchmarks/mujoco_suite.py run --suite learned --steps 50000 --seeds 0 1 2     # learned mixing weights
+    python benchmarks/mujoco_suite.py run --suite soft_value --steps 50000 --seeds 0 1 2  # soft-value mixing weights
     python benchmarks/mujoco_suite.py list --suite main --steps 50000
     python benchmarks/mujoco_suite.py report          # plots and tables from the committed result files
 """
@@ -41,7 +42,7 @@ SWEEP_COMPONENTS = [1, 2, 3, 5]
 # The sweep's N=3 run is the main suite's S2ACM run (same hyperparameters file, same seeds): it is not run twice
 DEFAULT_COMPONENTS = 3
 MIN_AGGREGATE_SEEDS = 3
-SUITES = ("main", "sweep", "precision", "learned")
+SUITES = ("main", "sweep", "precision", "learned", "soft_value")
 
 
 def planned_runs(suite: str, steps: int, seeds: list[int], envs: "list[str] | None") -> list[dict]:
@@ -68,6 +69,12 @@ def planned_runs(suite: str, steps: int, seeds: list[int], envs: "list[str] | No
                 for algo in ("sacm", "s2acm"):
                     run = {"suite": suite, "algo": algo, "env": env, "seed": seed, "steps": steps}
                     runs.append({**run, "hyperparams": {"mixture_weights": "learned"}})
+    elif suite == "soft_value":
+        # SACM with soft-value mixing weights (issue 16's preset), beside the main suite's fixed-weight runs
+        for env in envs or MAIN_ENVS[:3]:
+            for seed in seeds:
+                run = {"suite": suite, "algo": "sacm", "env": env, "seed": seed, "steps": steps}
+                runs.append({**run, "hyperparams": {"mixture_weights": "soft_value"}})
     elif suite == "precision":
         # The opt-in bf16 matmuls (issue 3) against the main suite's fp32 SACM runs: same seeds, same settings
         for env in envs or ["Hopper-v5"]:
@@ -75,7 +82,7 @@ def planned_runs(suite: str, steps: int, seeds: list[int], envs: "list[str] | No
                 run = {"suite": suite, "algo": "sacm", "env": env, "seed": seed, "steps": steps}
                 runs.append({**run, "hyperparams": {"matmul_precision": "bf16"}})
     else:
-        raise ValueError(f"suite must be 'main', 'sweep', 'precision' or 'learned', got {suite!r}")
+        raise ValueError(f"suite must be one of {SUITES}, got {suite!r}")
     for run in runs:
         extra = "".join(f"_{key}{value}" for key, value in sorted(run["hyperparams"].items()))
         run["name"] = f"{run['suite']}_{run['algo']}{extra}_{run['env']}_s{run['seed']}_{run['steps'] // 1000}k"
