@@ -8,6 +8,7 @@ import json
 import math
 import pathlib
 import zipfile
+from collections.abc import Iterator
 from typing import Any, ClassVar, TypeVar
 
 import cloudpickle
@@ -29,12 +30,12 @@ from sb3_mixture.entropy import ENTROPY_ESTIMATORS, MixtureSamples, draw_mixture
 from sb3_mixture.mixture import (
     LEARNED_WEIGHTS,
     SOFT_VALUE_WEIGHTS,
-    component_soft_values,
     gaussian_kl,
     validate_mixture_weights,
     validate_weight_floor,
     weight_entropy,
 )
+from sb3_mixture.sacm.losses import actor_loss, critic_loss, mixture_next_values, own_next_values, temperature_loss
 from sb3_mixture.sacm.policies import (
     CnnPolicy,
     MixtureCritic,
@@ -414,6 +415,61 @@ class SACM(SAC):
             return th.exp(self.log_ent_coef.detach())
         return self.ent_coef_tensor.expand(self.n_components)
 
+    def _critic_target(self, replay_data: Any, alphas: th.Tensor) -> th.Tensor:
+        """y_i = r + gamma (1 - done) v_i(s'), (B, N): docs/algorithm.md section 3 (section 10 with soft-value weights)."""
+        observations = replay_data.next_observations
+        discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
+        with th.no_grad():
+            means, log_stds, log_weights, latent = self._mixture_params(observations)
+            samples = self._draw_samples(means, log_stds, log_weights, latent)
+            next_q = self._q_values(self.critic_target, observations, samples.actions).min(dim=0).values  # (B, M, N)
+            if self.mixture_weights == SOFT_VALUE_WEIGHTS:
+                next_value = own_next_values(next_q, samples, alphas)
+            else:
+                terms = entropy_terms(self.entropy_estimator, samples, log_weights, means, log_stds)
+                next_value = mixture_next_values(next_q, samples, log_weights, alphas, self._head_entropies(samples, terms))
+            return replay_data.rewards + (1 - replay_data.dones) * discounts * next_value
+
+    def _own_min_q(self, observations: th.Tensor, samples: MixtureSamples) -> th.Tensor:
+        """min_k Q_{k,c_m}(s, a_m): every sample judged by its own component's head, (B, M)."""
+        q_values = self._q_values(self.critic, observations, samples.actions)  # (K, B, M, N)
+        head_index = samples.components.unsqueeze(0).unsqueeze(-1).expand(q_values.shape[0], -1, -1, 1)
+        return th.gather(q_values, -1, head_index).squeeze(-1).min(dim=0).values
+
+    @contextlib.contextmanager
+    def _critic_frozen(self) -> Iterator[None]:
+        self.critic.q_ensemble.requires_grad_(False)
+        try:
+            yield
+        finally:
+            self.critic.q_ensemble.requires_grad_(True)
+
+    def _optimizer_step(self, optimizer: th.optim.Optimizer, loss: th.Tensor, name: str) -> None:
+        self._check_finite(loss, name)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    def _update_stats(
+        self,
+        policy_loss: th.Tensor,
+        q_loss: th.Tensor,
+        ent_coef_loss: th.Tensor,
+        samples: MixtureSamples,
+        terms: th.Tensor,
+        log_weights: th.Tensor,
+        alphas: th.Tensor,
+    ) -> th.Tensor:
+        """What one update logs, as one tensor (read back by :meth:`_record_train_stats`)."""
+        with th.no_grad():
+            # With soft-value weights the samples' weights are 1/N: the mixture's entropy weighs them by w(s)
+            soft_value = self.mixture_weights == SOFT_VALUE_WEIGHTS
+            entropy_samples = samples._replace(sample_weights=log_weights.exp()) if soft_value else samples
+            entropy = weighted_entropy(entropy_samples, terms).mean()
+            marginal = (samples.sample_weights * -samples.own_log_prob).sum(dim=-1).mean()
+            losses = [policy_loss.detach(), q_loss.detach(), ent_coef_loss.detach(), entropy, marginal]
+            return th.cat([th.stack([*losses, weight_entropy(log_weights).mean()]), alphas, log_weights.exp().mean(dim=0)])
+
     @staticmethod
     def _check_finite(loss: th.Tensor, name: str) -> None:
         if not th.isfinite(loss):
@@ -429,114 +485,45 @@ class SACM(SAC):
             optimizers += [self.ent_coef_optimizer]
         self._update_learning_rate(optimizers)
 
-        learned_weights = self.actor.learned_weights
-        soft_value_weights = self.mixture_weights == SOFT_VALUE_WEIGHTS
         stats: list[th.Tensor] = []
         for gradient_step in range(gradient_steps):
             replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
-            discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
             if self.use_sde:
                 # New exploration matrices every gradient step, as SAC does
                 self.actor.reset_noise()
 
-            # Actor samples at the current states (docs/algorithm.md section 4); with learned weights, log w(s) is in the graph
-            # both as the samples' weights and inside the estimator's log sum_j w_j pi_j (docs/algorithm.md section 8)
+            # Samples of the components at the current states and their entropy terms (docs/algorithm.md sections 2, 4)
+            alphas = self._temperatures()
             means, log_stds, log_weights, latent = self._mixture_params(replay_data.observations)
             samples = self._draw_samples(means, log_stds, log_weights, latent)
-            alphas = self._temperatures()
-            if soft_value_weights:
-                # docs/algorithm.md section 10: w(s) enters the estimator only; the samples keep weight 1/N, so every
-                # component is trained at every state, however little it is used there
+            if self.mixture_weights == SOFT_VALUE_WEIGHTS:
+                # w(s) enters the estimator only; the samples keep weight 1/N (docs/algorithm.md section 10)
                 log_weights = self._soft_value_log_weights(replay_data.observations, samples, means, log_stds, alphas)
             terms = entropy_terms(self.entropy_estimator, samples, log_weights, means, log_stds)
-            own_log_prob = samples.own_log_prob
 
-            # Temperatures, eq. 13: each alpha_i is driven by its own component's log-density
+            # Temperatures (eq. 13)
             ent_coef_loss = th.zeros((), device=self.device)
             if self.ent_coef_optimizer is not None and self.log_ent_coef is not None:
-                entropy_gap = (own_log_prob + self.target_entropy).detach()
-                if learned_weights:
-                    # Each alpha_i averages over the states in proportion to w_i(s), the states its component acts in
-                    state_weights = samples.sample_weights.detach()
-                    per_component = (state_weights * entropy_gap).sum(dim=0) / state_weights.sum(dim=0).clamp(min=1e-8)
-                    ent_coef_loss = -(self.log_ent_coef * per_component).sum()
-                else:
-                    ent_coef_loss = -(self.log_ent_coef[samples.components] * entropy_gap).sum(dim=-1).mean()
-                self._check_finite(ent_coef_loss, "entropy coefficient loss")
-                self.ent_coef_optimizer.zero_grad()
-                ent_coef_loss.backward()
-                self.ent_coef_optimizer.step()
+                ent_coef_loss = temperature_loss(self.log_ent_coef, samples, self.target_entropy)
+                self._optimizer_step(self.ent_coef_optimizer, ent_coef_loss, "entropy coefficient loss")
                 self._sync_policy_temperatures()
 
-            # Critic targets, docs/algorithm.md section 3: Rao-Blackwellised over the next actions of the components
-            with th.no_grad():
-                next_means, next_log_stds, next_log_weights, next_latent = self._mixture_params(replay_data.next_observations)
-                next_samples = self._draw_samples(next_means, next_log_stds, next_log_weights, next_latent)
-                next_q = self._q_values(self.critic_target, replay_data.next_observations, next_samples.actions)
-                next_q = next_q.min(dim=0).values  # (B, M, N)
-                if soft_value_weights:
-                    # Head i is component i's own soft Q: its target follows component i (docs/algorithm.md section 10)
-                    own_next_q = next_q.diagonal(dim1=1, dim2=2).unsqueeze(-1)
-                    next_value = component_soft_values(own_next_q, next_samples.own_log_prob.unsqueeze(-1), alphas)
-                else:
-                    next_terms = entropy_terms(
-                        self.entropy_estimator, next_samples, next_log_weights, next_means, next_log_stds
-                    )
-                    next_value = (next_samples.sample_weights.unsqueeze(-1) * next_q).sum(dim=1)
-                    # alpha(s') = sum_j w_j(s') alpha_j, (B, 1)
-                    mixture_alpha = (next_log_weights.exp() * alphas).sum(dim=-1, keepdim=True)
-                    next_value = next_value + mixture_alpha * self._head_entropies(next_samples, next_terms)
-                target_q = replay_data.rewards + (1 - replay_data.dones) * discounts * next_value
-
+            # Critic (docs/algorithm.md section 3)
+            target_q = self._critic_target(replay_data, alphas)
             current_q = self._q_values(self.critic, replay_data.observations, replay_data.actions)  # (K, B, N)
-            squared_error = (current_q - target_q) ** 2
-            head_masks = getattr(replay_data, "head_masks", None)
-            if head_masks is None:
-                critic_loss = 0.5 * squared_error.mean(dim=1).sum()
-            else:
-                per_head = (squared_error * head_masks).sum(dim=1) / head_masks.sum(dim=0).clamp(min=1.0)
-                critic_loss = 0.5 * per_head.sum()
-            self._check_finite(critic_loss, "critic loss")
-            self.critic.optimizer.zero_grad()
-            critic_loss.backward()
-            self.critic.optimizer.step()
+            q_loss = critic_loss(current_q, target_q, getattr(replay_data, "head_masks", None))
+            self._optimizer_step(self.critic.optimizer, q_loss, "critic loss")
 
-            # Actor loss, eqs. 11-12: component i pays alpha_i * l_i with l_i = -H_i, judged by its own head.
-            # The critic's weights get no gradient from it (SAC computes and discards one): a third less work here.
-            self.critic.q_ensemble.requires_grad_(False)
-            try:
-                q_pi = self._q_values(self.critic, replay_data.observations, samples.actions)  # (K, B, M, N)
-                head_index = samples.components.unsqueeze(0).unsqueeze(-1).expand(q_pi.shape[0], -1, -1, 1)
-                min_q_pi = th.gather(q_pi, -1, head_index).squeeze(-1).min(dim=0).values  # (B, M)
-                per_sample = alphas[samples.components] * (-terms) - min_q_pi
-                actor_loss = (samples.sample_weights * per_sample).sum(dim=-1).mean()
-                self._check_finite(actor_loss, "actor loss")
-                self.actor.optimizer.zero_grad()
-                actor_loss.backward()
-            finally:
-                self.critic.q_ensemble.requires_grad_(True)
-            self.actor.optimizer.step()
+            # Actor (eqs. 11-12), judged by the critic after its step. The critic's weights get no gradient from it
+            # (SAC computes and discards one): a third less work here.
+            with self._critic_frozen():
+                policy_loss = actor_loss(self._own_min_q(replay_data.observations, samples), terms, samples, alphas)
+                self._optimizer_step(self.actor.optimizer, policy_loss, "actor loss")
 
             if gradient_step % self.target_update_interval == 0:
                 polyak_update(self.critic.parameters(), self.critic_target.parameters(), self.tau)
                 polyak_update(self.batch_norm_stats, self.batch_norm_stats_target, 1.0)
-
-            with th.no_grad():
-                # With soft-value weights the samples' weights are 1/N: the mixture's entropy weighs them by w(s)
-                entropy_samples = samples._replace(sample_weights=log_weights.exp()) if soft_value_weights else samples
-                entropy = weighted_entropy(entropy_samples, terms).mean()
-                marginal = (samples.sample_weights * -own_log_prob).sum(dim=-1).mean()
-                losses = th.stack(
-                    [
-                        actor_loss.detach(),
-                        critic_loss.detach(),
-                        ent_coef_loss.detach(),
-                        entropy,
-                        marginal,
-                        weight_entropy(log_weights).mean(),
-                    ]
-                )
-                stats.append(th.cat([losses, alphas, log_weights.exp().mean(dim=0)]))
+            stats.append(self._update_stats(policy_loss, q_loss, ent_coef_loss, samples, terms, log_weights, alphas))
 
         self._n_updates += gradient_steps
         self._record_train_stats(th.stack(stats).mean(dim=0).cpu().numpy(), means.detach(), log_stds.detach())
