@@ -515,12 +515,15 @@ def aggregate(rows: list[dict]) -> list[dict]:
     return table
 
 
+# The settings in a result file's config that differ between algorithms (their ALGOS entries)
+PER_ALGORITHM = ("algorithm", "n_components", "mixture_weights", "mixture_weight_floor", "component_schedule", "critic_data")
+
+
 def settings_used(runs: list[dict]) -> "dict | list[dict]":
     """Every distinct training setting in the result files (minus what differs between algorithms)."""
     used: list[dict] = []
     for result in runs:
-        per_algorithm = ("algorithm", "n_components", "mixture_weights", "mixture_weight_floor")
-        config = {key: value for key, value in result["config"].items() if key not in per_algorithm}
+        config = {key: value for key, value in result["config"].items() if key not in PER_ALGORITHM}
         if config not in used:
             used.append(config)
     return used[0] if len(used) == 1 else used
@@ -673,6 +676,11 @@ ALGO_COLORS = {
     "sacm_learned_n2_floor05": "tab:olive",
     "sacm_learned_n4_floor05": "tab:brown",
     "s2acm_learned_n4_floor05": "tab:pink",
+    "sacm_n4_episode_own": "tab:gray",
+    "sacm_soft_value_n2": "tab:cyan",
+    "sacm_soft_value_n2_episode": "darkgoldenrod",
+    "sacm_soft_value_n4": "navy",
+    "sacm_soft_value_n2_own": "teal",
 }
 
 
