@@ -30,20 +30,21 @@ pointless; its preceding line has ``log pi_i(a^_i)``). Setting ``a^_i = a~_i`` g
     python benchmarks/estimator_study.py            # full study, ~10 CPU-minutes
     python benchmarks/estimator_study.py --quick    # a smoke test of the pipeline (seconds)
     python benchmarks/estimator_study.py --report   # tables and plots from the committed JSON
+
+This file has the estimators, the measurements and the run; ``estimator_study_report.py`` the tables and CSV,
+``estimator_study_plot.py`` the figures.
 """
 
 import argparse
 import json
 import math
-import os
-import platform
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 import torch as th
+from common import RESULTS, command, machine, now
 
 from sb3_mixture.entropy import (
     ENTROPY_ESTIMATORS,
@@ -54,8 +55,6 @@ from sb3_mixture.entropy import (
 )
 from sb3_mixture.mixture import mixture_log_prob
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "benchmarks" / "results"
 TWO_SAMPLE = "two_sample_hd"
 ESTIMATORS = (*ENTROPY_ESTIMATORS, TWO_SAMPLE)
 LABELS = {
@@ -67,11 +66,6 @@ LABELS = {
 }
 SHORT = {"mixed_marginal": "MM", "pairwise_kl": "KL", "pairwise_bhattacharyya": "Bhat", "marginal": "Marg", TWO_SAMPLE: "2S"}
 BASE_STD = 0.3
-
-
-def machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
-    return f"{platform.node()}: {os.cpu_count()} CPUs, {cpu}"
 
 
 # Estimators -----------------------------------------------------------------------------------------------------
@@ -288,9 +282,9 @@ def run(args: argparse.Namespace) -> dict:
                     }
                 )
     return {
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "command": command(),
         "machine": machine(),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": now(),
         "torch": th.__version__,
         "torch_threads": th.get_num_threads(),
         "wall_time_s": round(time.time() - start, 1),
@@ -301,7 +295,7 @@ def run(args: argparse.Namespace) -> dict:
     }
 
 
-# Report -----------------------------------------------------------------------------------------------------------
+# Result file ------------------------------------------------------------------------------------------------------
 
 
 def dump_json(result: dict) -> str:
@@ -314,221 +308,12 @@ def dump_json(result: dict) -> str:
     return "\n".join(parts) + "\n}\n"
 
 
-def write_csv(result: dict, path: Path) -> None:
-    import pandas as pd
-
-    rows = pd.DataFrame([{key: value for key, value in row.items() if key != "var_per_mixture"} for row in result["rows"]])
-    timings = pd.DataFrame(result["timings"])
-    rows = rows.merge(timings, on=["n_components", "action_dim", "estimator"], how="left")
-    rows.to_csv(path, index=False, float_format="%.6g")
-
-
-def plot(result: dict, out: Path) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import pandas as pd
-
-    rows = pd.DataFrame(result["rows"])
-    dims = sorted(rows.action_dim.unique())
-    components = sorted(rows.n_components.unique())
-    spreads = sorted(rows.spread.unique())
-    paths = []
-    quantities = [
-        ("bias", "bias (nats): mean estimate - MC truth", "linear"),
-        ("std", "std of one draw (nats)", "linear"),
-        ("grad_var", "gradient variance (mean over parameters)", "log"),
-    ]
-    for key, ylabel, scale in quantities:
-        size = (3.0 * len(components), 2.6 * len(dims))
-        figure, axes = plt.subplots(len(dims), len(components), figsize=size, squeeze=False)
-        for row_index, dim in enumerate(dims):
-            for col_index, n_components in enumerate(components):
-                axis = axes[row_index][col_index]
-                for name in ESTIMATORS:
-                    cell = rows[(rows.action_dim == dim) & (rows.n_components == n_components) & (rows.estimator == name)]
-                    cell = cell.sort_values("spread")
-                    style = "--" if name == TWO_SAMPLE else "-"
-                    axis.plot(range(len(cell)), cell[key], style, marker="o", markersize=3, label=LABELS[name])
-                if key == "bias":
-                    axis.axhline(0.0, color="black", linewidth=0.5)
-                    if n_components > 1:
-                        for bound in (-math.log(n_components), math.log(n_components)):
-                            axis.axhline(bound, color="grey", linewidth=0.5, linestyle=":")
-                axis.set_yscale(scale)
-                axis.set_xticks(range(len(spreads)))
-                axis.set_xticklabels([f"{s:g}" for s in spreads])
-                axis.set_title(f"N={n_components}, D={dim}", fontsize=9)
-                if row_index == len(dims) - 1:
-                    axis.set_xlabel("mean separation s (stds)")
-                if col_index == 0:
-                    axis.set_ylabel(ylabel, fontsize=8)
-        handles, labels = axes[0][0].get_legend_handles_labels()
-        figure.legend(handles, labels, loc="lower center", ncol=len(ESTIMATORS), fontsize=8)
-        figure.tight_layout(rect=(0, 0.04, 1, 1))
-        path = out / f"estimator_study_{key}.png"
-        figure.savefig(path, dpi=90)
-        plt.close(figure)
-        paths.append(path)
-    return paths
-
-
-def fmt(value: float, digits: int = 3) -> str:
-    return "nan" if value != value else f"{value:.{digits}f}"
-
-
-def markdown(result: dict) -> str:
-    import pandas as pd
-
-    rows = pd.DataFrame(result["rows"])
-    timings = pd.DataFrame(result["timings"])
-    settings = result["settings"]
-    lines = [
-        "# Mixture-entropy estimator study",
-        "",
-        f"Generated by `{result['command']}` on {result['machine']}, {result['date']} "
-        f"(torch {result['torch']}, {result['torch_threads']} thread; "
-        f"wall {result['wall_time_s']} s, CPU {result['cpu_time_s']} s).",
-        "",
-        f"Per cell: {settings['mixtures']} random mixtures, {settings['draws']} independent draws each; truth = "
-        f"`monte_carlo_entropy` with {settings['truth_samples']} samples per mixture (mean standard error "
-        f"{rows.truth_se.mean():.4f} nats), cross-checked against `torch.distributions` in float64 on "
-        f"{settings['check_mixtures']} mixtures per cell (largest |z| over all cells: {rows.truth_check_max_z.max():.2f}). "
-        f"Gradients: {settings['grad_mixtures']} mixtures x {settings['grad_draws']} draws; true gradient = mean of "
-        f"{settings['grad_truth_draws']} mixed-marginal draws. Spread s = RMS Mahalanobis distance between two "
-        "component means, in base stds (see the script's docstring). Weights uniform.",
-        "",
-        "Estimators: " + ", ".join(f"**{SHORT[name]}** = {LABELS[name]}" for name in ESTIMATORS) + ".",
-        "",
-    ]
-    # Variance claim
-    two = rows[rows.estimator == TWO_SAMPLE]
-    mixed = rows[(rows.n_components > 1) & (rows.estimator == TWO_SAMPLE)]
-    lines += [
-        "## The paper's claim: lower variance than the two-sample H_D estimate",
-        "",
-        "Variance of one draw of the two-sample estimate divided by that of the mixed marginal estimate (per cell: "
-        "ratio of variances averaged over mixtures; > 1 means the paper's estimator has lower variance), and the "
-        "same ratio for the gradient variance. Rows: N and D; columns: spread s.",
-        "",
-    ]
-    spreads = sorted(rows.spread.unique())
-    header = "| N | D | " + " | ".join(f"value s={s:g}" for s in spreads) + " | "
-    header += " | ".join(f"grad s={s:g}" for s in spreads) + " |"
-    lines += [header, "|" + "---|" * (2 + 2 * len(spreads))]
-    for (n_components, dim), cell in two.groupby(["n_components", "action_dim"]):
-        cell = cell.sort_values("spread")
-        values = " | ".join(fmt(v, 2) for v in cell.var_ratio_vs_mm)
-        grads = " | ".join(fmt(v, 2) for v in cell.grad_var_ratio_vs_mm)
-        lines.append(f"| {n_components} | {dim} | {values} | {grads} |")
-    lines += [
-        "",
-        f"Over the {len(mixed)} cells with N > 1: value-variance ratio median {mixed.var_ratio_vs_mm.median():.2f} "
-        f"(min {mixed.var_ratio_vs_mm.min():.2f}, max {mixed.var_ratio_vs_mm.max():.2f}); share of all "
-        f"{len(mixed) * settings['mixtures']} individual mixtures where the two-sample variance is higher: "
-        f"{(mixed.share_mixtures_var_above_mm * settings['mixtures']).sum() / (len(mixed) * settings['mixtures']):.1%}. "
-        f"Gradient-variance ratio median {mixed.grad_var_ratio_vs_mm.median():.2f} "
-        f"(min {mixed.grad_var_ratio_vs_mm.min():.2f}, max {mixed.grad_var_ratio_vs_mm.max():.2f}).",
-        "",
-        "## Summary",
-        "",
-        *summary(rows),
-        "",
-        "## Bias and standard deviation of one draw (nats)",
-        "",
-        "bias = mean over draws minus the MC truth, averaged over mixtures (its noise SE is in the CSV, `bias_se`); "
-        "std = standard deviation of one draw (RMS over mixtures). H(W) = log N bounds the bias of the pairwise and "
-        "marginal estimators.",
-        "",
-    ]
-    names = list(ESTIMATORS)
-    header = "| D | N | s | H (truth) | " + " | ".join(f"{SHORT[n]} bias" for n in names) + " | "
-    header += " | ".join(f"{SHORT[n]} std" for n in names) + " |"
-    lines += [header, "|" + "---|" * (4 + 2 * len(names))]
-    for (dim, n_components, spread), cell in rows.groupby(["action_dim", "n_components", "spread"]):
-        by_name = cell.set_index("estimator")
-        biases = " | ".join(fmt(by_name.loc[n, "bias"]) for n in names)
-        stds = " | ".join(fmt(by_name.loc[n, "std"]) for n in names)
-        lines.append(f"| {dim} | {n_components} | {spread:g} | {fmt(by_name.true_entropy.iloc[0], 2)} | {biases} | {stds} |")
-    lines += [
-        "",
-        "## Gradient of the entropy term",
-        "",
-        "Variance across draws of d(estimate)/d(means, log-stds), mean over parameters (x1e3), and the relative bias "
-        "||E[grad] - grad H|| / ||grad H|| of the mean gradient, with the expected noise of the finite means subtracted "
-        "(clipped at 0; the noise floor it had to beat, relative to ||grad H||, is `grad_rel_noise_floor` in the CSV: "
-        f"median {rows.grad_rel_noise_floor.median():.3f}, max {rows.grad_rel_noise_floor.max():.3f}). "
-        "MM and 2S are unbiased for the gradient of the true entropy, so their column measures the residual noise.",
-        "",
-    ]
-    header = "| D | N | s | " + " | ".join(f"{SHORT[n]} var" for n in names) + " | "
-    header += " | ".join(f"{SHORT[n]} rel. bias" for n in names) + " |"
-    lines += [header, "|" + "---|" * (3 + 2 * len(names))]
-    for (dim, n_components, spread), cell in rows.groupby(["action_dim", "n_components", "spread"]):
-        by_name = cell.set_index("estimator")
-        variances = " | ".join(fmt(1e3 * by_name.loc[n, "grad_var"], 3) for n in names)
-        biases = " | ".join(fmt(by_name.loc[n, "grad_rel_bias"], 3) for n in names)
-        lines.append(f"| {dim} | {n_components} | {spread:g} | {variances} | {biases} |")
-    lines += [
-        "",
-        f"## Cost per call (batch {settings['batch']}, median CPU microseconds, 1 thread; forward / forward + backward)",
-        "",
-        "CPU time of the calling thread (wall times, more exposed to the other jobs on this shared machine, are in the "
-        "CSV). Treat differences under ~20% as noise.",
-        "",
-        "| D | N | " + " | ".join(SHORT[n] for n in names) + " |",
-        "|" + "---|" * (2 + len(names)),
-    ]
-    for (dim, n_components), cell in timings.groupby(["action_dim", "n_components"]):
-        by_name = cell.set_index("estimator")
-        costs = " | ".join(f"{by_name.loc[n, 'forward_us']:.0f} / {by_name.loc[n, 'forward_backward_us']:.0f}" for n in names)
-        lines.append(f"| {dim} | {n_components} | {costs} |")
-    lines += [
-        "",
-        "Plots: [bias](estimator_study_bias.png), [std](estimator_study_std.png), "
-        "[gradient variance](estimator_study_grad_var.png).",
-        "",
-    ]
-    return "\n".join(lines)
-
-
-def summary(rows) -> list[str]:
-    """A few computed headline numbers (bullets)."""
-    mixtures = rows[rows.n_components > 1]
-    lines = []
-    for name in ("mixed_marginal", TWO_SAMPLE):
-        z = (rows[rows.estimator == name].bias / rows[rows.estimator == name].bias_se).abs()
-        lines.append(
-            f"- {LABELS[name]}: largest |bias| / noise SE over all cells {z.max():.2f} (unbiased within noise if ~< 3); "
-            f"largest |bias| {rows[rows.estimator == name].bias.abs().max():.3f} nats."
-        )
-    for name in ("pairwise_kl", "pairwise_bhattacharyya", "marginal"):
-        cell = mixtures[mixtures.estimator == name]
-        worst = cell.loc[cell.bias.abs().idxmax()]
-        lines.append(
-            f"- {LABELS[name]}: bias from {cell.bias.min():.3f} to {cell.bias.max():.3f} nats; largest |bias| / H(W) "
-            f"{abs(worst.bias) / worst.h_w:.2f} (N={worst.n_components}, D={worst.action_dim}, s={worst.spread:g})."
-        )
-    mm = mixtures[mixtures.estimator == "mixed_marginal"].set_index(["n_components", "action_dim", "spread"])
-    for name in ("marginal", "pairwise_kl"):
-        other = mixtures[mixtures.estimator == name].set_index(["n_components", "action_dim", "spread"])
-        ratio = mm.grad_var / other.grad_var
-        lines.append(
-            f"- Gradient variance of the mixed marginal estimator / that of {LABELS[name]}: median {ratio.median():.1f}, "
-            f"range {ratio.min():.1f} to {ratio.max():.1f} (N > 1)."
-        )
-    return lines
-
-
-def report(result: dict, out: Path) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    write_csv(result, out / "estimator_study.csv")
-    plot(result, out)
-    (out / "estimator_study.md").write_text(markdown(result))
-
-
 def main() -> None:
+    # The report and plot modules import this file as `estimator_study`: run as a script, it is `__main__`, and they
+    # should see this very module
+    sys.modules.setdefault("estimator_study", sys.modules[__name__])
+    from estimator_study_report import report
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--components", type=int, nargs="+", default=[1, 2, 3, 5, 8])
     parser.add_argument("--dims", type=int, nargs="+", default=[1, 6, 17])

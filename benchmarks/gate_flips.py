@@ -24,18 +24,14 @@ buffer's ``STATES`` most recent states:
 
 import argparse
 import json
-import sys
 import time
-from datetime import datetime, timezone
-from pathlib import Path
 
 import numpy as np
 
-# Run as a script from benchmarks/: the route-change benchmark's model, task and rollouts
+# The route-change benchmark's model, task and rollouts
 import route_change
-from multimodal import machine
+from common import RESULTS, SMALL_TASK_SETTINGS, code_version, command, load_runs, machine, now, pyplot, study_parser
 
-RESULTS = route_change.RESULTS
 RUNS = RESULTS / "gate_flips"
 STATES = 1000
 ALONE_EPISODES = 10
@@ -116,13 +112,13 @@ def execute(algo: str, seed: int, every: int) -> dict:
     return {
         "algo": algo,
         "seed": seed,
-        "config": {**route_change.COMMON, **config, **route_change.ALGOS[algo][1], "every": every},
+        "config": {**SMALL_TASK_SETTINGS, **config, **route_change.ALGOS[algo][1], "every": every},
         "blocked_route": blocked,
         "points": points,
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "command": command(),
         "machine": machine(),
-        "code": route_change.code_version(),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "code": code_version(),
+        "date": now(),
         "wall_s": round(time.time() - start, 1),
     }
 
@@ -161,12 +157,8 @@ def flips(points: list[dict]) -> list[dict]:
 
 
 def report(args: argparse.Namespace) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    runs = [json.loads(path.read_text()) for path in sorted(RUNS.glob("*.json"))]
+    plt = pyplot()
+    runs = load_runs(RUNS)
     if not runs:
         raise SystemExit(f"no runs in {RUNS}")
     summary = {"runs": [], "machine": runs[0]["machine"], "command": "python benchmarks/gate_flips.py report"}
@@ -205,8 +197,8 @@ def report(args: argparse.Namespace) -> None:
         axes[-1][column].set_xlabel("env steps (dotted: block; red: flips)")
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(RESULTS / "gate_flips.png", dpi=110)
-    (RESULTS / "gate_flips.json").write_text(json.dumps(summary, indent=1))
+    fig.savefig(args.out / "gate_flips.png", dpi=110)
+    (args.out / "gate_flips.json").write_text(json.dumps(summary, indent=1))
     # Which component the gate chose first, and how fast: S2ACM's heads see partial sums of the entropy (head N the
     # whole), so its last head's Q is the largest by construction
     firsts = ["", "| run | first leading component | its weight | Q of its head minus the mean of the others |"]
@@ -218,7 +210,7 @@ def report(args: argparse.Namespace) -> None:
         firsts.append(f"| {result['algo']} s{result['seed']} | {lead} at step {point['step']} | "
                       f"{point['weights'][lead]:.3f} | {point['q'][lead] - np.mean(others):.2f} |")  # fmt: skip
     text = "\n".join(rows + firsts)
-    (RESULTS / "gate_flips.md").write_text(
+    (args.out / "gate_flips.md").write_text(
         "# Gate flips on the route-change task\n\n"
         f"`{runs[0]['command']}` then `report`; {summary['machine']}; "
         f"{', '.join(sorted({result['date'][:10] for result in runs}))}; gaps are measured one "
@@ -229,13 +221,11 @@ def report(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["run", "report"])
-    parser.add_argument("--algos", nargs="+", choices=list(route_change.ALGOS), default=["s2acm_learned_n4"])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[3])
+    global RUNS
+    parser = study_parser(__doc__, "gate_flips", route_change.ALGOS, [3], default_algos=["s2acm_learned_n4"])
     parser.add_argument("--every", type=int, default=250, help="env steps between diagnostics")
-    parser.add_argument("--force", action="store_true", help="rerun runs that have a result file")
     args = parser.parse_args()
+    RUNS = args.out / "gate_flips"
     {"run": run, "report": report}[args.command](args)
 
 

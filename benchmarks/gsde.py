@@ -13,24 +13,19 @@ gSDE for mixtures (issue 11): its cost and a short learning check, measured side
 
 import argparse
 import json
-import os
-import platform
 import statistics
-import sys
 import time
-from datetime import datetime, timezone
-from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 import torch as th
+from common import RESULTS, command, machine, now
 from stable_baselines3 import SAC
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.logger import configure
 
 from sb3_mixture import SACM
 
-RESULTS = Path(__file__).parent / "results"
 SPEED = {
     "sac": (SAC, {}),
     "sac_gsde": (SAC, {"use_sde": True}),
@@ -42,11 +37,6 @@ LEARNING = {
     "sacm_n3_gsde": (SACM, {"n_components": 3, "use_sde": True}),
     "sac_gsde": (SAC, {"use_sde": True}),
 }
-
-
-def machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
-    return f"{platform.node()}: {os.cpu_count()} CPUs, {cpu}, torch {th.__version__}, {th.get_num_threads()} threads"
 
 
 def speed(rounds: int, updates: int) -> dict:
@@ -142,9 +132,9 @@ def main() -> None:
     if args.quick:
         args.rounds, args.updates, args.seeds, args.steps = 1, 5, [0], 400
     result = {
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "machine": machine(),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": command(),
+        "machine": f"{machine()}, torch {th.__version__}, {th.get_num_threads()} threads",
+        "date": now(),
         "speed": speed(args.rounds, args.updates),
         "learning_steps": args.steps,
     }

@@ -18,22 +18,29 @@ mixture density; soft-value weights averaged over their own sampling noise); J* 
 """
 
 import argparse
-import copy
 import json
-import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
+from common import (
+    RESULTS,
+    algorithms,
+    build_model,
+    command,
+    iqm_with_ci,
+    load_runs,
+    machine,
+    now,
+    pending,
+    pyplot,
+    report_meta,
+    study_parser,
+    write_report,
+)
 from gymnasium import spaces
 
-# Run as a script from benchmarks/: its sibling shares the machine description, the rliable IQM and the report files
-from multimodal import iqm_with_ci, machine, report_meta, write_report
-
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "benchmarks" / "results"
 RUNS = RESULTS / "objective_gap"
 
 ALPHA = 0.2
@@ -41,10 +48,10 @@ WIDTH = 0.2
 LOCATIONS = (-1.0, 1.0)
 TASKS = {"unequal": (1.0, 1.5), "equal": (1.0, 1.0)}
 ALGOS = {
-    "sac": ("SAC", {}),
-    "sacm_n2": ("SACM", {"n_components": 2}),
+    **algorithms("sac", "sacm_n2"),
+    # The package's default floor (0.05), not the small-task studies' sacm_learned_n2 (no floor)
     "sacm_learned_n2": ("SACM", {"n_components": 2, "mixture_weights": "learned"}),
-    "sacm_soft_value_n2": ("SACM", {"n_components": 2, "mixture_weights": "soft_value"}),
+    **algorithms("sacm_soft_value_n2"),
 }
 LABELS = {
     "sac": "SAC",
@@ -130,17 +137,13 @@ def policy_actions(model, n_samples: int) -> tuple[np.ndarray, np.ndarray]:
 
 def execute(task: str, algo: str, seed: int) -> dict:
     import torch as th
-    from stable_baselines3 import SAC
-
-    import sb3_mixture
 
     th.set_num_threads(1)
     start, cpu_start = time.time(), time.process_time()
     heights = TASKS[task]
     class_name, extra = ALGOS[algo]
-    algo_class = SAC if class_name == "SAC" else getattr(sb3_mixture, class_name)
     th.manual_seed(seed)
-    model = algo_class("MlpPolicy", TwoBumpBandit(heights), seed=seed, device="cpu", **copy.deepcopy(COMMON), **extra)
+    model = build_model(ALGOS[algo], TwoBumpBandit(heights), seed, COMMON)
     model.learn(STEPS)
     th.manual_seed(10_000 + seed)
     actions, log_prob = policy_actions(model, MC_SAMPLES)
@@ -164,9 +167,9 @@ def execute(task: str, algo: str, seed: int) -> dict:
         "gap": best["j_star"] - objective,
         "mass_right": float(np.mean(actions > 0)),
         "optimal_mass_right": best["mass_right"],
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "command": command(),
         "machine": machine(),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": now(),
         "cpu_s": round(time.process_time() - cpu_start, 1),
         "wall_s": round(time.time() - start, 1),
     }
@@ -178,7 +181,7 @@ def run(args: argparse.Namespace) -> None:
         for task in args.tasks:
             for algo in args.algos:
                 path = RUNS / f"{task}_{algo}_s{seed}.json"
-                if path.exists() and not args.force:
+                if not pending(path, args.force):
                     continue
                 result = execute(task, algo, seed)
                 path.write_text(json.dumps(result))
@@ -190,12 +193,7 @@ def run(args: argparse.Namespace) -> None:
 
 
 def report(args: argparse.Namespace) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    runs = [json.loads(path.read_text()) for path in sorted(RUNS.glob("*.json"))]
+    runs = load_runs(RUNS)
     if not runs:
         raise SystemExit(f"no result files in {RUNS}")
     rows = [{key: value for key, value in run.items() if key not in ("config", "heights")} for run in runs]
@@ -241,7 +239,13 @@ def report(args: argparse.Namespace) -> None:
             f"| {cell(entry['mass_right'], 2)} |"
         )
     lines += ["", "![Gap per seed](objective_gap.png)", ""]
+    plot(table, args.out / "objective_gap.png")
+    write_report(args.out / "objective_gap", rows, table, meta, "\n".join(lines))
 
+
+def plot(table: list[dict], file: Path) -> None:
+    """The gap per seed, its IQM and CI, per task and algorithm."""
+    plt = pyplot()
     figure, axes = plt.subplots(1, len(TASKS), figsize=(5 * len(TASKS), 3.6), squeeze=False)
     for axis, task in zip(axes[0], TASKS, strict=True):
         entries = [entry for entry in table if entry["task"] == task]
@@ -255,21 +259,20 @@ def report(args: argparse.Namespace) -> None:
         axis.set_ylabel("J* - J(pi) (IQM, 95% CI)")
         axis.axhline(0.0, color="grey", linewidth=0.8)
     figure.tight_layout()
-    figure.savefig(RESULTS / "objective_gap.png", dpi=100)
-    write_report(RESULTS / "objective_gap", rows, table, meta, "\n".join(lines))
+    figure.savefig(file, dpi=100)
+    plt.close(figure)
 
 
 def main() -> None:
-    global RESULTS, RUNS
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["run", "report"])
+    global RUNS, STEPS
+    parser = study_parser(__doc__, "objective_gap", ALGOS, SEEDS)
     parser.add_argument("--tasks", nargs="+", choices=list(TASKS), default=list(TASKS))
-    parser.add_argument("--algos", nargs="+", choices=list(ALGOS), default=list(ALGOS))
-    parser.add_argument("--seeds", type=int, nargs="+", default=SEEDS)
-    parser.add_argument("--force", action="store_true", help="rerun runs that have a result file")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="results folder (the run files go to <out>/objective_gap)")
+    parser.add_argument("--quick", action="store_true", help="300 steps per run, to check the pipeline (use another --out)")
     args = parser.parse_args()
-    RESULTS, RUNS = args.out, args.out / "objective_gap"
+    RUNS = args.out / "objective_gap"
+    if args.quick:
+        STEPS = 300
+        COMMON["learning_starts"] = 100
     run(args) if args.command == "run" else report(args)
 
 

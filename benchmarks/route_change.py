@@ -38,24 +38,34 @@ the N = 4 mixtures the most, and more when the machine is busy); the 40 runs too
     nice -n 5 python benchmarks/route_change.py run                       # all runs, seed-major (resumable)
     nice -n 5 python benchmarks/route_change.py run --algos sac sacm_n2 --seeds 0 1
     python benchmarks/route_change.py report                              # tables and plots from the result files
+
+This file has the task's settings and the runs; ``route_change_report.py`` the tables, ``route_change_plot.py`` the
+figures.
 """
 
 import argparse
-import copy
 import json
 import sys
 import time
 from collections.abc import Iterator
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+from common import (
+    ALGORITHM_LABELS,
+    RESULTS,
+    SMALL_TASK_SETTINGS,
+    algorithms,
+    build_model,
+    code_version,
+    command,
+    machine,
+    now,
+    pending,
+    side_by_side,
+    study_parser,
+)
 
-# Run as a script from benchmarks/: its sibling shares the machine description and the rliable IQM
-from multimodal import iqm_with_ci, machine, report_meta, write_report
-
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "benchmarks" / "results"
 STUDY = "route_change"  # "route_change_hidden" with --hidden-block
 RUNS = RESULTS / STUDY
 # TwoRoutes settings of the study: --hidden-block sets shaping_sees_block=False (the reward does not announce the block)
@@ -63,18 +73,20 @@ ENV_KWARGS: dict = {}
 
 ENV_ID = "sb3_mixture/TwoRoutes-v0"
 ALGOS = {
-    "sac": ("SAC", {}),
-    "sacm_n2": ("SACM", {"n_components": 2}),
-    "sacm_learned_n2": ("SACM", {"n_components": 2, "mixture_weights": "learned", "mixture_weight_floor": 0.0}),
-    "sacm_learned_n4": ("SACM", {"n_components": 4, "mixture_weights": "learned", "mixture_weight_floor": 0.0}),
-    "s2acm_learned_n4": ("S2ACM", {"n_components": 4, "mixture_weights": "learned", "mixture_weight_floor": 0.0}),
-    # The package's later default for learned weights: every component keeps at least 5% of the weight
-    "sacm_learned_n2_floor05": ("SACM", {"n_components": 2, "mixture_weights": "learned", "mixture_weight_floor": 0.05}),
-    "sacm_learned_n4_floor05": ("SACM", {"n_components": 4, "mixture_weights": "learned", "mixture_weight_floor": 0.05}),
-    "s2acm_learned_n4_floor05": ("S2ACM", {"n_components": 4, "mixture_weights": "learned", "mixture_weight_floor": 0.05}),
+    # Learned weights with no floor (mixture_weight_floor=0) and with the package's later default, a floor of 0.05
+    **algorithms(
+        "sac",
+        "sacm_n2",
+        "sacm_learned_n2",
+        "sacm_learned_n4",
+        "s2acm_learned_n4",
+        "sacm_learned_n2_floor05",
+        "sacm_learned_n4_floor05",
+        "s2acm_learned_n4_floor05",
+    ),
     # Issue 16's candidates: own-data heads with an episodic mixture, and weights from the components' soft values
     "sacm_n4_episode_own": ("SACM", {"n_components": 4, "component_schedule": "episode", "critic_data": "own"}),
-    "sacm_soft_value_n2": ("SACM", {"n_components": 2, "mixture_weights": "soft_value"}),
+    **algorithms("sacm_soft_value_n2"),
     "sacm_soft_value_n2_episode": (
         "SACM",
         {"n_components": 2, "mixture_weights": "soft_value", "component_schedule": "episode"},
@@ -83,8 +95,7 @@ ALGOS = {
     "sacm_soft_value_n2_own": ("SACM", {"n_components": 2, "mixture_weights": "soft_value", "critic_data": "own"}),
 }
 LABELS = {
-    "sac": "SAC",
-    "sacm_n2": "SACM N=2",
+    **ALGORITHM_LABELS,
     "sacm_learned_n2": "SACM learned N=2, floor 0",
     "sacm_learned_n4": "SACM learned N=4, floor 0",
     "s2acm_learned_n4": "S2ACM learned N=4, floor 0",
@@ -105,7 +116,6 @@ CONFIG = {
     "learning_starts": 1_000,
     "gamma": 0.99,
 }
-COMMON = {"batch_size": 256, "learning_rate": 3e-4, "buffer_size": 100_000, "policy_kwargs": {"net_arch": [64, 64]}}
 EVAL_EPISODES = 50
 COMPONENT_EPISODES = 20
 PATH_EPISODES = 20  # trajectories kept (before the block and at the end) for the plots
@@ -117,39 +127,13 @@ WEIGHT_STATES = {"start": (0.0, -4.0), "below_left": (-4.0, -2.0), "below_right"
 ROUTES = ("left", "right")
 
 
-def code_version() -> dict:
-    """The commit and a hash of the package's sources (the working tree may differ from the commit)."""
-    import hashlib
-    import subprocess
-
-    digest = hashlib.sha256()
-    for path in sorted((ROOT / "sb3_mixture").rglob("*.py")):
-        digest.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes())
-    # Read-only git calls (--no-optional-locks: status does not even refresh the index)
-    git = ["git", "--no-optional-locks"]
-    try:
-        head = subprocess.run([*git, "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
-        status = subprocess.run([*git, "status", "--porcelain", "sb3_mixture"], cwd=ROOT, capture_output=True, text=True)
-        dirty = bool(status.stdout.strip())
-    except (OSError, subprocess.CalledProcessError):
-        head, dirty = "?", None
-    return {"git_head": head, "sb3_mixture_modified": dirty, "sb3_mixture_sha256": digest.hexdigest()[:16]}
-
-
 def make_model(algo: str, seed: int, config: dict):
     """The model and the raw env it trains on (kept to change the task in place)."""
-    from stable_baselines3 import SAC
-
-    import sb3_mixture
     from sb3_mixture.envs import TwoRoutesEnv
 
-    class_name, extra = ALGOS[algo]
-    algo_class = SAC if class_name == "SAC" else getattr(sb3_mixture, class_name)
     env = TwoRoutesEnv(**ENV_KWARGS)
-    settings = {"learning_starts": config["learning_starts"], "gamma": config["gamma"]}
-    # A copy: SB3 writes into the policy_kwargs it is given
-    model = algo_class("MlpPolicy", env, seed=seed, verbose=0, device="cpu", **copy.deepcopy(COMMON), **settings, **extra)
-    return model, env
+    settings = {**SMALL_TASK_SETTINGS, "learning_starts": config["learning_starts"], "gamma": config["gamma"]}
+    return build_model(ALGOS[algo], env, seed, settings), env
 
 
 # Evaluation -------------------------------------------------------------------------------------------------------
@@ -162,24 +146,9 @@ def rollouts(model, n_episodes: int, seed: int, blocked_route: "str | None", kee
     # A batched predict redraws a mixture's acting components for the batch: keep the training envs' schedule
     schedule = model.policy.get_schedule_state() if hasattr(model.policy, "get_schedule_state") else None
     envs = [TwoRoutesEnv(blocked_route=blocked_route, **ENV_KWARGS) for _ in range(n_episodes)]
-    observations = np.stack([env.reset(seed=seed + index)[0] for index, env in enumerate(envs)])
-    paths = [[observation.tolist()] for observation in observations[:keep_paths]]
-    returns = np.zeros(n_episodes)
-    routes: list = [None] * n_episodes
-    sides: list = [None] * n_episodes
-    success = np.zeros(n_episodes, dtype=bool)
-    active = np.ones(n_episodes, dtype=bool)
-    while active.any():
-        actions, _ = model.predict(observations, deterministic=False)
-        for index in np.flatnonzero(active):
-            observation, reward, terminated, truncated, info = envs[index].step(actions[index])
-            observations[index] = observation
-            returns[index] += reward
-            if index < keep_paths:
-                paths[index].append(observation.tolist())
-            if terminated or truncated:
-                active[index] = False
-                routes[index], sides[index], success[index] = info["route"], info["side"], info["is_success"]
+    returns, infos, paths = side_by_side(model, envs, seed, keep_paths=keep_paths)
+    routes, sides = [info["route"] for info in infos], [info["side"] for info in infos]
+    success = np.array([info["is_success"] for info in infos], dtype=bool)
     if schedule is not None:
         model.policy.set_schedule_state(schedule)
     result = {
@@ -307,7 +276,7 @@ def execute(algo: str, seed: int, config: dict) -> dict:
         "algo": algo,
         "label": LABELS[algo],
         "seed": seed,
-        "config": {**COMMON, **config, **ALGOS[algo][1], "algorithm": ALGOS[algo][0]},
+        "config": {**SMALL_TASK_SETTINGS, **config, **ALGOS[algo][1], "algorithm": ALGOS[algo][0]},
         "env_kwargs": ENV_KWARGS,
         # The package's default floor of learned weights has changed before: the value this run used
         "mixture_weight_floor": getattr(model, "mixture_weight_floor", None),
@@ -316,10 +285,10 @@ def execute(algo: str, seed: int, config: dict) -> dict:
         "before_block": before_block,
         "after_block": after_block,
         "curve": curve,
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "command": command(),
         "machine": machine(),
         "code": code,
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": now(),
         "train_eval_cpu_s": round(train_cpu, 1),
         "wall_s": round(time.time() - start, 1),
         "cpu_s": round(time.process_time() - cpu_start, 1),
@@ -377,10 +346,8 @@ def pending_runs(folder: Path, algos: list[str], seeds: list[int], force: bool =
     for seed in seeds:
         for algo in algos:
             path = folder / f"{algo}_s{seed}.json"
-            if path.exists() and not force:
-                print(f"skip {path.name} (done)", flush=True)
-                continue
-            yield algo, seed, path
+            if pending(path, force):
+                yield algo, seed, path
 
 
 def run(args: argparse.Namespace) -> None:
@@ -397,449 +364,12 @@ def run(args: argparse.Namespace) -> None:
         )
 
 
-# Report -----------------------------------------------------------------------------------------------------------
-
-
-def load_runs() -> list[dict]:
-    runs = [json.loads(path.read_text()) for path in sorted(RUNS.glob("*.json"))]
-    reference = float(np.median([result["before_block"]["return"] for result in runs])) if runs else None
-    for result in runs:
-        # Recomputed from the curve, so that the report always uses the definitions of this file
-        result["recovery"] = recovery(result, reference)
-        result["reference_return"] = reference
-    return sorted(runs, key=lambda result: (list(ALGOS).index(result["algo"]), result["seed"]))
-
-
-def routes_text(counts: dict) -> str:
-    return f"{counts['left']}L/{counts['right']}R"
-
-
-def component_text(alone: "list[dict] | None") -> str:
-    """Per component the route it mostly goes through alone (L, R, or - if it reaches no goal)."""
-    if not alone:
-        return "-"
-    letters = []
-    for component in alone:
-        counts = component["route_counts"]
-        letters.append("-" if counts["left"] + counts["right"] == 0 else "L" if counts["left"] >= counts["right"] else "R")
-    return "".join(letters)
-
-
-def weights_text(weights: "dict | None") -> str:
-    return "-" if weights is None else "(" + ", ".join(f"{w:.2f}" for w in weights["start"]) + ")"
-
-
-def per_run_rows(runs: list[dict]) -> list[dict]:
-    rows = []
-    for result in runs:
-        before, after, rec = result["before_block"], result["after_block"], result["recovery"]
-        counts = before["route_counts"]
-        used = [route for route in ROUTES if counts[route] >= MIN_SHARE * EVAL_EPISODES]
-        rows.append(
-            {
-                "algo": result["algo"],
-                "label": LABELS[result["algo"]],
-                "seed": result["seed"],
-                "pre_block_return": before["return"],
-                "pre_block_success": before["success_rate"],
-                "pre_block_routes": routes_text(counts),
-                "main_route_share": max(counts.values()) / EVAL_EPISODES,
-                "both_routes_used": len(used) == 2,
-                "blocked_route": result["blocked_route"],
-                "random_return": result["random_return"],
-                "score_after_block": rec["score_after_block"],
-                "steps_to_recover": rec["steps_to_recover"],
-                "recovered": rec["recovered"],
-                "steps_to_switch": rec["steps_to_switch"],
-                "switched": rec["switched"],
-                "steps_to_recover_common": rec["steps_to_recover_common"],
-                "recovered_common": rec["recovered_common"],
-                "pre_block_converged": before["success_rate"] >= CONVERGED_SUCCESS,
-                "mean_score_phase2": rec["mean_score_phase2"],
-                "final_score": rec["final_score"],
-                "final_return": after["return"],
-                "final_success": after["success_rate"],
-                "final_routes": routes_text(after["route_counts"]),
-                "components_before": component_text(before["components"]),
-                "components_cover_both": set("LR") <= set(component_text(before["components"])),
-                "components_after": component_text(after["components"]),
-                "weights_start_before": weights_text(before["weights"]),
-                "weights_start_after": weights_text(after["weights"]),
-                "cpu_s": result["cpu_s"],
-            }
-        )
-    return rows
-
-
-# Per-seed values summarised by their IQM and CI
-SUMMARY_KEYS = (
-    "steps_to_recover",
-    "steps_to_recover_common",
-    "steps_to_switch",
-    "pre_block_return",
-    "score_after_block",
-    "mean_score_phase2",
-    "final_score",
-)
-
-
-def aggregate(rows: list[dict]) -> list[dict]:
-    table = []
-    for algo in ALGOS:
-        group = [row for row in rows if row["algo"] == algo]
-        if not group:
-            continue
-        entry: dict = {"algo": algo, "label": LABELS[algo], "seeds": len(group)}
-        for key in SUMMARY_KEYS:
-            values = [row[key] for row in group]
-            iqm, low, high = iqm_with_ci(values)
-            entry[key] = {"mean": float(np.mean(values)), "std": float(np.std(values)), "iqm": iqm, "ci": [low, high]}
-            entry[key]["per_seed"] = values
-        entry.update(
-            recovered=int(sum(row["recovered"] for row in group)),
-            recovered_common=int(sum(row["recovered_common"] for row in group)),
-            seeds_converged=int(sum(row["pre_block_converged"] for row in group)),
-            pre_block_success_mean=float(np.mean([row["pre_block_success"] for row in group])),
-            main_route_share_mean=float(np.mean([row["main_route_share"] for row in group])),
-            seeds_with_both_routes=int(sum(row["both_routes_used"] for row in group)),
-            seeds_components_cover_both=int(sum(row["components_cover_both"] for row in group)),
-            pre_block_routes=[row["pre_block_routes"] for row in group],
-            final_routes=[row["final_routes"] for row in group],
-            components_before=[row["components_before"] for row in group],
-            components_after=[row["components_after"] for row in group],
-            weights_start_before=[row["weights_start_before"] for row in group],
-            weights_start_after=[row["weights_start_after"] for row in group],
-            cpu_s_mean=float(np.mean([row["cpu_s"] for row in group])),
-        )
-        table.append(entry)
-    return table
-
-
-# The settings in a result file's config that differ between algorithms (their ALGOS entries)
-PER_ALGORITHM = ("algorithm", "n_components", "mixture_weights", "mixture_weight_floor", "component_schedule", "critic_data")
-
-
-def settings_used(runs: list[dict]) -> "dict | list[dict]":
-    """Every distinct training setting in the result files (minus what differs between algorithms)."""
-    used: list[dict] = []
-    for result in runs:
-        config = {key: value for key, value in result["config"].items() if key not in PER_ALGORITHM}
-        if config not in used:
-            used.append(config)
-    return used[0] if len(used) == 1 else used
-
-
-def interval(stats: dict, digits: int = 0) -> str:
-    return f"{stats['iqm']:.{digits}f} [{stats['ci'][0]:.{digits}f}, {stats['ci'][1]:.{digits}f}]"
-
-
-SHAPING_TEXT = {
-    False: "The env's shaping follows the current walls (`shaping_sees_block=True`): right after the block, moving "
-    "towards the blocked side already costs reward, so this measures how fast the policy and critic adapt to a dense "
-    "new signal, not how fast the agent discovers the change by exploration.",
-    True: "The env's shaping ignores the new wall (`shaping_sees_block=False`): the reward does not announce the "
-    "block, so the agent has to find out by running into it that its route is closed.",
-}
-
-
-def markdown(table: list[dict], rows: list[dict], runs: list[dict], meta: dict) -> str:
-    config = runs[0]["config"]
-    lines = [
-        "# Route change: recovery after the route in use gets blocked (SAC vs SACM vs S2ACM)",
-        "",
-        f"Generated by `{meta['report_command']}` from {len(runs)} result files in `{STUDY}/` (runs made with "
-        f"`{meta['run_commands'][0] if meta['run_commands'] else '?'}` on {meta['machines'][0] if meta['machines'] else '?'}, "
-        f"{meta['first_date']} to {meta['last_date']}; total CPU time {meta['total_cpu_min']:.1f} min).",
-        "",
-        f"Code (commit, sources modified, hash of `sb3_mixture/*.py`): {'; '.join(meta['code_versions'])}.",
-        "",
-        f"Task: `{ENV_ID}` ({json.dumps(ENV_KWARGS) if ENV_KWARGS else 'defaults'}). Settings (from the result files): "
-        f"{json.dumps(meta['settings_used'])}; everything "
-        "else SB3's SAC defaults (automatic temperature, target entropy -dim(A)); the mixtures use the package defaults "
-        "(mixed marginal estimator, a new component every step).",
-        "",
-        f"Protocol: {config['phase1_steps']} steps on the open task; then the route the policy took most often in its last "
-        "evaluation is closed by a wall (same env object, reset; replay buffer kept) and training goes on for "
-        f"{config['phase2_steps']} steps, evaluated right after the block and every {config['eval_every']} steps. Each "
-        f"evaluation: {EVAL_EPISODES} stochastic episodes with fixed seeds. " + SHAPING_TEXT[bool(ENV_KWARGS)],
-        "",
-        f"Score = (return - random) / (pre-block return - random), random = mean return of uniform random actions on the "
-        f"blocked task ({RANDOM_EPISODES} episodes, about {np.mean([r['random_return'] for r in runs]):.2f}); 0 = random "
-        f"play, 1 = the run's own pre-block level. **Steps to recover**: steps after the block until the first evaluation "
-        f"with score >= {RECOVERY_LEVEL} (0: already at the block), censored at {config['phase2_steps']} (counted as "
-        f"{config['phase2_steps']}) if never. IQM over seeds with a 95% stratified-bootstrap CI (rliable); per seed in "
-        "brackets. The resolution is the evaluation interval.",
-        "",
-        "## Recovery after the block",
-        "",
-        "| algorithm | seeds | steps to recover IQM [95% CI] | per seed | recovered | steps to reach the common level "
-        "IQM [95% CI] | per seed | reached | steps to switch side IQM [95% CI] | score right after the block "
-        "| mean score in phase 2 | final score |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for entry in table:
-        steps, common = entry["steps_to_recover"], entry["steps_to_recover_common"]
-        lines.append(
-            f"| {entry['label']} | {entry['seeds']} | {interval(steps)} | {steps['per_seed']} "
-            f"| {entry['recovered']}/{entry['seeds']} | {interval(common)} | {common['per_seed']} "
-            f"| {entry['recovered_common']}/{entry['seeds']} | {interval(entry['steps_to_switch'])} "
-            f"| {interval(entry['score_after_block'], 2)} | {interval(entry['mean_score_phase2'], 2)} "
-            f"| {interval(entry['final_score'], 2)} |"
-        )
-    lines += [
-        "",
-        f"'Common level': the same {RECOVERY_LEVEL:.0%} threshold but of the median pre-block return of all runs "
-        f"({runs[0]['reference_return']:.2f}) instead of the run's own: a run whose phase 1 ended at a bad moment (its "
-        "own pre-block level low) otherwise 'recovers' trivially. 'Steps to switch side': steps after the block until "
-        "the first evaluation in which most episodes head for the open side (the side of x = 0 they are on when |x| "
-        "first exceeds 1.5), whether or not they then get through; censored like the recovery. 'Mean score in phase "
-        "2': the normalised score averaged over the phase-2 evaluations (an area under the recovery curve, less "
-        "sensitive to the threshold).",
-        "",
-        "## Before the block",
-        "",
-        "| algorithm | pre-block return IQM [95% CI] | per seed | success rate | seeds at >= "
-        f"{CONVERGED_SUCCESS:.0%} success | share on the main route | seeds using both routes | seeds whose components "
-        "cover both routes | routes per seed | component routes per seed | CPU s / run |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for entry in table:
-        returns = entry["pre_block_return"]
-        lines.append(
-            f"| {entry['label']} | {interval(returns, 2)} | {[round(value, 1) for value in returns['per_seed']]} "
-            f"| {entry['pre_block_success_mean']:.2f} | {entry['seeds_converged']}/{entry['seeds']} "
-            f"| {entry['main_route_share_mean']:.2f} | {entry['seeds_with_both_routes']} "
-            f"| {entry['seeds_components_cover_both'] if entry['algo'] != 'sac' else '-'} "
-            f"| {' '.join(entry['pre_block_routes'])} | {' '.join(entry['components_before'])} | {entry['cpu_s_mean']:.0f} |"
-        )
-    lines += [
-        "",
-        f"Of the {EVAL_EPISODES} pre-block episodes: 'share on the main route', the share through the route used most "
-        f"(the one then blocked); 'both routes', at least {MIN_SHARE:.0%} of the episodes through each; routes as "
-        f"left/right counts. Component routes: the route each mixture component mostly takes alone ({COMPONENT_EPISODES} "
-        "episodes; '-' if it gets through no gap).",
-        "",
-        f"![Returns around the block]({STUDY}_curves.png)",
-        "",
-        f"![Scores after the block, against the common level]({STUDY}_scores.png)",
-        "",
-        f"![Steps to recover]({STUDY}_recovery.png)",
-        "",
-        f"![Trajectories before the block and at the end]({STUDY}_trajectories.png)",
-        "",
-        "## Routes, components and mixing weights per seed",
-        "",
-        f"Routes: episodes through the left / right gap, of {EVAL_EPISODES} (episodes that reach neither are stuck or "
-        f"timed out). Components: the route each component takes most often when acting alone ({COMPONENT_EPISODES} "
-        "episodes; '-' if it goes through no gap), before the block and at the end. Weights: w(start) of the learned "
-        "mixing weights at the start state (0, -4).",
-        "",
-        "| algorithm | seed | pre-block return | routes before | blocked | score after block | steps to switch side "
-        "| steps to recover | final score | routes at the end | components before / after | w(start) before "
-        "| w(start) after |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for row in rows:
-        recovered = f"{row['steps_to_recover']}" if row["recovered"] else f">{row['steps_to_recover']} (censored)"
-        switched = f"{row['steps_to_switch']}" if row["switched"] else f">{row['steps_to_switch']}"
-        lines.append(
-            f"| {row['label']} | {row['seed']} | {row['pre_block_return']:.2f} | {row['pre_block_routes']} "
-            f"| {row['blocked_route']} | {row['score_after_block']:.2f} | {switched} | {recovered} | {row['final_score']:.2f} "
-            f"| {row['final_routes']} | {row['components_before']} / {row['components_after']} "
-            f"| {row['weights_start_before']} | {row['weights_start_after']} |"
-        )
-    learned = [r for r in runs if r["before_block"]["weights"] is not None]
-    if learned:
-        lines += [
-            "",
-            "Learned mixing weights before -> after the block at the other states "
-            f"({', '.join(f'{k} {v}' for k, v in WEIGHT_STATES.items() if k != 'start')}):",
-            "",
-        ]
-        for result in learned:
-            before, after = result["before_block"]["weights"], result["after_block"]["weights"]
-            text = "; ".join(
-                f"{name} ({', '.join(f'{w:.2f}' for w in before[name])}) -> ({', '.join(f'{w:.2f}' for w in after[name])})"
-                for name in WEIGHT_STATES
-                if name != "start"
-            )
-            lines.append(f"- {LABELS[result['algo']]}, seed {result['seed']}: {text}")
-    return "\n".join(lines) + "\n"
-
-
-ALGO_COLORS = {
-    "sac": "tab:blue",
-    "sacm_n2": "tab:orange",
-    "sacm_learned_n2": "tab:green",
-    "sacm_learned_n4": "tab:red",
-    "s2acm_learned_n4": "tab:purple",
-    "sacm_learned_n2_floor05": "tab:olive",
-    "sacm_learned_n4_floor05": "tab:brown",
-    "s2acm_learned_n4_floor05": "tab:pink",
-    "sacm_n4_episode_own": "tab:gray",
-    "sacm_soft_value_n2": "tab:cyan",
-    "sacm_soft_value_n2_episode": "darkgoldenrod",
-    "sacm_soft_value_n4": "navy",
-    "sacm_soft_value_n2_own": "teal",
-}
-
-
-def draw_walls(axis, blocked_route: "str | None") -> None:
-    import matplotlib.pyplot as plt
-
-    from sb3_mixture.envs import TwoRoutesEnv
-
-    env = TwoRoutesEnv(blocked_route=blocked_route)
-    for index, (x_min, y_min, x_max, y_max) in enumerate(env.walls):
-        color = "black" if index == 0 else "tab:red"
-        axis.add_patch(plt.Rectangle((x_min, y_min), x_max - x_min, y_max - y_min, color=color, alpha=0.35))
-    axis.add_patch(plt.Circle(env.goal, env.goal_radius, color="tab:green", alpha=0.25))
-    axis.set_xlim(-env.bound, env.bound)
-    axis.set_ylim(-env.bound, env.bound)
-    axis.set_aspect("equal")
-    axis.set_xticks([])
-    axis.set_yticks([])
-
-
-def common_scores(result: dict) -> list[float]:
-    """Phase-2 returns normalised by the random return and the common reference level (see ``load_runs``)."""
-    low, high = result["random_return"], result["reference_return"]
-    return [(point["mean_return"] - low) / (high - low) for point in result["curve"] if point["phase"] == 2]
-
-
-def plot(runs: list[dict]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    algos = [algo for algo in ALGOS if any(r["algo"] == algo for r in runs)]
-    seeds = sorted({r["seed"] for r in runs})
-    by_key = {(r["algo"], r["seed"]): r for r in runs}
-    phase1 = runs[0]["config"]["phase1_steps"]
-
-    # Returns around the block, one panel per algorithm
-    n_cols = min(len(algos), 4)
-    n_rows = -(-len(algos) // n_cols)
-    figure, axes = plt.subplots(n_rows, n_cols, figsize=(3.6 * n_cols, 3.0 * n_rows + 0.4), squeeze=False, sharey=True)
-    for axis in axes.flat[len(algos) :]:
-        axis.set_visible(False)
-    for index, algo in enumerate(algos):
-        col = index % n_cols
-        axis = axes[index // n_cols][col]
-        group = [by_key[(algo, seed)] for seed in seeds if (algo, seed) in by_key]
-        for result in group:
-            steps = np.array([point["step"] for point in result["curve"]]) - phase1
-            returns = [point["mean_return"] for point in result["curve"]]
-            axis.plot(steps, returns, color=ALGO_COLORS[algo], linewidth=0.7, alpha=0.4)
-        lengths = {len(result["curve"]) for result in group}
-        if len(lengths) == 1:
-            steps = np.array([point["step"] for point in group[0]["curve"]]) - phase1
-            mean = np.mean([[point["mean_return"] for point in result["curve"]] for result in group], axis=0)
-            axis.plot(steps, mean, color=ALGO_COLORS[algo], linewidth=2, label="mean")
-        axis.axvline(0, color="black", linestyle=":", linewidth=1)
-        axis.axhline(np.mean([r["random_return"] for r in group]), color="grey", linestyle="--", linewidth=0.8)
-        axis.set_title(f"{LABELS[algo]} ({len(group)} seeds)", fontsize=9)
-        axis.set_xlabel("steps relative to the block")
-        if col == 0:
-            axis.set_ylabel(f"stochastic return ({EVAL_EPISODES} episodes)")
-    title = "TwoRoutes: return before and after the route in use is blocked (thin: seeds; dashed: random)"
-    figure.suptitle(title, fontsize=10)
-    figure.tight_layout()
-    figure.savefig(RESULTS / f"{STUDY}_curves.png", dpi=90)
-    plt.close(figure)
-
-    # Scores after the block against the common level (the runs' own levels would let a run whose phase 1 ended at
-    # a bad moment dominate the mean), all algorithms on one axis
-    figure, axis = plt.subplots(figsize=(8, 4.5))
-    for algo in algos:
-        group = [by_key[(algo, seed)] for seed in seeds if (algo, seed) in by_key]
-        if len({len(result["recovery"]["steps"]) for result in group}) != 1:
-            continue
-        steps = group[0]["recovery"]["steps"]
-        scores = np.array([common_scores(result) for result in group])
-        # Means only: with eight algorithms, per-seed bands hide each other (the per-seed curves are in route_change_curves)
-        width = 3 if algo == "sac" else 1.6
-        axis.plot(steps, scores.mean(axis=0), color=ALGO_COLORS[algo], linewidth=width, label=f"{LABELS[algo]} ({len(group)})")
-    axis.axhline(RECOVERY_LEVEL, color="black", linestyle=":", linewidth=1)
-    axis.set_xlabel("steps after the block")
-    axis.set_ylabel("score (0 random, 1 common pre-block level)")
-    axis.set_title(
-        f"Recovery after the block: mean score over seeds; common level {runs[0]['reference_return']:.1f}",
-        fontsize=9,
-    )
-    axis.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(RESULTS / f"{STUDY}_scores.png", dpi=90)
-    plt.close(figure)
-
-    # Steps to recover: one dot per seed (hollow: censored), IQM and its CI
-    figure, axis = plt.subplots(figsize=(1.6 * len(algos) + 2, 3.6))
-    rng = np.random.default_rng(0)
-    for index, algo in enumerate(algos):
-        group = [by_key[(algo, seed)] for seed in seeds if (algo, seed) in by_key]
-        values = np.array([result["recovery"]["steps_to_recover"] for result in group], dtype=float)
-        recovered = np.array([result["recovery"]["recovered"] for result in group])
-        jitter = index + rng.uniform(-0.15, 0.15, len(values))
-        color = ALGO_COLORS[algo]
-        axis.scatter(jitter[recovered], values[recovered], color=color, s=25, zorder=3)
-        axis.scatter(jitter[~recovered], values[~recovered], facecolors="none", edgecolors=color, s=25, zorder=3)
-        iqm, low, high = iqm_with_ci(values.tolist())
-        axis.errorbar(index + 0.3, iqm, yerr=[[iqm - low], [high - iqm]], fmt="D", color="black", markersize=5, capsize=3)
-    axis.axhline(runs[0]["config"]["phase2_steps"], color="grey", linestyle="--", linewidth=0.8)
-    axis.set_xticks(range(len(algos)))
-    axis.set_xticklabels([LABELS[algo] for algo in algos], fontsize=8, rotation=15)
-    axis.set_ylabel(f"steps to recover {RECOVERY_LEVEL:.0%}")
-    axis.set_title("Steps to recover per seed (hollow: censored, dashed: budget); black: IQM, 95% CI", fontsize=9)
-    figure.tight_layout()
-    figure.savefig(RESULTS / f"{STUDY}_recovery.png", dpi=90)
-    plt.close(figure)
-
-    # Trajectories before the block (blue) and at the end (red, with the wall), one row per algorithm
-    figure, axes = plt.subplots(len(algos), len(seeds), figsize=(2.2 * len(seeds), 2.3 * len(algos)), squeeze=False)
-    for row, algo in enumerate(algos):
-        for col, seed in enumerate(seeds):
-            axis = axes[row][col]
-            result = by_key.get((algo, seed))
-            draw_walls(axis, None if result is None else result["blocked_route"])
-            if result is None:
-                continue
-            for key, color in (("before_block", "tab:blue"), ("after_block", "tab:red")):
-                for path in result[key]["paths"]:
-                    path = np.asarray(path)
-                    axis.plot(path[:, 0], path[:, 1], color=color, linewidth=0.6, alpha=0.5)
-            axis.set_title(f"{LABELS[algo]} s{seed}", fontsize=7)
-    figure.suptitle("Stochastic trajectories before the block (blue) and at the end (red); red box: the wall", fontsize=9)
-    figure.tight_layout()
-    figure.savefig(RESULTS / f"{STUDY}_trajectories.png", dpi=80)
-    plt.close(figure)
-
-
-def report(args: argparse.Namespace) -> None:
-    runs = load_runs()
-    if not runs:
-        raise SystemExit(f"no result files in {RUNS}")
-    settings = settings_used(runs)
-    if isinstance(settings, list):
-        print("warning: the result files use different settings; the report mixes them", file=sys.stderr)
-    rows = per_run_rows(runs)
-    table = aggregate(rows)
-    meta = {
-        **report_meta(runs, settings),
-        "code_versions": sorted({json.dumps(result.get("code", "not recorded")) for result in runs}),
-    }
-    plot(runs)
-    write_report(RESULTS / STUDY, rows, table, meta, markdown(table, rows, runs, meta))
-
-
 def main() -> None:
-    global RESULTS, RUNS, STUDY
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["run", "report"])
-    parser.add_argument("--algos", nargs="+", choices=list(ALGOS), default=list(ALGOS))
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    parser.add_argument("--force", action="store_true", help="rerun runs that have a result file")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="results folder (the run files go to <out>/route_change)")
+    global RUNS, STUDY
+    # The report and plot modules import this file as `route_change`: run as a script, it is `__main__`, and they
+    # should see this very module, with the settings the command line changes
+    sys.modules.setdefault("route_change", sys.modules[__name__])
+    parser = study_parser(__doc__, STUDY, ALGOS, [0, 1, 2, 3, 4])
     parser.add_argument("--phase1-steps", type=int, help=f"steps before the block (default {CONFIG['phase1_steps']})")
     parser.add_argument("--phase2-steps", type=int, help=f"steps after the block (default {CONFIG['phase2_steps']})")
     parser.add_argument("--quick", action="store_true", help="a few hundred steps per run, to check the pipeline (use --out)")
@@ -850,7 +380,7 @@ def main() -> None:
     if args.hidden_block:
         STUDY = "route_change_hidden"
         ENV_KWARGS["shaping_sees_block"] = False
-    RESULTS, RUNS = args.out, args.out / STUDY
+    RUNS = args.out / STUDY
     if args.quick:
         CONFIG.update(phase1_steps=400, phase2_steps=200, phase1_eval_every=200, eval_every=100, learning_starts=100)
     if args.phase1_steps:
@@ -860,7 +390,9 @@ def main() -> None:
     if args.command == "run":
         run(args)
     else:
-        report(args)
+        from route_change_report import report
+
+        report(args.out, STUDY)
 
 
 if __name__ == "__main__":

@@ -14,25 +14,20 @@ machine is noisy. Ratios are against SB3's SAC from the same run.
 
 import argparse
 import json
-import os
-import platform
 import statistics
-import sys
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import torch as th
+from common import RESULTS, command, machine, now
 from stable_baselines3 import SAC
 from stable_baselines3.common.logger import configure
 
 from sb3_mixture import SACM
-
-RESULTS = Path(__file__).parent / "results"
 
 
 def configurations() -> dict[str, Callable[[gym.Env], Any]]:
@@ -124,11 +119,10 @@ def main() -> None:
         if f"sacm_{n}" in by_name and "sacm_n1" in by_name:
             ratios[f"updates_{n}_vs_n1"] = by_name[f"sacm_{n}"]["updates_per_s"] / by_name["sacm_n1"]["updates_per_s"]
 
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
     meta = {
-        "command": "python " + " ".join(sys.argv),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": f"{platform.node()}: {os.cpu_count()} CPUs, {cpu}",
+        "command": command(),
+        "date": now(),
+        "machine": machine(),
         "torch": th.__version__,
         "torch_threads": th.get_num_threads(),
         "env": args.env,

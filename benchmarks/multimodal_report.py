@@ -1,0 +1,255 @@
+"""
+Tables and report files of the multimodal study (``multimodal.py``) from its result files.
+
+    python benchmarks/multimodal.py report      # multimodal.md, .json and .csv in benchmarks/results, and the plots
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+from common import iqm_with_ci, load_runs, report_meta, write_report
+from multimodal import (
+    ALGOS,
+    BANDIT_SAMPLES,
+    COMPONENT_EPISODES,
+    CONFIG,
+    ENVS,
+    EVAL_EPISODES,
+    LABELS,
+    MIN_SHARE,
+    MODE_RADIUS,
+    ORIGIN_SAMPLES,
+    WEIGHT_RECORD_EVERY,
+    steps_of,
+)
+
+
+def per_run_rows(runs: list[dict]) -> list[dict]:
+    rows = []
+    for result in runs:
+        evaluation = result["evaluation"]
+        stochastic, deterministic = evaluation["stochastic"], evaluation["deterministic"]
+        row = {"env": result["env"], "algo": result["algo"], "label": result["label"], "seed": result["seed"]}
+        row["steps"] = steps_of(result)
+        if result["env_key"] == "multigoal":
+            row.update(
+                distinct_goals=stochastic["distinct_goals"],
+                goals_with_5pct=stochastic["goals_with_5pct"],
+                goals_effective=stochastic["goals_effective"],
+                goal_counts=" ".join(map(str, stochastic["goal_counts"])),
+                origin_headings_with_5pct=evaluation["origin"]["headings_with_5pct"],
+                origin_headings_effective=evaluation["origin"]["headings_effective"],
+                origin_heading_counts=" ".join(map(str, evaluation["origin"]["heading_counts"])),
+                success_rate=stochastic["success_rate"],
+                stochastic_return=stochastic["mean_return"],
+                deterministic_return=deterministic["mean_return"],
+            )
+            if "components" in evaluation:
+                goals = [int(np.argmax(c["goal_counts"])) if sum(c["goal_counts"]) else -1 for c in evaluation["components"]]
+                row["component_main_goals"] = " ".join(map(str, goals))
+                row["components_distinct_main_goals"] = len({goal for goal in goals if goal >= 0})
+        else:
+            row.update(
+                share_near_minus1=stochastic["share_near_minus1"],
+                share_near_plus1=stochastic["share_near_plus1"],
+                both_modes=stochastic["both_modes"],
+                stochastic_return=stochastic["mean_reward"],
+                deterministic_return=deterministic["mean_reward"],
+                deterministic_action=deterministic["action"],
+            )
+            if "components" in evaluation:
+                row["component_mean_actions"] = " ".join(f"{c['mean_action']:.2f}" for c in evaluation["components"])
+        row["cpu_s"] = result["cpu_s"]
+        rows.append(row)
+    return rows
+
+
+def aggregate(rows: list[dict]) -> list[dict]:
+    table = []
+    budgets = sorted({(row["env"], row["steps"]) for row in rows})
+    for env, steps in ((env, steps) for env in ENVS.values() for e, steps in budgets if e == env):
+        for algo in ALGOS:
+            group = [row for row in rows if row["env"] == env and row["algo"] == algo and row["steps"] == steps]
+            if not group:
+                continue
+            returns = [row["stochastic_return"] for row in group]
+            iqm, low, high = iqm_with_ci(returns)
+            entry = {
+                "env": env,
+                "algo": algo,
+                "label": LABELS[algo],
+                "steps": steps,
+                "seeds": len(group),
+                "return_mean": float(np.mean(returns)),
+                "return_std": float(np.std(returns)),
+                "return_iqm": iqm,
+                "return_iqm_ci": [low, high],
+                "deterministic_return_mean": float(np.mean([row["deterministic_return"] for row in group])),
+                "cpu_s_mean": float(np.mean([row["cpu_s"] for row in group])),
+            }
+            if env == ENVS["multigoal"]:
+                entry.update(
+                    distinct_goals_mean=float(np.mean([row["distinct_goals"] for row in group])),
+                    distinct_goals_per_seed=[row["distinct_goals"] for row in group],
+                    goals_with_5pct_mean=float(np.mean([row["goals_with_5pct"] for row in group])),
+                    goals_with_5pct_per_seed=[row["goals_with_5pct"] for row in group],
+                    goals_effective_mean=float(np.mean([row["goals_effective"] for row in group])),
+                    origin_headings_with_5pct_per_seed=[row["origin_headings_with_5pct"] for row in group],
+                    origin_headings_effective_mean=float(np.mean([row["origin_headings_effective"] for row in group])),
+                    success_rate_mean=float(np.mean([row["success_rate"] for row in group])),
+                )
+                if "components_distinct_main_goals" in group[0]:
+                    entry["components_distinct_main_goals_per_seed"] = [row["components_distinct_main_goals"] for row in group]
+            else:
+                entry.update(
+                    share_near_minus1_mean=float(np.mean([row["share_near_minus1"] for row in group])),
+                    share_near_plus1_mean=float(np.mean([row["share_near_plus1"] for row in group])),
+                    seeds_with_both_modes=int(sum(row["both_modes"] for row in group)),
+                    seeds_mostly_on_plus1=int(sum(row["share_near_plus1"] > 0.5 for row in group)),
+                    seeds_mostly_on_minus1=int(sum(row["share_near_minus1"] > 0.5 for row in group)),
+                )
+            table.append(entry)
+    return table
+
+
+def markdown(table: list[dict], runs: list[dict], meta: dict) -> str:
+    lines = [
+        "# Multimodal tasks: SAC vs SACM vs S2ACM",
+        "",
+        f"Generated by `{meta['report_command']}` from {len(runs)} result files in `multimodal/` (runs made with "
+        f"`{meta['run_commands'][0] if meta['run_commands'] else '?'}` on {meta['machines'][0] if meta['machines'] else '?'}, "
+        f"{meta['first_date']} to {meta['last_date']}; total training + evaluation CPU time {meta['total_cpu_min']:.1f} min).",
+        "",
+        f"Settings (from the result files): {json.dumps(meta['settings_used'])}; everything else SB3's SAC defaults "
+        "(automatic temperatures, target entropy "
+        "-dim(A)); the mixtures use the package defaults (mixed marginal estimator, a new component every step). "
+        "Returns are of the stochastic policy; IQM over seeds with a 95% stratified-bootstrap CI (rliable).",
+        "",
+        "## MultiGoal (sb3_mixture/MultiGoal-v0)",
+        "",
+        f"{EVAL_EPISODES} stochastic episodes per seed. Distinct goals: goals reached at least once; >=5%: goals reached in "
+        f"at least {int(MIN_SHARE * EVAL_EPISODES)} episodes; effective: exp(entropy of the goal shares), 1 to 4. "
+        f"Per seed in brackets. At the origin: {ORIGIN_SAMPLES} actions sampled at (0, 0), each assigned to the goal it "
+        "heads for (largest dot product); directions with >= 5% of them, and their effective number. For mixtures, "
+        "'component goals': how many distinct goals the components reach most often when each acts alone "
+        f"({COMPONENT_EPISODES} episodes each). Goal diversity across episodes can come from the start noise (std 0.1) "
+        "through a state-dependent policy as well as from a multimodal action distribution; the two 'origin' columns "
+        "isolate the latter.",
+        "",
+        "| algorithm | steps | seeds | distinct goals | goals >=5% | effective goals | directions at origin >=5% "
+        "| effective directions at origin | success rate | return mean ± std | return IQM [95% CI] "
+        "| deterministic return | component goals | CPU s / run |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for entry in (e for e in table if e["env"] == ENVS["multigoal"]):
+        components = entry.get("components_distinct_main_goals_per_seed")
+        lines.append(
+            f"| {entry['label']} | {entry['steps']} | {entry['seeds']} "
+            f"| {entry['distinct_goals_mean']:.1f} {entry['distinct_goals_per_seed']} "
+            f"| {entry['goals_with_5pct_mean']:.1f} {entry['goals_with_5pct_per_seed']} | {entry['goals_effective_mean']:.2f} "
+            f"| {entry['origin_headings_with_5pct_per_seed']} | {entry['origin_headings_effective_mean']:.2f} "
+            f"| {entry['success_rate_mean']:.2f} "
+            f"| {entry['return_mean']:.2f} ± {entry['return_std']:.2f} | {entry['return_iqm']:.2f} "
+            f"[{entry['return_iqm_ci'][0]:.2f}, {entry['return_iqm_ci'][1]:.2f}] | {entry['deterministic_return_mean']:.2f} "
+            f"| {components if components else '-'} | {entry['cpu_s_mean']:.0f} |"
+        )
+    lines += [
+        "",
+        "![MultiGoal trajectories](multimodal_multigoal_trajectories.png)",
+        "",
+        "![MultiGoal actions at the origin](multimodal_multigoal_origin_actions.png)",
+        *[
+            f"\nTrajectories after {steps} steps: [multimodal_multigoal_trajectories_{steps // 1000}k.png]"
+            f"(multimodal_multigoal_trajectories_{steps // 1000}k.png)"
+            for steps in sorted({steps_of(r) for r in runs if r["env_key"] == "multigoal"})
+            if steps != CONFIG["multigoal"]["total_timesteps"]
+        ],
+        "",
+        "## Bimodal bandit (sb3_mixture/BimodalBandit-v0)",
+        "",
+        f"{BANDIT_SAMPLES} sampled actions per seed; share within {MODE_RADIUS} of each bump (mean over seeds); seeds with "
+        f"at least {MIN_SHARE:.0%} of the actions on both bumps; seeds with most mass on one bump. The best possible "
+        "expected reward is 1.5 (all mass at +1).",
+        "",
+        "| algorithm | steps | seeds | share near -1 | share near +1 | seeds with both | mostly +1 / mostly -1 "
+        "| expected reward mean ± std | IQM [95% CI] | deterministic reward | CPU s / run |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for entry in (e for e in table if e["env"] == ENVS["bandit"]):
+        lines.append(
+            f"| {entry['label']} | {entry['steps']} | {entry['seeds']} | {entry['share_near_minus1_mean']:.2f} "
+            f"| {entry['share_near_plus1_mean']:.2f} "
+            f"| {entry['seeds_with_both_modes']} | {entry['seeds_mostly_on_plus1']} / {entry['seeds_mostly_on_minus1']} "
+            f"| {entry['return_mean']:.3f} ± {entry['return_std']:.3f} | {entry['return_iqm']:.3f} "
+            f"[{entry['return_iqm_ci'][0]:.3f}, {entry['return_iqm_ci'][1]:.3f}] | {entry['deterministic_return_mean']:.3f} "
+            f"| {entry['cpu_s_mean']:.0f} |"
+        )
+    lines += [
+        "",
+        "S2ACM differs from SACM only in the entropy bonus inside the bootstrapped critic target; every bandit episode "
+        "ends after one step (done = 1), so that term is multiplied by zero and S2ACM and SACM with the same N and seed "
+        "run the same computation: identical bandit rows are expected.",
+        "",
+        "![Bandit actions](multimodal_bandit_actions.png)",
+        "",
+        "Learned weights (the rows marked learned): the weight at the bandit's one state on the component(s) whose mean "
+        "ends within 0.4 of each bump, recorded every "
+        f"{WEIGHT_RECORD_EVERY} steps.",
+        "",
+        "![Bandit weights](multimodal_bandit_weights.png)",
+        "",
+        "## Per run",
+        "",
+    ]
+    for env_key, env in ENVS.items():
+        lines.append(f"### {env}")
+        lines.append("")
+
+        def order_key(result: dict) -> tuple[int, int, int]:
+            return steps_of(result), list(ALGOS).index(result["algo"]), result["seed"]
+
+        order = sorted((r for r in runs if r["env"] == env), key=order_key)
+        for result in order:
+            evaluation = result["evaluation"]
+            if env_key == "multigoal":
+                text = f"goal counts {evaluation['stochastic']['goal_counts']}"
+                text += f", headings at the origin {evaluation['origin']['heading_counts']}"
+                if "components" in evaluation:
+                    text += "; components alone: " + ", ".join(str(c["goal_counts"]) for c in evaluation["components"])
+            else:
+                stochastic = evaluation["stochastic"]
+                text = f"near -1 {stochastic['share_near_minus1']:.2f}, near +1 {stochastic['share_near_plus1']:.2f}"
+                text += f", deterministic action {evaluation['deterministic']['action']:.2f}"
+                if "components" in evaluation:
+                    text += "; component means " + ", ".join(f"{c['mean_action']:.2f}" for c in evaluation["components"])
+                if result.get("weights_over_training"):
+                    text += "; final weights " + ", ".join(f"{w:.2f}" for w in result["weights_over_training"][-1][1:])
+            lines.append(f"- {result['label']}, {steps_of(result)} steps, seed {result['seed']}: {text}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def settings_used(runs: list[dict]) -> dict:
+    """Every distinct training setting per task in the result files (minus what differs between algorithms)."""
+    used: dict = {}
+    for result in runs:
+        config = {key: value for key, value in result["config"].items() if key not in ("algorithm", "n_components")}
+        values = used.setdefault(result["env_key"], [])
+        if config not in values:
+            values.append(config)
+    return {key: values[0] if len(values) == 1 else values for key, values in used.items()}
+
+
+def report(out: Path) -> None:
+    """The report of the result files in ``<out>/multimodal``, written to ``out``."""
+    from multimodal_plot import plot
+
+    runs = load_runs(out / "multimodal")
+    if not runs:
+        raise SystemExit(f"no result files in {out / 'multimodal'}")
+    rows = per_run_rows(runs)
+    table = aggregate(rows)
+    meta = report_meta(runs, settings_used(runs))
+    plot(runs, out)
+    write_report(out / "multimodal", rows, table, meta, markdown(table, runs, meta))

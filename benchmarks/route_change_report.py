@@ -1,0 +1,315 @@
+"""
+Tables and report files of the route-change study (``route_change.py``) from its result files.
+
+    python benchmarks/route_change.py report    # route_change.md, .json and .csv in benchmarks/results, and the plots
+"""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from common import iqm_with_ci, load_runs, report_meta, write_report
+from route_change import (
+    ALGOS,
+    COMPONENT_EPISODES,
+    CONVERGED_SUCCESS,
+    ENV_ID,
+    ENV_KWARGS,
+    EVAL_EPISODES,
+    LABELS,
+    MIN_SHARE,
+    RANDOM_EPISODES,
+    RECOVERY_LEVEL,
+    ROUTES,
+    WEIGHT_STATES,
+    recovery,
+)
+
+
+def load_recovery_runs(folder: Path) -> list[dict]:
+    """The result files of ``folder``, by algorithm and seed, with their recovery recomputed (below)."""
+    runs = load_runs(folder)
+    reference = float(np.median([result["before_block"]["return"] for result in runs])) if runs else None
+    for result in runs:
+        # Recomputed from the curve, so that the report always uses the definitions of this file
+        result["recovery"] = recovery(result, reference)
+        result["reference_return"] = reference
+    return sorted(runs, key=lambda result: (list(ALGOS).index(result["algo"]), result["seed"]))
+
+
+def routes_text(counts: dict) -> str:
+    return f"{counts['left']}L/{counts['right']}R"
+
+
+def component_text(alone: "list[dict] | None") -> str:
+    """Per component the route it mostly goes through alone (L, R, or - if it reaches no goal)."""
+    if not alone:
+        return "-"
+    letters = []
+    for component in alone:
+        counts = component["route_counts"]
+        letters.append("-" if counts["left"] + counts["right"] == 0 else "L" if counts["left"] >= counts["right"] else "R")
+    return "".join(letters)
+
+
+def weights_text(weights: "dict | None") -> str:
+    return "-" if weights is None else "(" + ", ".join(f"{w:.2f}" for w in weights["start"]) + ")"
+
+
+def per_run_rows(runs: list[dict]) -> list[dict]:
+    rows = []
+    for result in runs:
+        before, after, rec = result["before_block"], result["after_block"], result["recovery"]
+        counts = before["route_counts"]
+        used = [route for route in ROUTES if counts[route] >= MIN_SHARE * EVAL_EPISODES]
+        rows.append(
+            {
+                "algo": result["algo"],
+                "label": LABELS[result["algo"]],
+                "seed": result["seed"],
+                "pre_block_return": before["return"],
+                "pre_block_success": before["success_rate"],
+                "pre_block_routes": routes_text(counts),
+                "main_route_share": max(counts.values()) / EVAL_EPISODES,
+                "both_routes_used": len(used) == 2,
+                "blocked_route": result["blocked_route"],
+                "random_return": result["random_return"],
+                "score_after_block": rec["score_after_block"],
+                "steps_to_recover": rec["steps_to_recover"],
+                "recovered": rec["recovered"],
+                "steps_to_switch": rec["steps_to_switch"],
+                "switched": rec["switched"],
+                "steps_to_recover_common": rec["steps_to_recover_common"],
+                "recovered_common": rec["recovered_common"],
+                "pre_block_converged": before["success_rate"] >= CONVERGED_SUCCESS,
+                "mean_score_phase2": rec["mean_score_phase2"],
+                "final_score": rec["final_score"],
+                "final_return": after["return"],
+                "final_success": after["success_rate"],
+                "final_routes": routes_text(after["route_counts"]),
+                "components_before": component_text(before["components"]),
+                "components_cover_both": set("LR") <= set(component_text(before["components"])),
+                "components_after": component_text(after["components"]),
+                "weights_start_before": weights_text(before["weights"]),
+                "weights_start_after": weights_text(after["weights"]),
+                "cpu_s": result["cpu_s"],
+            }
+        )
+    return rows
+
+
+# Per-seed values summarised by their IQM and CI
+SUMMARY_KEYS = (
+    "steps_to_recover",
+    "steps_to_recover_common",
+    "steps_to_switch",
+    "pre_block_return",
+    "score_after_block",
+    "mean_score_phase2",
+    "final_score",
+)
+
+
+def aggregate(rows: list[dict]) -> list[dict]:
+    table = []
+    for algo in ALGOS:
+        group = [row for row in rows if row["algo"] == algo]
+        if not group:
+            continue
+        entry: dict = {"algo": algo, "label": LABELS[algo], "seeds": len(group)}
+        for key in SUMMARY_KEYS:
+            values = [row[key] for row in group]
+            iqm, low, high = iqm_with_ci(values)
+            entry[key] = {"mean": float(np.mean(values)), "std": float(np.std(values)), "iqm": iqm, "ci": [low, high]}
+            entry[key]["per_seed"] = values
+        entry.update(
+            recovered=int(sum(row["recovered"] for row in group)),
+            recovered_common=int(sum(row["recovered_common"] for row in group)),
+            seeds_converged=int(sum(row["pre_block_converged"] for row in group)),
+            pre_block_success_mean=float(np.mean([row["pre_block_success"] for row in group])),
+            main_route_share_mean=float(np.mean([row["main_route_share"] for row in group])),
+            seeds_with_both_routes=int(sum(row["both_routes_used"] for row in group)),
+            seeds_components_cover_both=int(sum(row["components_cover_both"] for row in group)),
+            pre_block_routes=[row["pre_block_routes"] for row in group],
+            final_routes=[row["final_routes"] for row in group],
+            components_before=[row["components_before"] for row in group],
+            components_after=[row["components_after"] for row in group],
+            weights_start_before=[row["weights_start_before"] for row in group],
+            weights_start_after=[row["weights_start_after"] for row in group],
+            cpu_s_mean=float(np.mean([row["cpu_s"] for row in group])),
+        )
+        table.append(entry)
+    return table
+
+
+# The settings in a result file's config that differ between algorithms (their ALGOS entries)
+PER_ALGORITHM = ("algorithm", "n_components", "mixture_weights", "mixture_weight_floor", "component_schedule", "critic_data")
+
+
+def settings_used(runs: list[dict]) -> "dict | list[dict]":
+    """Every distinct training setting in the result files (minus what differs between algorithms)."""
+    used: list[dict] = []
+    for result in runs:
+        config = {key: value for key, value in result["config"].items() if key not in PER_ALGORITHM}
+        if config not in used:
+            used.append(config)
+    return used[0] if len(used) == 1 else used
+
+
+def interval(stats: dict, digits: int = 0) -> str:
+    return f"{stats['iqm']:.{digits}f} [{stats['ci'][0]:.{digits}f}, {stats['ci'][1]:.{digits}f}]"
+
+
+SHAPING_TEXT = {
+    False: "The env's shaping follows the current walls (`shaping_sees_block=True`): right after the block, moving "
+    "towards the blocked side already costs reward, so this measures how fast the policy and critic adapt to a dense "
+    "new signal, not how fast the agent discovers the change by exploration.",
+    True: "The env's shaping ignores the new wall (`shaping_sees_block=False`): the reward does not announce the "
+    "block, so the agent has to find out by running into it that its route is closed.",
+}
+
+
+def markdown(table: list[dict], rows: list[dict], runs: list[dict], meta: dict, study: str) -> str:
+    config = runs[0]["config"]
+    lines = [
+        "# Route change: recovery after the route in use gets blocked (SAC vs SACM vs S2ACM)",
+        "",
+        f"Generated by `{meta['report_command']}` from {len(runs)} result files in `{study}/` (runs made with "
+        f"`{meta['run_commands'][0] if meta['run_commands'] else '?'}` on {meta['machines'][0] if meta['machines'] else '?'}, "
+        f"{meta['first_date']} to {meta['last_date']}; total CPU time {meta['total_cpu_min']:.1f} min).",
+        "",
+        f"Code (commit, sources modified, hash of `sb3_mixture/*.py`): {'; '.join(meta['code_versions'])}.",
+        "",
+        f"Task: `{ENV_ID}` ({json.dumps(ENV_KWARGS) if ENV_KWARGS else 'defaults'}). Settings (from the result files): "
+        f"{json.dumps(meta['settings_used'])}; everything "
+        "else SB3's SAC defaults (automatic temperature, target entropy -dim(A)); the mixtures use the package defaults "
+        "(mixed marginal estimator, a new component every step).",
+        "",
+        f"Protocol: {config['phase1_steps']} steps on the open task; then the route the policy took most often in its last "
+        "evaluation is closed by a wall (same env object, reset; replay buffer kept) and training goes on for "
+        f"{config['phase2_steps']} steps, evaluated right after the block and every {config['eval_every']} steps. Each "
+        f"evaluation: {EVAL_EPISODES} stochastic episodes with fixed seeds. " + SHAPING_TEXT[bool(ENV_KWARGS)],
+        "",
+        f"Score = (return - random) / (pre-block return - random), random = mean return of uniform random actions on the "
+        f"blocked task ({RANDOM_EPISODES} episodes, about {np.mean([r['random_return'] for r in runs]):.2f}); 0 = random "
+        f"play, 1 = the run's own pre-block level. **Steps to recover**: steps after the block until the first evaluation "
+        f"with score >= {RECOVERY_LEVEL} (0: already at the block), censored at {config['phase2_steps']} (counted as "
+        f"{config['phase2_steps']}) if never. IQM over seeds with a 95% stratified-bootstrap CI (rliable); per seed in "
+        "brackets. The resolution is the evaluation interval.",
+        "",
+        "## Recovery after the block",
+        "",
+        "| algorithm | seeds | steps to recover IQM [95% CI] | per seed | recovered | steps to reach the common level "
+        "IQM [95% CI] | per seed | reached | steps to switch side IQM [95% CI] | score right after the block "
+        "| mean score in phase 2 | final score |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for entry in table:
+        steps, common = entry["steps_to_recover"], entry["steps_to_recover_common"]
+        lines.append(
+            f"| {entry['label']} | {entry['seeds']} | {interval(steps)} | {steps['per_seed']} "
+            f"| {entry['recovered']}/{entry['seeds']} | {interval(common)} | {common['per_seed']} "
+            f"| {entry['recovered_common']}/{entry['seeds']} | {interval(entry['steps_to_switch'])} "
+            f"| {interval(entry['score_after_block'], 2)} | {interval(entry['mean_score_phase2'], 2)} "
+            f"| {interval(entry['final_score'], 2)} |"
+        )
+    lines += [
+        "",
+        f"'Common level': the same {RECOVERY_LEVEL:.0%} threshold but of the median pre-block return of all runs "
+        f"({runs[0]['reference_return']:.2f}) instead of the run's own: a run whose phase 1 ended at a bad moment (its "
+        "own pre-block level low) otherwise 'recovers' trivially. 'Steps to switch side': steps after the block until "
+        "the first evaluation in which most episodes head for the open side (the side of x = 0 they are on when |x| "
+        "first exceeds 1.5), whether or not they then get through; censored like the recovery. 'Mean score in phase "
+        "2': the normalised score averaged over the phase-2 evaluations (an area under the recovery curve, less "
+        "sensitive to the threshold).",
+        "",
+        "## Before the block",
+        "",
+        "| algorithm | pre-block return IQM [95% CI] | per seed | success rate | seeds at >= "
+        f"{CONVERGED_SUCCESS:.0%} success | share on the main route | seeds using both routes | seeds whose components "
+        "cover both routes | routes per seed | component routes per seed | CPU s / run |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for entry in table:
+        returns = entry["pre_block_return"]
+        lines.append(
+            f"| {entry['label']} | {interval(returns, 2)} | {[round(value, 1) for value in returns['per_seed']]} "
+            f"| {entry['pre_block_success_mean']:.2f} | {entry['seeds_converged']}/{entry['seeds']} "
+            f"| {entry['main_route_share_mean']:.2f} | {entry['seeds_with_both_routes']} "
+            f"| {entry['seeds_components_cover_both'] if entry['algo'] != 'sac' else '-'} "
+            f"| {' '.join(entry['pre_block_routes'])} | {' '.join(entry['components_before'])} | {entry['cpu_s_mean']:.0f} |"
+        )
+    lines += [
+        "",
+        f"Of the {EVAL_EPISODES} pre-block episodes: 'share on the main route', the share through the route used most "
+        f"(the one then blocked); 'both routes', at least {MIN_SHARE:.0%} of the episodes through each; routes as "
+        f"left/right counts. Component routes: the route each mixture component mostly takes alone ({COMPONENT_EPISODES} "
+        "episodes; '-' if it gets through no gap).",
+        "",
+        f"![Returns around the block]({study}_curves.png)",
+        "",
+        f"![Scores after the block, against the common level]({study}_scores.png)",
+        "",
+        f"![Steps to recover]({study}_recovery.png)",
+        "",
+        f"![Trajectories before the block and at the end]({study}_trajectories.png)",
+        "",
+        "## Routes, components and mixing weights per seed",
+        "",
+        f"Routes: episodes through the left / right gap, of {EVAL_EPISODES} (episodes that reach neither are stuck or "
+        f"timed out). Components: the route each component takes most often when acting alone ({COMPONENT_EPISODES} "
+        "episodes; '-' if it goes through no gap), before the block and at the end. Weights: w(start) of the learned "
+        "mixing weights at the start state (0, -4).",
+        "",
+        "| algorithm | seed | pre-block return | routes before | blocked | score after block | steps to switch side "
+        "| steps to recover | final score | routes at the end | components before / after | w(start) before "
+        "| w(start) after |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        recovered = f"{row['steps_to_recover']}" if row["recovered"] else f">{row['steps_to_recover']} (censored)"
+        switched = f"{row['steps_to_switch']}" if row["switched"] else f">{row['steps_to_switch']}"
+        lines.append(
+            f"| {row['label']} | {row['seed']} | {row['pre_block_return']:.2f} | {row['pre_block_routes']} "
+            f"| {row['blocked_route']} | {row['score_after_block']:.2f} | {switched} | {recovered} | {row['final_score']:.2f} "
+            f"| {row['final_routes']} | {row['components_before']} / {row['components_after']} "
+            f"| {row['weights_start_before']} | {row['weights_start_after']} |"
+        )
+    learned = [r for r in runs if r["before_block"]["weights"] is not None]
+    if learned:
+        lines += [
+            "",
+            "Learned mixing weights before -> after the block at the other states "
+            f"({', '.join(f'{k} {v}' for k, v in WEIGHT_STATES.items() if k != 'start')}):",
+            "",
+        ]
+        for result in learned:
+            before, after = result["before_block"]["weights"], result["after_block"]["weights"]
+            text = "; ".join(
+                f"{name} ({', '.join(f'{w:.2f}' for w in before[name])}) -> ({', '.join(f'{w:.2f}' for w in after[name])})"
+                for name in WEIGHT_STATES
+                if name != "start"
+            )
+            lines.append(f"- {LABELS[result['algo']]}, seed {result['seed']}: {text}")
+    return "\n".join(lines) + "\n"
+
+
+def report(out: Path, study: str = "route_change") -> None:
+    """The report of the result files in ``<out>/<study>``, written to ``out``."""
+    from route_change_plot import plot
+
+    runs = load_recovery_runs(out / study)
+    if not runs:
+        raise SystemExit(f"no result files in {out / study}")
+    settings = settings_used(runs)
+    if isinstance(settings, list):
+        print("warning: the result files use different settings; the report mixes them", file=sys.stderr)
+    rows = per_run_rows(runs)
+    table = aggregate(rows)
+    meta = {
+        **report_meta(runs, settings),
+        "code_versions": sorted({json.dumps(result.get("code", "not recorded")) for result in runs}),
+    }
+    plot(runs, out, study)
+    write_report(out / study, rows, table, meta, markdown(table, rows, runs, meta, study))
