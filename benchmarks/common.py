@@ -42,6 +42,11 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+def provenance() -> dict:
+    """What a result file records of the run that made it: the command line, the machine and the date."""
+    return {"command": command(), "machine": machine(), "date": now()}
+
+
 def code_version() -> dict:
     """The commit and a hash of the package's sources (the working tree may differ from the commit)."""
     import hashlib

@@ -44,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 import torch as th
-from common import RESULTS, command, machine, now
+from common import RESULTS, provenance
 
 from sb3_mixture.entropy import (
     ENTROPY_ESTIMATORS,
@@ -282,9 +282,7 @@ def run(args: argparse.Namespace) -> dict:
                     }
                 )
     return {
-        "command": command(),
-        "machine": machine(),
-        "date": now(),
+        **provenance(),
         "torch": th.__version__,
         "torch_threads": th.get_num_threads(),
         "wall_time_s": round(time.time() - start, 1),

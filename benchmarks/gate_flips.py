@@ -30,7 +30,7 @@ import numpy as np
 
 # The route-change benchmark's model, task and rollouts
 import route_change
-from common import RESULTS, SMALL_TASK_SETTINGS, code_version, command, load_runs, machine, now, pyplot, study_parser
+from common import RESULTS, SMALL_TASK_SETTINGS, code_version, load_runs, provenance, pyplot, study_parser
 
 RUNS = RESULTS / "gate_flips"
 STATES = 1000
@@ -115,10 +115,8 @@ def execute(algo: str, seed: int, every: int) -> dict:
         "config": {**SMALL_TASK_SETTINGS, **config, **route_change.ALGOS[algo][1], "every": every},
         "blocked_route": blocked,
         "points": points,
-        "command": command(),
-        "machine": machine(),
+        **provenance(),
         "code": code_version(),
-        "date": now(),
         "wall_s": round(time.time() - start, 1),
     }
 
