@@ -45,6 +45,7 @@ from sb3_mixture.sacm.policies import (
     validate_component_schedule,
     validate_deterministic_component,
 )
+from sb3_mixture.sacm.schedule import ComponentSchedule
 
 SelfSACM = TypeVar("SelfSACM", bound="SACM")
 
@@ -265,17 +266,12 @@ class SACM(SAC):
             self.ent_coef_optimizer = th.optim.Adam([self.log_ent_coef], lr=self.lr_schedule(1))
         self._sync_policy_temperatures()
         self._component_counts = np.zeros(self.n_components, dtype=np.int64)
-        self._pending_episode_start: np.ndarray | None = None
-        self._rollout_episode_start: np.ndarray | None = None
-        self._training_schedule_state: tuple[np.ndarray | None, np.ndarray | None] = (None, None)
+        # The training envs' component schedule (docs/algorithm.md section 6); the policy has its own for predict()
+        self._training_schedule = ComponentSchedule(self.component_schedule, self.actor.sample_components)
 
     def _excluded_save_params(self) -> list[str]:
-        return [
-            *super()._excluded_save_params(),
-            "_pending_episode_start",
-            "_rollout_episode_start",
-            "_training_schedule_state",
-        ]
+        # A loaded model draws afresh, as SB3 resets the envs
+        return [*super()._excluded_save_params(), "_training_schedule"]
 
     def _setup_learn(
         self,
@@ -287,25 +283,11 @@ class SACM(SAC):
     ) -> tuple[int, BaseCallback]:
         if reset_num_timesteps or self._last_obs is None:
             # SB3 resets the envs: every env starts a new episode, so the schedule starts afresh
-            self._training_schedule_state = (None, None)
-            self._pending_episode_start = None
+            self._training_schedule.reset()
         self._sync_policy_temperatures()  # after load() or from_sac(), which set the temperatures afterwards
         return super()._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar)
 
     # Acting -----------------------------------------------------------------------------------------------------
-
-    def predict(
-        self,
-        observation: "np.ndarray | dict[str, np.ndarray]",
-        state: "tuple[np.ndarray, ...] | None" = None,
-        episode_start: "np.ndarray | None" = None,
-        deterministic: bool = False,
-    ) -> tuple[np.ndarray, "tuple[np.ndarray, ...] | None"]:
-        # During rollouts SB3 calls predict without episode_start: feed it the episode starts seen by _store_transition
-        # (only that call: a user's predict between two learn calls must not consume the training envs' starts)
-        if episode_start is None and self._rollout_episode_start is not None and not deterministic:
-            episode_start, self._rollout_episode_start = self._rollout_episode_start, None
-        return super().predict(observation, state, episode_start, deterministic)
 
     def _sample_action(
         self,
@@ -313,19 +295,12 @@ class SACM(SAC):
         action_noise: "ActionNoise | None" = None,
         n_envs: int = 1,
     ) -> tuple[np.ndarray, np.ndarray]:
-        # The training envs' schedule is ours: evaluations in between (callbacks) act through the same policy
-        self.policy.set_schedule_state(self._training_schedule_state)
-        episode_start, self._pending_episode_start = self._pending_episode_start, None
-        if self.num_timesteps < learning_starts and not (self.use_sde and self.use_sde_at_warmup):
-            # Warm-up actions are uniform, but the schedule still runs so that every transition has a component
-            self.policy.select_acting_components(n_envs, episode_start, self._acting_log_weights())
-        else:
-            self._rollout_episode_start = episode_start  # for the predict call in SAC's _sample_action
-        try:
+        # The training envs act with their own schedule: evaluations in between (callbacks) use the policy's
+        with self.policy.using_schedule(self._training_schedule):
+            if self.num_timesteps < learning_starts and not (self.use_sde and self.use_sde_at_warmup):
+                # Warm-up actions are uniform, but the schedule still runs so that every transition has a component
+                self.policy.next_components(n_envs, self._acting_log_weights())
             action, buffer_action = super()._sample_action(learning_starts, action_noise, n_envs)
-        finally:
-            self._rollout_episode_start = None
-        self._training_schedule_state = self.policy.get_schedule_state()
         acting = self.policy.acting_components
         assert acting is not None
         self._component_counts += np.bincount(acting, minlength=self.n_components)
@@ -343,7 +318,7 @@ class SACM(SAC):
         infos: list[dict[str, Any]],
     ) -> None:
         super()._store_transition(replay_buffer, buffer_action, new_obs, reward, dones, infos)
-        self._pending_episode_start = np.asarray(dones, dtype=bool)
+        self._training_schedule.mark_episode_start(dones)
 
     def dump_logs(self) -> None:
         total = self._component_counts.sum()
