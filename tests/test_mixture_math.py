@@ -46,8 +46,8 @@ from sb3_mixture.mixture import (
     gaussian_log_prob,
     mixture_log_prob,
     squash_log_jacobian,
-    validate_mixture_weights,
 )
+from sb3_mixture.options import validate_mixture_weights
 
 DTYPE = th.float64
 SB3_EPSILON = 1e-6  # written out here on purpose, not imported from the package

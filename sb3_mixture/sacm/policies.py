@@ -15,11 +15,8 @@ from stable_baselines3.sac.policies import Actor, SACPolicy
 from torch import nn
 
 from sb3_mixture.mixture import (
-    LEARNED_WEIGHTS,
     LOG_STD_MAX,
     LOG_STD_MIN,
-    SOFT_VALUE_WEIGHTS,
-    STATE_DEPENDENT_WEIGHTS,
     component_soft_values,
     cross_log_probs,
     gated_log_weights,
@@ -31,40 +28,13 @@ from sb3_mixture.mixture import (
     sde_std,
     soft_value_log_weights,
     squash_log_jacobian,
-    validate_mixture_weights,
-    validate_weight_floor,
 )
+from sb3_mixture.options import LEARNED_WEIGHTS, SOFT_VALUE_WEIGHTS, STATE_DEPENDENT_WEIGHTS
 from sb3_mixture.sacm.schedule import ComponentSchedule
 from sb3_mixture.torch_layers import EnsembleMLP
 
-DETERMINISTIC_COMPONENTS = ("mode", "best_q")
 # Samples per component behind the soft values V_i(s) that set the acting weights with mixture_weights="soft_value"
 ACTING_VALUE_SAMPLES = 8
-
-
-def validate_component_schedule(component_schedule: "str | int") -> "str | int":
-    """``"step"``, ``"episode"`` or an int k >= 1 (a new component every k steps), docs/algorithm.md section 6."""
-    if isinstance(component_schedule, str):
-        if component_schedule in ("step", "episode"):
-            return component_schedule
-    elif isinstance(component_schedule, (int, np.integer)) and not isinstance(component_schedule, bool):
-        if component_schedule >= 1:
-            return int(component_schedule)
-    raise ValueError(f"component_schedule must be 'step', 'episode' or an int >= 1, got {component_schedule!r}")
-
-
-def validate_deterministic_component(deterministic_component: "str | int", n_components: int) -> "str | int":
-    """``"mode"``, ``"best_q"`` or a component index in ``[0, n_components)``, docs/algorithm.md section 6."""
-    if isinstance(deterministic_component, str):
-        if deterministic_component in DETERMINISTIC_COMPONENTS:
-            return deterministic_component
-    elif isinstance(deterministic_component, (int, np.integer)) and not isinstance(deterministic_component, bool):
-        if 0 <= deterministic_component < n_components:
-            return int(deterministic_component)
-    raise ValueError(
-        f"deterministic_component must be 'mode', 'best_q' or a component index in [0, {n_components}), "
-        f"got {deterministic_component!r}"
-    )
 
 
 class MixtureActor(Actor):
@@ -104,10 +74,10 @@ class MixtureActor(Actor):
         normalize_images: bool = True,
         n_components: int = 3,
         mixture_weights: "list[float] | str | None" = None,
-        mixture_weight_floor: "float | None" = None,
+        mixture_weight_floor: float = 0.0,
     ):
-        weights = validate_mixture_weights(mixture_weights, n_components)
-        floor = validate_weight_floor(mixture_weight_floor, n_components, weights)
+        # Checked once by the algorithm (sb3_mixture/options.py); None stands for uniform weights
+        weights = [1.0 / n_components] * n_components if mixture_weights is None else mixture_weights
         super().__init__(
             observation_space,
             action_space,
@@ -124,7 +94,7 @@ class MixtureActor(Actor):
         )
         self.n_components = n_components
         self.mixture_weights = weights
-        self.mixture_weight_floor = floor
+        self.mixture_weight_floor = float(mixture_weight_floor)
         self.learned_weights = weights == LEARNED_WEIGHTS
         # Learned or soft-value weights: w(s) differs between states, so draws need each row's log-weights
         self.state_dependent_weights = weights in STATE_DEPENDENT_WEIGHTS
@@ -382,8 +352,7 @@ class MixturePolicy(SACPolicy):
     :param n_components: number of mixture components
     :param mixture_weights: fixed mixing weights (uniform if None), ``"learned"`` (a gating head, docs/algorithm.md
         section 8) or ``"soft_value"`` (from the components' soft values, section 10)
-    :param mixture_weight_floor: least weight of a component with state-dependent weights, in ``[0, 1/N)``; None: the
-        default
+    :param mixture_weight_floor: least weight of a component with state-dependent weights, in ``[0, 1/N)``
     :param component_schedule: ``"step"``, ``"episode"`` or an int k (a new component every k steps)
     :param deterministic_component: ``"mode"``, ``"best_q"`` or a fixed component index
     :param full_std: with gSDE, one std per latent feature and action dimension (True, SAC's default) or per latent
@@ -414,18 +383,19 @@ class MixturePolicy(SACPolicy):
         share_features_extractor: bool = False,
         n_components: int = 3,
         mixture_weights: "list[float] | str | None" = None,
-        mixture_weight_floor: "float | None" = None,
+        mixture_weight_floor: float = 0.0,
         component_schedule: "str | int" = "step",
         deterministic_component: "str | int" = "mode",
         full_std: bool = True,
     ):
         # Needed by make_actor/make_critic, which SACPolicy.__init__ calls
         self.full_std = bool(full_std)
-        self.mixture_weights = validate_mixture_weights(mixture_weights, n_components)
+        # Checked once by the algorithm (sb3_mixture/options.py): the policy trusts what it is given
         self.n_components = int(n_components)
-        self.mixture_weight_floor = validate_weight_floor(mixture_weight_floor, self.n_components, self.mixture_weights)
-        self.component_schedule = validate_component_schedule(component_schedule)
-        self.deterministic_component = validate_deterministic_component(deterministic_component, n_components)
+        self.mixture_weights = [1.0 / n_components] * n_components if mixture_weights is None else mixture_weights
+        self.mixture_weight_floor = float(mixture_weight_floor)
+        self.component_schedule = component_schedule
+        self.deterministic_component = deterministic_component
         if optimizer_kwargs is None and optimizer_class is th.optim.Adam:
             # One fused kernel per parameter instead of a dozen small ops: same update, less overhead on the CPU
             optimizer_kwargs = {"fused": True}

@@ -5,7 +5,6 @@ import contextlib
 import copy
 import io
 import json
-import math
 import pathlib
 import zipfile
 from collections.abc import Iterator
@@ -24,17 +23,11 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.utils import polyak_update
 
-from sb3_mixture.buffers import CRITIC_DATA, MixtureDictReplayBuffer, MixtureReplayBuffer
+from sb3_mixture.buffers import MixtureDictReplayBuffer, MixtureReplayBuffer
 from sb3_mixture.conversion import actor_pairs, copy_optimizer_state, copy_parameters, critic_pairs, module_pairs
-from sb3_mixture.entropy import ENTROPY_ESTIMATORS, MixtureSamples, draw_mixture_samples, entropy_terms, weighted_entropy
-from sb3_mixture.mixture import (
-    LEARNED_WEIGHTS,
-    SOFT_VALUE_WEIGHTS,
-    gaussian_kl,
-    validate_mixture_weights,
-    validate_weight_floor,
-    weight_entropy,
-)
+from sb3_mixture.entropy import MixtureSamples, draw_mixture_samples, entropy_terms, weighted_entropy
+from sb3_mixture.mixture import gaussian_kl, weight_entropy
+from sb3_mixture.options import POLICY_OPTIONS, SOFT_VALUE_WEIGHTS, validate_ent_coef, validate_options
 from sb3_mixture.sacm.losses import actor_loss, critic_loss, mixture_next_values, own_next_values, temperature_loss
 from sb3_mixture.sacm.policies import (
     CnnPolicy,
@@ -42,44 +35,10 @@ from sb3_mixture.sacm.policies import (
     MixturePolicy,
     MlpPolicy,
     MultiInputPolicy,
-    validate_component_schedule,
-    validate_deterministic_component,
 )
 from sb3_mixture.sacm.schedule import ComponentSchedule
 
 SelfSACM = TypeVar("SelfSACM", bound="SACM")
-
-COMPONENT_SAMPLING = ("all", "sample")
-MATMUL_PRECISION = ("fp32", "bf16")
-# Mixture settings that live on the policy; SACM takes them as its own arguments and forwards them
-_POLICY_MIXTURE_KWARGS = (
-    "n_components",
-    "mixture_weights",
-    "mixture_weight_floor",
-    "component_schedule",
-    "deterministic_component",
-)
-
-
-def _validate_choice(name: str, value: Any, allowed: tuple[str, ...]) -> str:
-    if not isinstance(value, str) or value not in allowed:
-        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
-    return value
-
-
-def _validate_ent_coef(ent_coef: "str | float") -> "str | float":
-    if isinstance(ent_coef, str):
-        if ent_coef == "auto":
-            return ent_coef
-        if ent_coef.startswith("auto_"):
-            try:
-                if float(ent_coef[len("auto_") :]) > 0.0:
-                    return ent_coef
-            except ValueError:
-                pass
-    elif isinstance(ent_coef, (int, float)) and not isinstance(ent_coef, bool) and math.isfinite(ent_coef) and ent_coef > 0:
-        return float(ent_coef)
-    raise ValueError(f"ent_coef must be 'auto', 'auto_<initial value > 0>' or a float > 0, got {ent_coef!r}")
 
 
 class SACM(SAC):
@@ -161,49 +120,28 @@ class SACM(SAC):
         matmul_precision: str = "fp32",
         _init_setup_model: bool = True,
     ):
-        # Every argument is checked here, at construction, so that bad input never reaches train()
-        self.mixture_weights = validate_mixture_weights(mixture_weights, n_components)
-        self.n_components = int(n_components)
-        self.mixture_weight_floor = validate_weight_floor(mixture_weight_floor, self.n_components, self.mixture_weights)
-        self.entropy_estimator = _validate_choice("entropy_estimator", entropy_estimator, ENTROPY_ESTIMATORS)
-        self.critic_data = _validate_choice("critic_data", critic_data, CRITIC_DATA)
-        self.component_sampling = _validate_choice("component_sampling", component_sampling, COMPONENT_SAMPLING)
-        self.matmul_precision = _validate_choice("matmul_precision", matmul_precision, MATMUL_PRECISION)
-        self.component_schedule = validate_component_schedule(component_schedule)
-        self.deterministic_component = validate_deterministic_component(deterministic_component, n_components)
-        if self.mixture_weights == LEARNED_WEIGHTS and self.component_sampling == "sample" and self.n_components > 1:
-            raise ValueError(
-                "component_sampling='sample' is not supported with mixture_weights='learned': one sampled component "
-                "per state gives the gating head no pathwise gradient; use component_sampling='all'"
-            )
-        if self.mixture_weights == SOFT_VALUE_WEIGHTS:
-            if self.component_sampling != "all":
-                raise ValueError(
-                    "component_sampling='sample' is not supported with mixture_weights='soft_value': every head's "
-                    "target is its own component's next value, so every component is sampled; use component_sampling='all'"
-                )
-            if type(self)._head_entropies is not SACM._head_entropies:
-                raise ValueError(
-                    f"mixture_weights='soft_value' is only available with SACM: its critic heads are the components' "
-                    f"own soft Q-functions, which leaves {type(self).__name__}'s per-head entropy bonus no place"
-                )
-        if not isinstance(bootstrap_mask_prob, (int, float)) or not 0.0 < bootstrap_mask_prob <= 1.0:
-            raise ValueError(f"bootstrap_mask_prob must be a float in (0, 1], got {bootstrap_mask_prob!r}")
-        self.bootstrap_mask_prob = float(bootstrap_mask_prob)
-        ent_coef = _validate_ent_coef(ent_coef)
-        if critic_data != "shared":
-            mixture_buffers = (MixtureReplayBuffer, MixtureDictReplayBuffer)
-            if replay_buffer_class is not None and not issubclass(replay_buffer_class, mixture_buffers):
-                her = " (HerReplayBuffer relabels goals, so a stored acting component or mask no longer fits)"
-                raise ValueError(
-                    f"critic_data={critic_data!r} needs SACM's own replay buffer; replay_buffer_class="
-                    f"{replay_buffer_class.__name__} is only supported with critic_data='shared'"
-                    + (her if "Her" in replay_buffer_class.__name__ else "")
-                )
-            if n_steps != 1:
-                raise ValueError(f"critic_data={critic_data!r} supports only n_steps=1, got n_steps={n_steps}")
+        # Every argument is checked here, once, at construction, so that bad input never reaches train()
+        options = validate_options(
+            n_components=n_components,
+            mixture_weights=mixture_weights,
+            mixture_weight_floor=mixture_weight_floor,
+            entropy_estimator=entropy_estimator,
+            critic_data=critic_data,
+            bootstrap_mask_prob=bootstrap_mask_prob,
+            component_schedule=component_schedule,
+            deterministic_component=deterministic_component,
+            component_sampling=component_sampling,
+            matmul_precision=matmul_precision,
+            algorithm=type(self).__name__,
+            per_head_entropy=type(self)._head_entropies is not SACM._head_entropies,
+            replay_buffer_class=replay_buffer_class,
+            n_steps=n_steps,
+        )
+        # Flat attributes, as SB3 keeps its hyperparameters: saved with the model and read back by load()
+        self.__dict__.update(vars(options))
+        ent_coef = validate_ent_coef(ent_coef)
         policy_kwargs = dict(policy_kwargs or {})
-        for key in _POLICY_MIXTURE_KWARGS:
+        for key in POLICY_OPTIONS:
             if key in policy_kwargs and policy_kwargs[key] != getattr(self, key):
                 raise ValueError(f"pass {key} to SACM directly, not in policy_kwargs (got {key}={policy_kwargs[key]!r} there)")
         if env is not None:
@@ -247,7 +185,7 @@ class SACM(SAC):
             self._setup_model()
 
     def _setup_model(self) -> None:
-        for key in _POLICY_MIXTURE_KWARGS:
+        for key in POLICY_OPTIONS:
             self.policy_kwargs[key] = getattr(self, key)
         if self.critic_data != "shared":
             if self.replay_buffer_class is None:
