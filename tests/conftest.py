@@ -1,7 +1,26 @@
-"""Shared fixtures."""
+"""
+Shared fixtures and helpers.
 
+The helpers are plain objects, imported by the test modules with ``from conftest import ...`` (pytest puts tests/ on
+sys.path to load this file, so the import gets this very module): ``ALGOS`` is needed in ``parametrize`` decorators,
+and ``pendulum`` is called inside lambdas and module-level helpers, where fixtures cannot go.
+"""
+
+import gymnasium as gym
+import numpy as np
 import pytest
 import torch as th
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.vec_env import VecEnv
+
+from sb3_mixture import S2ACM, SACM
+
+ALGOS = [SACM, S2ACM]
+# Tiny networks and buffers, training from step 20. SB3 writes only ``use_sde`` into the policy_kwargs it is given,
+# the same value at every construction, so one dict serves every test
+SMALL = dict(policy_kwargs=dict(net_arch=[16]), learning_starts=20, batch_size=16, buffer_size=1_000)
 
 
 @pytest.fixture(scope="module")
@@ -14,3 +33,31 @@ def one_torch_thread():
     th.set_num_threads(1)
     yield
     th.set_num_threads(previous)
+
+
+# --- Environments --------------------------------------------------------------------------------------------------
+
+
+def pendulum(max_episode_steps: int = 20) -> gym.Env:
+    return Monitor(gym.make("Pendulum-v1", max_episode_steps=max_episode_steps))
+
+
+def pendulum_vec_env(n_envs: int, max_episode_steps: int = 20, seed: "int | None" = None) -> VecEnv:
+    return make_vec_env(lambda: gym.make("Pendulum-v1", max_episode_steps=max_episode_steps), n_envs=n_envs, seed=seed)
+
+
+# --- Callbacks -----------------------------------------------------------------------------------------------------
+
+
+class RecordActing(BaseCallback):
+    """Per step of the rollout: the acting component of each env and the buffer row the transition goes to."""
+
+    def __init__(self):
+        super().__init__()
+        self.acting: list[np.ndarray] = []
+        self.rows: list[int] = []
+
+    def _on_step(self) -> bool:
+        self.acting.append(self.model.policy.acting_components.copy())
+        self.rows.append(self.model.replay_buffer.pos)
+        return True

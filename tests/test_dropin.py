@@ -6,30 +6,21 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch as th
+from conftest import ALGOS, SMALL, RecordActing, pendulum, pendulum_vec_env
 from gymnasium import spaces
 from stable_baselines3 import SAC, HerReplayBuffer
-from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback, EvalCallback
-from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.callbacks import CheckpointCallback, EvalCallback
 from stable_baselines3.common.envs import BitFlippingEnv
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.logger import KVWriter, Logger
-from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.torch_layers import CombinedExtractor, NatureCNN
 from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 from stable_baselines3.sac.policies import SACPolicy
 
-from sb3_mixture import S2ACM, SACM
+from sb3_mixture import SACM
 from sb3_mixture.buffers import MixtureDictReplayBuffer, MixtureReplayBuffer
 
-ALGOS = [SACM, S2ACM]
-SMALL = dict(policy_kwargs=dict(net_arch=[16]), learning_starts=20, batch_size=16, buffer_size=1_000)
-
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-def pendulum(max_episode_steps: int = 20) -> gym.Env:
-    return Monitor(gym.make("Pendulum-v1", max_episode_steps=max_episode_steps))
 
 
 class TinyImageEnv(gym.Env):
@@ -103,20 +94,6 @@ class CollectingWriter(KVWriter):
 
     def close(self):
         pass
-
-
-class RecordActing(BaseCallback):
-    """Per step of the rollout: the acting component of each env and the buffer row the transition goes to."""
-
-    def __init__(self):
-        super().__init__()
-        self.acting: list[np.ndarray] = []
-        self.rows: list[int] = []
-
-    def _on_step(self) -> bool:
-        self.acting.append(self.model.policy.acting_components.copy())
-        self.rows.append(self.model.replay_buffer.pos)
-        return True
 
 
 def assert_valid_actions(actions: np.ndarray, space: spaces.Box, batch: "int | None") -> None:
@@ -229,7 +206,7 @@ def test_her_replay_buffer_with_shared_critic_data(algo):
 
 @pytest.mark.parametrize("algo", ALGOS)
 def test_vec_env_and_vec_normalize(algo):
-    env = VecNormalize(make_vec_env(lambda: gym.make("Pendulum-v1", max_episode_steps=20), n_envs=2, seed=0))
+    env = VecNormalize(pendulum_vec_env(2, seed=0))
     model = algo("MlpPolicy", env, critic_data="own", seed=0, **SMALL)
     callback = RecordActing()
     model.learn(100, callback=callback)
@@ -410,7 +387,7 @@ def test_set_env(algo, tmp_path):
     model.save(tmp_path / "model")
     loaded = algo.load(tmp_path / "model")
     assert loaded.get_env() is None
-    loaded.set_env(make_vec_env(lambda: gym.make("Pendulum-v1", max_episode_steps=20), n_envs=1))
+    loaded.set_env(pendulum_vec_env(1))
     loaded.learn(30)
     assert loaded.num_timesteps == 30
 
