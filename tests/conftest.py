@@ -10,6 +10,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch as th
+from gymnasium import spaces
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.monitor import Monitor
@@ -46,6 +47,30 @@ def pendulum_vec_env(n_envs: int, max_episode_steps: int = 20, seed: "int | None
     return make_vec_env(lambda: gym.make("Pendulum-v1", max_episode_steps=max_episode_steps), n_envs=n_envs, seed=seed)
 
 
+class TinyImageEnv(gym.Env):
+    """36x36x3 uint8 images, 2-d Box actions, episodes of 15 steps."""
+
+    def __init__(self):
+        self.observation_space = spaces.Box(0, 255, (36, 36, 3), dtype=np.uint8)
+        self.action_space = spaces.Box(-1.0, 1.0, (2,), dtype=np.float32)
+        self._t = 0
+
+    def _obs(self) -> np.ndarray:
+        return self.np_random.integers(0, 256, self.observation_space.shape, dtype=np.uint8)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self._t = 0
+        return self._obs(), {}
+
+    def _reward(self, action: np.ndarray) -> float:
+        return float(-np.sum(np.square(action)))
+
+    def step(self, action):
+        self._t += 1
+        return self._obs(), self._reward(action), False, self._t >= 15, {}
+
+
 # --- Callbacks -----------------------------------------------------------------------------------------------------
 
 
@@ -61,3 +86,24 @@ class RecordActing(BaseCallback):
         self.acting.append(self.model.policy.acting_components.copy())
         self.rows.append(self.model.replay_buffer.pos)
         return True
+
+
+# --- Observations and actions --------------------------------------------------------------------------------------
+
+
+def assert_valid_actions(actions: np.ndarray, space: spaces.Box, batch: "int | None") -> None:
+    expected = space.shape if batch is None else (batch, *space.shape)
+    assert actions.shape == expected
+    assert np.all(np.isfinite(actions))
+    assert np.all(actions >= space.low) and np.all(actions <= space.high)
+
+
+def stack_obs(obs_list):
+    if isinstance(obs_list[0], dict):
+        return {key: np.stack([obs[key] for obs in obs_list]) for key in obs_list[0]}
+    return np.stack(obs_list)
+
+
+def sample_observations(env: gym.Env, n: int):
+    env.observation_space.seed(0)
+    return stack_obs([env.observation_space.sample() for _ in range(n)])
