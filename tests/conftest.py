@@ -6,6 +6,10 @@ sys.path to load this file, so the import gets this very module): ``ALGOS`` is n
 and ``pendulum`` is called inside lambdas and module-level helpers, where fixtures cannot go.
 """
 
+import subprocess
+import sys
+from pathlib import Path
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -34,6 +38,23 @@ def one_torch_thread():
     th.set_num_threads(1)
     yield
     th.set_num_threads(previous)
+
+
+# --- Subprocesses --------------------------------------------------------------------------------------------------
+
+
+def run_python(
+    *args: str, cwd: Path, env: "dict[str, str] | None" = None, nice: bool = False, check: bool = True
+) -> subprocess.CompletedProcess:
+    """
+    ``python <args>`` in a subprocess (``nice -n 5`` with ``nice=True``), its output captured, at most 300 s; with
+    ``check``, it must succeed, and the end of its output is the failure message.
+    """
+    command = [*(["nice", "-n", "5"] if nice else []), sys.executable, *args]
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=300, env=env)
+    if check:
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
 
 
 # --- Environments --------------------------------------------------------------------------------------------------

@@ -8,15 +8,12 @@ save/load, reset_noise, the zoo).
 """
 
 import math
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch as th
 import yaml
-from conftest import ALGOS, pendulum, pendulum_vec_env
+from conftest import ALGOS, pendulum, pendulum_vec_env, run_python
 from stable_baselines3 import SAC
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import configure
@@ -211,11 +208,10 @@ def test_zoo_with_use_sde_in_a_hyperparameter_file(tmp_path):
             }
         )
     )  # fmt: skip
-    command = [
-        "nice", "-n", "5", sys.executable, "-m", "sb3_mixture.train", "--algo", "sacm", "--env", "Pendulum-v1",
+    run_python(
+        "-m", "sb3_mixture.train", "--algo", "sacm", "--env", "Pendulum-v1",
         "-conf", str(conf), "-f", str(tmp_path / "logs"), "--num-threads", "1", "--seed", "0",
-    ]  # fmt: skip
-    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300, env=dict(os.environ))
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        cwd=tmp_path, nice=True,
+    )  # fmt: skip
     model = SACM.load(tmp_path / "logs" / "sacm" / "Pendulum-v1_1" / "Pendulum-v1.zip", buffer_size=1)
     assert model.use_sde and model.sde_sample_freq == 8 and model.actor.log_std.shape == (2, 16, 1)

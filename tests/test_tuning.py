@@ -8,6 +8,7 @@ from pathlib import Path
 import optuna
 import pytest
 import yaml
+from conftest import run_python
 
 from sb3_mixture import S2ACM, SACM
 from sb3_mixture.tuning import (
@@ -44,12 +45,8 @@ def write_conf(folder: Path) -> Path:
 
 def zoo_train(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
     """``python -m sb3_mixture.train`` in a subprocess: niced, one torch thread (the suite shares two cores)."""
-    command = ["nice", "-n", "5", sys.executable, "-m", "sb3_mixture.train", *args, "--num-threads", "1"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=300, env=env)
-    if check:
-        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result
+    return run_python("-m", "sb3_mixture.train", *args, "--num-threads", "1", cwd=cwd, env=env, nice=True, check=check)
 
 
 def test_search_space_is_sac_plus_the_mixture():

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import run_python
 
 from sb3_mixture.rendering import configure_headless_rendering, exit_if_cannot_show, osmesa_library
 
@@ -23,11 +24,7 @@ def _headless_environ() -> dict[str, str]:
 
 
 def _run(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    command = [sys.executable, *args]
-    result = subprocess.run(command, cwd=cwd, env=_headless_environ(), capture_output=True, text=True, timeout=300)
-    if check:
-        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result
+    return run_python(*args, cwd=cwd, env=_headless_environ(), check=check)
 
 
 def _require_osmesa() -> None:

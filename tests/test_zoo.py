@@ -1,12 +1,12 @@
 """RL Zoo wiring: the train/enjoy entry points, our hyperparameter files, and loading for play without a replay buffer."""
 
 import subprocess
-import sys
 from pathlib import Path
 
 import gymnasium as gym
 import pytest
 import yaml
+from conftest import run_python
 from stable_baselines3 import DDPG, SAC, TD3
 
 from sb3_mixture import S2ACM, SACM
@@ -21,10 +21,7 @@ ZOO_ONLY_KEYS = {
 
 def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     # One torch thread: the runs are tiny, and the suite shares two cores with whatever else runs
-    command = [sys.executable, *args, "--num-threads", "1"]
-    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result
+    return run_python(*args, "--num-threads", "1", cwd=cwd)
 
 
 @pytest.fixture(scope="module")
