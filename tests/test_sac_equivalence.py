@@ -50,6 +50,22 @@ def _capture_gradients_at_step(optimizer, params, store: dict, name: str) -> Non
     optimizer.register_step_pre_hook(hook)
 
 
+def _train_capturing_gradients(model) -> tuple[dict, dict]:
+    """
+    One train() step with the seeds the reference tests draw their batch and noise with (NumPy 5, then torch 7):
+    its logged values, and the gradients train() computes, captured just before each optimiser applies them.
+    """
+    captured = {}
+    _capture_gradients_at_step(model.actor.optimizer, list(model.actor.parameters()), captured, "actor")
+    _capture_gradients_at_step(model.critic.optimizer, list(model.critic.parameters()), captured, "critic")
+    _capture_gradients_at_step(model.ent_coef_optimizer, [model.log_ent_coef], captured, "ent")
+    model.set_logger(configure(None, []))
+    np.random.seed(5)
+    th.manual_seed(7)
+    model.train(gradient_steps=1, batch_size=BATCH_SIZE)
+    return model.logger.name_to_value, captured
+
+
 def _assert_same_update(logs: dict, captured: dict, losses: tuple, gradients: tuple) -> None:
     """train()'s logged losses and captured gradients against the reference's: actor, critic and temperature."""
     actor_loss, critic_loss, ent_loss = losses
@@ -268,16 +284,7 @@ def test_update_matches_reference(algo, entropy_estimator):
     actor_before = copy.deepcopy(model.actor)
     alphas_before = model.log_ent_coef.detach().exp().clone()
 
-    # Capture the gradients train() computes, just before each optimiser applies them
-    captured = {}
-    _capture_gradients_at_step(model.actor.optimizer, list(model.actor.parameters()), captured, "actor")
-    _capture_gradients_at_step(model.critic.optimizer, list(model.critic.parameters()), captured, "critic")
-    _capture_gradients_at_step(model.ent_coef_optimizer, [model.log_ent_coef], captured, "ent")
-    model.set_logger(configure(None, []))
-    np.random.seed(5)
-    th.manual_seed(7)
-    model.train(gradient_steps=1, batch_size=BATCH_SIZE)
-    logs = model.logger.name_to_value
+    logs, captured = _train_capturing_gradients(model)
 
     actor_loss = _reference_actor_loss(model, actor_before, model.critic, alphas_before, replay_data.observations, noise_now)
     ref_actor_grads = th.autograd.grad(actor_loss, list(actor_before.parameters()))
@@ -341,15 +348,7 @@ def test_sampled_component_update_matches_reference(algo):
     ref_ent_grad = th.autograd.grad(ent_loss, [model.log_ent_coef])[0]
     actor_before = copy.deepcopy(model.actor)
 
-    captured = {}
-    _capture_gradients_at_step(model.critic.optimizer, list(model.critic.parameters()), captured, "critic")
-    _capture_gradients_at_step(model.actor.optimizer, list(model.actor.parameters()), captured, "actor")
-    _capture_gradients_at_step(model.ent_coef_optimizer, [model.log_ent_coef], captured, "ent")
-    model.set_logger(configure(None, []))
-    np.random.seed(5)
-    th.manual_seed(7)
-    model.train(gradient_steps=1, batch_size=BATCH_SIZE)
-    logs = model.logger.name_to_value
+    logs, captured = _train_capturing_gradients(model)
 
     means, log_stds = actor_before.mixture_params(replay_data.observations)
     u_now, _, h_now = sampled(means, log_stds, comps_now, noise_now)
