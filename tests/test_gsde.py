@@ -196,6 +196,7 @@ def test_save_load_and_reset_noise(algo, tmp_path):
         SACM("MlpPolicy", pendulum(30), **small()).actor.reset_noise()
 
 
+@pytest.mark.slow
 def test_zoo_with_use_sde_in_a_hyperparameter_file(tmp_path):
     conf = tmp_path / "sde.yml"
     conf.write_text(

@@ -99,6 +99,7 @@ def test_search_space_leaves_what_the_file_fixes():
     assert set(sampled["policy_kwargs"]) == {"net_arch"}
 
 
+@pytest.mark.slow
 def test_optimize_then_replay_a_trial(tmp_path):
     conf = write_conf(tmp_path)
     storage = f"sqlite:///{tmp_path / 'tuning.db'}"
@@ -189,6 +190,7 @@ def test_unreachable_server_stops_with_one_line(tmp_path, capsys, monkeypatch):
     assert "Connection refused" in message or "is not installed" in message
 
 
+@pytest.mark.slow
 def test_unknown_study_from_the_command_line_prints_no_traceback(one_trial_study, tmp_path):
     result = zoo_train(
         "--algo", "sacm", "--env", "Pendulum-v1", "--storage", one_trial_study, "--study-name", "absent", "--trial-id", "1",

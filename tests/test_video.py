@@ -52,6 +52,7 @@ def hopper_log_folder(tmp_path_factory):
     return folder
 
 
+@pytest.mark.slow
 def test_record_video_renders_hopper_headless(hopper_log_folder):
     _require_osmesa()
     pytest.importorskip("moviepy", reason="RL Zoo's video recorder needs moviepy: pip install sb3_mixture[video]")
@@ -77,6 +78,7 @@ def test_record_video_renders_hopper_headless(hopper_log_folder):
     assert np.abs(frames[-1].astype(float) - frames[0]).mean() > 0.5
 
 
+@pytest.mark.slow
 def test_enjoy_without_rendering_headless(hopper_log_folder):
     result = _run(
         "-m", "sb3_mixture.enjoy", "--algo", "sacm", "--env", "Hopper-v5", "-f", str(hopper_log_folder),
@@ -86,6 +88,7 @@ def test_enjoy_without_rendering_headless(hopper_log_folder):
     assert "Loading" in result.stdout
 
 
+@pytest.mark.slow
 def test_enjoy_with_rendering_headless_stops_with_advice(tmp_path):
     # A window cannot open without a display (glfw would abort the process): a clear message instead
     if not sys.platform.startswith("linux"):

@@ -36,6 +36,7 @@ def trained_log_folder(tmp_path_factory):
     return folder
 
 
+@pytest.mark.slow
 def test_train_uses_our_hyperparameters_and_saves(trained_log_folder):
     run = trained_log_folder / "sacm" / "Pendulum-v1_1"
     assert (run / "Pendulum-v1.zip").is_file()
@@ -48,6 +49,7 @@ def test_train_uses_our_hyperparameters_and_saves(trained_log_folder):
     assert model.n_components == 2 and model.mixture_weights == "learned" and model.actor.gate is not None
 
 
+@pytest.mark.slow
 def test_enjoy_runs_on_the_trained_agent(trained_log_folder):
     result = _run(
         "-m", "sb3_mixture.enjoy", "--algo", "sacm", "--env", "Pendulum-v1", "-f", str(trained_log_folder),
@@ -57,6 +59,7 @@ def test_enjoy_runs_on_the_trained_agent(trained_log_folder):
     assert "Loading" in result.stdout
 
 
+@pytest.mark.slow
 def test_loading_for_play_allocates_no_replay_buffer(trained_log_folder):
     import rl_zoo3
 
@@ -74,6 +77,7 @@ def test_loading_for_play_allocates_no_replay_buffer(trained_log_folder):
         register_zoo()
 
 
+@pytest.mark.slow
 def test_baselines_keep_rl_zoo_hyperparameters(tmp_path):
     # --algo sac through our entry point: RL Zoo's own sac.yml (no --conf-file added), SB3's SAC
     _run(
