@@ -12,6 +12,7 @@ import copy
 import numpy as np
 import pytest
 import torch as th
+from conftest import ALGOS
 from stable_baselines3 import SAC
 from stable_baselines3.common.logger import configure
 from torch.distributions import Independent, Normal
@@ -47,6 +48,36 @@ def _capture_gradients_at_step(optimizer, params, store: dict, name: str) -> Non
         store[name] = [p.grad.clone() for p in params]
 
     optimizer.register_step_pre_hook(hook)
+
+
+def _train_capturing_gradients(model) -> tuple[dict, dict]:
+    """
+    One train() step with the seeds the reference tests draw their batch and noise with (NumPy 5, then torch 7):
+    its logged values, and the gradients train() computes, captured just before each optimiser applies them.
+    """
+    captured = {}
+    _capture_gradients_at_step(model.actor.optimizer, list(model.actor.parameters()), captured, "actor")
+    _capture_gradients_at_step(model.critic.optimizer, list(model.critic.parameters()), captured, "critic")
+    _capture_gradients_at_step(model.ent_coef_optimizer, [model.log_ent_coef], captured, "ent")
+    model.set_logger(configure(None, []))
+    np.random.seed(5)
+    th.manual_seed(7)
+    model.train(gradient_steps=1, batch_size=BATCH_SIZE)
+    return model.logger.name_to_value, captured
+
+
+def _assert_same_update(logs: dict, captured: dict, losses: tuple, gradients: tuple) -> None:
+    """train()'s logged losses and captured gradients against the reference's: actor, critic and temperature."""
+    actor_loss, critic_loss, ent_loss = losses
+    ref_actor_grads, ref_critic_grads, ref_ent_grad = gradients
+    assert logs["train/actor_loss"] == pytest.approx(actor_loss.item(), rel=1e-4, abs=1e-5)
+    assert logs["train/critic_loss"] == pytest.approx(critic_loss.item(), rel=1e-4, abs=1e-5)
+    assert logs["train/ent_coef_loss"] == pytest.approx(ent_loss.item(), rel=1e-4, abs=1e-5)
+    assert th.allclose(captured["ent"][0], ref_ent_grad, rtol=1e-4, atol=1e-6)
+    for got, ref in zip(captured["critic"], ref_critic_grads, strict=True):
+        assert th.allclose(got, ref, rtol=1e-3, atol=1e-5)
+    for got, ref in zip(captured["actor"], ref_actor_grads, strict=True):
+        assert th.allclose(got, ref, rtol=1e-3, atol=1e-5)
 
 
 def _train_one_step(model, seed: int) -> dict:
@@ -219,7 +250,7 @@ def _reference_actor_loss(model, actor, critic, alphas, observations, noise_now)
     return actor_loss
 
 
-@pytest.mark.parametrize("algo", [SACM, S2ACM])
+@pytest.mark.parametrize("algo", ALGOS)
 @pytest.mark.parametrize("entropy_estimator", ["mixed_marginal", "pairwise_kl", "marginal", "pairwise_bhattacharyya"])
 def test_update_matches_reference(algo, entropy_estimator):
     model = algo(
@@ -255,38 +286,15 @@ def test_update_matches_reference(algo, entropy_estimator):
     actor_before = copy.deepcopy(model.actor)
     alphas_before = model.log_ent_coef.detach().exp().clone()
 
-    # Capture the gradients train() computes, just before each optimiser applies them
-    captured = {}
-
-    def capture(name, params):
-        def hook(optimizer, args, kwargs):
-            captured[name] = [p.grad.clone() for p in params]
-
-        return hook
-
-    model.actor.optimizer.register_step_pre_hook(capture("actor", list(model.actor.parameters())))
-    model.critic.optimizer.register_step_pre_hook(capture("critic", list(model.critic.parameters())))
-    model.ent_coef_optimizer.register_step_pre_hook(capture("ent", [model.log_ent_coef]))
-    model.set_logger(configure(None, []))
-    np.random.seed(5)
-    th.manual_seed(7)
-    model.train(gradient_steps=1, batch_size=BATCH_SIZE)
-    logs = model.logger.name_to_value
+    logs, captured = _train_capturing_gradients(model)
 
     actor_loss = _reference_actor_loss(model, actor_before, model.critic, alphas_before, replay_data.observations, noise_now)
     ref_actor_grads = th.autograd.grad(actor_loss, list(actor_before.parameters()))
 
-    assert logs["train/actor_loss"] == pytest.approx(actor_loss.item(), rel=1e-4, abs=1e-5)
-    assert logs["train/critic_loss"] == pytest.approx(critic_loss.item(), rel=1e-4, abs=1e-5)
-    assert logs["train/ent_coef_loss"] == pytest.approx(ent_loss.item(), rel=1e-4, abs=1e-5)
-    assert th.allclose(captured["ent"][0], ref_ent_grad, rtol=1e-4, atol=1e-6)
-    for got, ref in zip(captured["critic"], ref_critic_grads, strict=True):
-        assert th.allclose(got, ref, rtol=1e-3, atol=1e-5)
-    for got, ref in zip(captured["actor"], ref_actor_grads, strict=True):
-        assert th.allclose(got, ref, rtol=1e-3, atol=1e-5)
+    _assert_same_update(logs, captured, (actor_loss, critic_loss, ent_loss), (ref_actor_grads, ref_critic_grads, ref_ent_grad))
 
 
-@pytest.mark.parametrize("algo", [SACM, S2ACM])
+@pytest.mark.parametrize("algo", ALGOS)
 def test_sampled_component_update_matches_reference(algo):
     """component_sampling="sample": one component c ~ w per state; every loss uses that component's sample only."""
     model = algo(
@@ -342,15 +350,7 @@ def test_sampled_component_update_matches_reference(algo):
     ref_ent_grad = th.autograd.grad(ent_loss, [model.log_ent_coef])[0]
     actor_before = copy.deepcopy(model.actor)
 
-    captured = {}
-    _capture_gradients_at_step(model.critic.optimizer, list(model.critic.parameters()), captured, "critic")
-    _capture_gradients_at_step(model.actor.optimizer, list(model.actor.parameters()), captured, "actor")
-    _capture_gradients_at_step(model.ent_coef_optimizer, [model.log_ent_coef], captured, "ent")
-    model.set_logger(configure(None, []))
-    np.random.seed(5)
-    th.manual_seed(7)
-    model.train(gradient_steps=1, batch_size=BATCH_SIZE)
-    logs = model.logger.name_to_value
+    logs, captured = _train_capturing_gradients(model)
 
     means, log_stds = actor_before.mixture_params(replay_data.observations)
     u_now, _, h_now = sampled(means, log_stds, comps_now, noise_now)
@@ -358,14 +358,7 @@ def test_sampled_component_update_matches_reference(algo):
     actor_loss = (alphas[comps_now] * (-h_now) - q_pi).mean()
     ref_actor_grads = th.autograd.grad(actor_loss, list(actor_before.parameters()))
 
-    assert logs["train/critic_loss"] == pytest.approx(critic_loss.item(), rel=1e-4, abs=1e-5)
-    assert logs["train/actor_loss"] == pytest.approx(actor_loss.item(), rel=1e-4, abs=1e-5)
-    assert logs["train/ent_coef_loss"] == pytest.approx(ent_loss.item(), rel=1e-4, abs=1e-5)
-    assert th.allclose(captured["ent"][0], ref_ent_grad, rtol=1e-4, atol=1e-6)
-    for got, ref in zip(captured["critic"], ref_critic_grads, strict=True):
-        assert th.allclose(got, ref, rtol=1e-3, atol=1e-5)
-    for got, ref in zip(captured["actor"], ref_actor_grads, strict=True):
-        assert th.allclose(got, ref, rtol=1e-3, atol=1e-5)
+    _assert_same_update(logs, captured, (actor_loss, critic_loss, ent_loss), (ref_actor_grads, ref_critic_grads, ref_ent_grad))
 
 
 @pytest.mark.parametrize("n_components", [1, 3])
