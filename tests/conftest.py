@@ -128,3 +128,33 @@ def stack_obs(obs_list):
 def sample_observations(env: gym.Env, n: int):
     env.observation_space.seed(0)
     return stack_obs([env.observation_space.sample() for _ in range(n)])
+
+
+def fill_buffer(models, n_transitions: int = 200, seed: int = 0) -> None:
+    """The same random transitions in every model's replay buffer."""
+    env = models[0].get_env()
+    rng = np.random.default_rng(seed)
+    obs_dim = env.observation_space.shape[0]
+    act_dim = env.action_space.shape[0]
+    for _ in range(n_transitions):
+        obs = rng.normal(size=(1, obs_dim)).astype(np.float32)
+        next_obs = rng.normal(size=(1, obs_dim)).astype(np.float32)
+        action = rng.uniform(-1, 1, size=(1, act_dim)).astype(np.float32)
+        reward = rng.normal(size=(1,)).astype(np.float32)
+        done = rng.random(size=(1,)) < 0.1
+        for model in models:
+            model.replay_buffer.add(obs, next_obs, action, reward, done, [{}])
+
+
+def q_heads(net, obs: th.Tensor, action: th.Tensor) -> th.Tensor:
+    """(n_critics, B, N): each member of the critic ensemble as a plain MLP, one at a time."""
+    x0 = th.cat([net.extract_features(obs, net.features_extractor), action], dim=1)
+    outs = []
+    for k in range(net.n_critics):
+        x = x0
+        for layer, (weight, bias) in enumerate(zip(net.q_ensemble.weights, net.q_ensemble.biases, strict=True)):
+            x = x @ weight[k] + bias[k, 0]
+            if layer < len(net.q_ensemble.weights) - 1:
+                x = th.relu(x)
+        outs.append(x)
+    return th.stack(outs)
