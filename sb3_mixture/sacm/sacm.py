@@ -48,28 +48,10 @@ class SACM(SAC):
     Paper: "Maximum Entropy Reinforcement Learning with Mixture Policies"; the algorithm as implemented is
     stated in docs/algorithm.md. Takes every argument of SB3's :class:`~stable_baselines3.SAC`, plus:
 
-    :param n_components: number of mixture components N (an int >= 1)
-    :param mixture_weights: fixed mixing weights, N positive floats summing to 1 (uniform if None), or
-        ``"learned"``: state-dependent weights w(s) from a gating head on the actor's trunk, trained with the actor
-        (docs/algorithm.md section 8; needs ``component_sampling="all"``)
-    :param mixture_weight_floor: with learned weights, the least weight ``eps`` of every component,
-        ``w = (1 - N eps) softmax(g) + eps``, in ``[0, 1/N)``: a guard against a component (and its critic head)
-        being starved of data. None (default): 0.05 with learned weights (at most 0.5/N), 0 with fixed ones
-    :param entropy_estimator: ``"mixed_marginal"`` (the paper's eq. 8, default), ``"pairwise_kl"`` (eq. 5 with
-        closed-form KL), ``"marginal"`` (the lower bound H(pi|W), eq. 3) or ``"pairwise_bhattacharyya"``
-    :param critic_data: which transitions each critic head learns from: ``"shared"`` (all), ``"bootstrap"``
-        (a Bernoulli(``bootstrap_mask_prob``) mask per head, drawn when stored) or ``"own"`` (only the
-        transitions its own component acted in)
-    :param bootstrap_mask_prob: probability that a head learns from a transition with ``critic_data="bootstrap"``
-    :param component_schedule: when the acting component is redrawn: ``"step"`` (every step, Algorithm 1),
-        ``"episode"`` (at each episode start) or an int k (every k steps)
-    :param deterministic_component: component played by ``predict(deterministic=True)``: ``"mode"`` (the mean
-        with the highest mixture density), ``"best_q"`` (the highest min-Q) or a fixed index
-    :param component_sampling: ``"all"`` (one sample per component per state, Algorithm 1) or ``"sample"``
-        (one component ~ w per state: an unbiased estimate of the same losses at SAC's cost)
-    :param matmul_precision: ``"fp32"`` (default) or ``"bf16"``: run the networks' forward and backward passes
-        in ``train()`` under bfloat16 autocast (weights, optimiser and all loss arithmetic stay float32). An
-        opt-in for speed on CPUs with native bf16 matmuls; its effect on returns is in benchmarks/results.
+    The mixture's own arguments, ``n_components``, ``mixture_weights`` (fixed, ``"learned"`` or ``"soft_value"``),
+    ``mixture_weight_floor``, ``entropy_estimator``, ``critic_data``, ``bootstrap_mask_prob``, ``component_schedule``,
+    ``deterministic_component``, ``component_sampling`` and ``matmul_precision``, are described in
+    docs/modules/sacm.md ("Parameters"), and checked at construction by :func:`sb3_mixture.options.validate_options`.
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
