@@ -46,11 +46,10 @@ class SACM(SAC):
     Soft Actor-Critic Mixture: SAC with an N-component Gaussian-mixture actor.
 
     Paper: "Maximum Entropy Reinforcement Learning with Mixture Policies"; the algorithm as implemented is
-    stated in docs/algorithm.md. Takes every argument of SB3's :class:`~stable_baselines3.SAC`, plus:
-
-    The mixture's own arguments, ``n_components``, ``mixture_weights`` (fixed, ``"learned"`` or ``"soft_value"``),
+    stated in docs/algorithm.md. Takes every argument of SB3's :class:`~stable_baselines3.SAC`, plus the mixture's
+    own: ``n_components``, ``mixture_weights`` (fixed, ``"learned"`` or ``"soft_value"``),
     ``mixture_weight_floor``, ``entropy_estimator``, ``critic_data``, ``bootstrap_mask_prob``, ``component_schedule``,
-    ``deterministic_component``, ``component_sampling`` and ``matmul_precision``, are described in
+    ``deterministic_component``, ``component_sampling`` and ``matmul_precision``, each described in
     docs/modules/sacm.md ("Parameters"), and checked at construction by :func:`sb3_mixture.options.validate_options`.
     """
 
