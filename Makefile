@@ -5,7 +5,7 @@ VENV := .venv
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: venv train test lint evidence
+.PHONY: venv train test test-fast lint evidence
 
 venv: $(STAMP)
 
@@ -22,6 +22,10 @@ train: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q tests
+
+# The suite without the tests marked slow (the entry points in subprocesses, the learning test): about a minute
+test-fast: $(STAMP)
+	$(VENV)/bin/python -m pytest -q -m "not slow" tests
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check sb3_mixture tests benchmarks

@@ -9,7 +9,6 @@ never from ``atanh(a)``.
 
 import math
 
-import numpy as np
 import torch as th
 
 # SB3's conventions (``SquashedDiagGaussianDistribution`` and SAC's ``Actor``)
@@ -20,60 +19,6 @@ LOG_STD_MAX = 2.0
 SDE_EPSILON = 1e-6
 
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
-
-LEARNED_WEIGHTS = "learned"
-"""``mixture_weights`` value for state-dependent mixing weights w(s) = softmax(g(s)) (docs/algorithm.md section 8)"""
-SOFT_VALUE_WEIGHTS = "soft_value"
-"""``mixture_weights`` value for weights from the components' own soft values, w_i(s) ~ exp(V_i(s) / alpha)
-(docs/algorithm.md section 10)"""
-STATE_DEPENDENT_WEIGHTS = (LEARNED_WEIGHTS, SOFT_VALUE_WEIGHTS)
-DEFAULT_WEIGHT_FLOOR = 0.05
-"""Default least weight of a learned-weight component: without it, 2 of 4 components died on the bimodal bandit in
-every seed (benchmarks/results/multimodal.md); capped at half the uniform weight 1/N"""
-
-
-def validate_mixture_weights(
-    mixture_weights: "list[float] | tuple[float, ...] | str | None", n_components: int
-) -> "list[float] | str":
-    """
-    Check ``n_components`` and ``mixture_weights`` (docs/algorithm.md sections 1 and 8) and return the weights as a list.
-
-    :param mixture_weights: one positive weight per component summing to one, None for uniform weights,
-        ``"learned"`` or ``"soft_value"`` for state-dependent weights (returned as is)
-    :param n_components: number of mixture components, an int >= 1
-    :raises TypeError: ``n_components`` is not an int
-    :raises ValueError: anything else out of range
-    """
-    # numpy ints are ints to a user (e.g. values from a sweep or an Optuna trial); bools are not
-    if isinstance(n_components, (bool, np.bool_)) or not isinstance(n_components, (int, np.integer)):
-        raise TypeError(f"n_components must be an int >= 1, got {n_components!r} ({type(n_components).__name__})")
-    n_components = int(n_components)
-    if n_components < 1:
-        raise ValueError(f"n_components must be an int >= 1, got {n_components}")
-    if mixture_weights is None:
-        return [1.0 / n_components] * n_components
-    if isinstance(mixture_weights, str):
-        if mixture_weights in STATE_DEPENDENT_WEIGHTS:
-            return mixture_weights
-        raise ValueError(
-            f"mixture_weights must be None (uniform), {LEARNED_WEIGHTS!r} or a sequence of {n_components} positive floats "
-            f"summing to 1, or {SOFT_VALUE_WEIGHTS!r} (docs/algorithm.md section 10), got {mixture_weights!r}"
-        )
-    try:
-        weights = [float(w) for w in mixture_weights]
-    except (TypeError, ValueError) as error:
-        raise TypeError(
-            f"mixture_weights must be a sequence of {n_components} positive floats, got {mixture_weights!r}"
-        ) from error
-    if len(weights) != n_components:
-        raise ValueError(
-            f"mixture_weights must have one weight per component (n_components={n_components}), got {len(weights)}: {weights}"
-        )
-    if not all(math.isfinite(w) and w > 0.0 for w in weights):
-        raise ValueError(f"mixture_weights must all be > 0, got {weights}")
-    if abs(sum(weights) - 1.0) > 1e-6:
-        raise ValueError(f"mixture_weights must sum to 1, got {weights} (sum {sum(weights)})")
-    return weights
 
 
 def squash_log_jacobian(pre_squash: th.Tensor) -> th.Tensor:
@@ -120,35 +65,6 @@ def mixture_log_prob(cross: th.Tensor, log_jacobian: th.Tensor, log_weights: th.
 def per_sample(log_weights: th.Tensor) -> th.Tensor:
     """Log-weights of shape (B, N) as (B, 1, N), so that they broadcast over the M samples of each state; (N,) as is."""
     return log_weights.unsqueeze(-2) if log_weights.dim() > 1 else log_weights
-
-
-def validate_weight_floor(
-    mixture_weight_floor: "float | None", n_components: int, mixture_weights: "list[float] | str"
-) -> float:
-    """
-    The floor ``eps`` of state-dependent mixing weights (docs/algorithm.md sections 8 and 10), checked:
-    ``0 <= eps < 1 / n_components``.
-
-    None is the default: :data:`DEFAULT_WEIGHT_FLOOR` (at most half the uniform weight) with learned or soft-value
-    weights, 0 with fixed ones. A floor other than 0 is only meaningful with state-dependent weights.
-    """
-    state_dependent = mixture_weights in STATE_DEPENDENT_WEIGHTS
-    if mixture_weight_floor is None:
-        return min(DEFAULT_WEIGHT_FLOOR, 0.5 / n_components) if state_dependent else 0.0
-    if isinstance(mixture_weight_floor, bool) or not isinstance(mixture_weight_floor, (int, float, np.floating)):
-        raise TypeError(f"mixture_weight_floor must be None or a float in [0, 1/n_components), got {mixture_weight_floor!r}")
-    floor = float(mixture_weight_floor)
-    if not (math.isfinite(floor) and 0.0 <= floor < 1.0 / n_components):
-        raise ValueError(
-            f"mixture_weight_floor must be None or a float in [0, 1/n_components) = [0, {1.0 / n_components:.4g}) "
-            f"for n_components={n_components}, got {mixture_weight_floor!r}"
-        )
-    if floor > 0.0 and not state_dependent:
-        raise ValueError(
-            f"mixture_weight_floor={floor} needs mixture_weights={LEARNED_WEIGHTS!r} or {SOFT_VALUE_WEIGHTS!r} "
-            "(fixed weights have no floor to keep)"
-        )
-    return floor
 
 
 def gated_log_weights(logits: th.Tensor, floor: float = 0.0) -> th.Tensor:

@@ -2,13 +2,12 @@
 
 import io
 
-import gymnasium as gym
 import numpy as np
 import pytest
 import torch as th
+from conftest import ALGOS, pendulum
 from stable_baselines3 import SAC, TD3
 from stable_baselines3.common.logger import configure
-from stable_baselines3.common.monitor import Monitor
 
 from sb3_mixture import S2ACM, SACM
 
@@ -21,16 +20,12 @@ def small() -> dict:
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def pendulum() -> gym.Env:
-    return Monitor(gym.make("Pendulum-v1", max_episode_steps=50))
-
-
 # --- Loading a file saved by another algorithm ----------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("saver, loader", [(S2ACM, SACM), (SACM, S2ACM)])
 def test_mixture_file_of_the_other_mixture_fails_naming_both(saver, loader, tmp_path):
-    saver("MlpPolicy", pendulum(), n_components=2, **small()).save(tmp_path / "model")
+    saver("MlpPolicy", pendulum(50), n_components=2, **small()).save(tmp_path / "model")
     message = rf"^{loader.__name__}.load: .* holds a {saver.__name__} model, not a {loader.__name__}"
     with pytest.raises(ValueError, match=message):
         loader.load(tmp_path / "model")
@@ -40,13 +35,13 @@ def test_mixture_file_of_the_other_mixture_fails_naming_both(saver, loader, tmp_
     assert type(saver.load(io.BytesIO((tmp_path / "model.zip").read_bytes()))) is saver
 
 
-@pytest.mark.parametrize("algo", [SACM, S2ACM])
+@pytest.mark.parametrize("algo", ALGOS)
 def test_sac_and_td3_files_fail_with_one_line(algo, tmp_path):
-    SAC("MlpPolicy", pendulum(), **small()).save(tmp_path / "sac.zip")
+    SAC("MlpPolicy", pendulum(50), **small()).save(tmp_path / "sac.zip")
     with pytest.raises(ValueError, match=rf"holds a SAC model, not a {algo.__name__}: .*{algo.__name__}.from_sac") as error:
         algo.load(tmp_path / "sac.zip")
     assert "\n" not in str(error.value)
-    TD3("MlpPolicy", pendulum(), **small()).save(tmp_path / "td3.zip")
+    TD3("MlpPolicy", pendulum(50), **small()).save(tmp_path / "td3.zip")
     buffer = io.BytesIO((tmp_path / "td3.zip").read_bytes())
     with pytest.raises(ValueError, match=rf"the file holds a TD3 model, not a {algo.__name__}: load it with TD3.load$"):
         algo.load(buffer)
@@ -61,7 +56,7 @@ def test_missing_file_is_still_sb3s_error(tmp_path):
 
 
 def trained_sac(ent_coef="auto", seed: int = 0) -> SAC:
-    sac = SAC("MlpPolicy", pendulum(), ent_coef=ent_coef, seed=seed, **small())
+    sac = SAC("MlpPolicy", pendulum(50), ent_coef=ent_coef, seed=seed, **small())
     sac.learn(150)
     return sac
 
@@ -103,7 +98,7 @@ def test_one_component_from_sac_predicts_and_trains_as_sac(ent_coef):
     assert mixture.num_timesteps == 210
 
 
-@pytest.mark.parametrize("algo", [SACM, S2ACM])
+@pytest.mark.parametrize("algo", ALGOS)
 def test_every_component_and_head_starts_as_sac(algo):
     sac = trained_sac()
     mixture = algo.from_sac(sac, n_components=3, entropy_estimator="pairwise_kl", mixture_weights="learned")
@@ -134,9 +129,9 @@ def test_every_component_and_head_starts_as_sac(algo):
 def test_from_sac_bad_input():
     sac = trained_sac()
     with pytest.raises(TypeError, match="from_sac needs a stable_baselines3.SAC model, got SACM"):
-        SACM.from_sac(SACM("MlpPolicy", pendulum(), **small()))
+        SACM.from_sac(SACM("MlpPolicy", pendulum(50), **small()))
     with pytest.raises(TypeError, match="from_sac needs a stable_baselines3.SAC model, got TD3"):
-        SACM.from_sac(TD3("MlpPolicy", pendulum(), **small()))
+        SACM.from_sac(TD3("MlpPolicy", pendulum(50), **small()))
     with pytest.raises(ValueError, match="copy_replay_buffer=True needs critic_data='shared', got 'own'"):
         SACM.from_sac(sac, copy_replay_buffer=True, critic_data="own")
     # critic_data other than shared, without the buffer: the mixture picks its own buffer class

@@ -15,6 +15,9 @@ import optuna
 import pytest
 import yaml
 
+# Two tuning workers in subprocesses
+pytestmark = pytest.mark.slow
+
 URL_VARIABLE = "SB3_MIXTURE_TEST_POSTGRES_URL"
 WORKERS = 2
 MAX_TOTAL_TRIALS = 4

@@ -132,3 +132,33 @@ def test_multigoal_seeded_starts():
     assert np.array_equal(first.reset(seed=3)[0], second.reset(seed=3)[0])
     starts = np.array([first.reset(seed=seed)[0] for seed in range(200)])
     assert np.abs(starts.mean(axis=0)).max() < 0.03 and starts.std(axis=0) == pytest.approx([0.1, 0.1], rel=0.2)
+
+
+def test_multigoal_removed_goal_neither_ends_nor_pays():
+    env = MultiGoalEnv(init_std=0.0, max_steps=10)
+    env.reset(seed=0)
+    for _ in range(5):
+        _, _, terminated, _, info = env.step(np.array([1.0, 0.0]))
+    assert terminated and info["goal"] == 0  # (5, 0) reached after 5 steps
+    env.set_removed_goals([0])
+    env.reset(seed=0)
+    for _ in range(5):
+        position, reward, terminated, _, info = env.step(np.array([1.0, 0.0]))
+    assert not terminated and info["goal"] == -1
+    assert position.tolist() == [5.0, 0.0]
+    # The distance cost is now to the nearest remaining goal, (0, 5) or (0, -5): sqrt(50) away
+    assert reward == pytest.approx(-(1.0 + 0.1 * 50.0))
+    env.set_removed_goals([])
+    env.reset(seed=0)
+    _, _, _, _, info = env.step(np.array([-1.0, 0.0]))
+    assert info["goal"] == -1
+
+
+def test_multigoal_goal_indices_map_back_to_goals():
+    env = MultiGoalEnv(init_std=0.0, removed_goals=(0, 2))
+    env.reset(seed=0)
+    for _ in range(5):
+        _, _, terminated, _, info = env.step(np.array([0.0, -1.0]))
+    assert terminated and info["goal"] == 3  # (0, -5) is GOALS[3], though only the second remaining goal
+    with pytest.raises(ValueError, match="removed_goals must be distinct indices"):
+        env.set_removed_goals([0, 1, 2, 3])

@@ -8,25 +8,18 @@ save/load, reset_noise, the zoo).
 """
 
 import math
-import os
-import subprocess
-import sys
 
-import gymnasium as gym
 import numpy as np
 import pytest
 import torch as th
 import yaml
+from conftest import ALGOS, pendulum, pendulum_vec_env, run_python
 from stable_baselines3 import SAC
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.logger import configure
-from stable_baselines3.common.monitor import Monitor
 from torch.distributions import Categorical, MixtureSameFamily, Normal
 
-from sb3_mixture import S2ACM, SACM
-
-ALGOS = [SACM, S2ACM]
+from sb3_mixture import SACM
 
 
 def small() -> dict:
@@ -34,10 +27,6 @@ def small() -> dict:
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-def pendulum() -> gym.Env:
-    return Monitor(gym.make("Pendulum-v1", max_episode_steps=30))
 
 
 def gsde_actor(seed: int, full_std: bool = True, use_expln: bool = False, mixture_weights=None):
@@ -114,7 +103,7 @@ def test_gsde_noise_has_the_stated_variance():
 @pytest.mark.parametrize("ent_coef", ["auto", 0.2])
 def test_one_component_with_gsde_trains_as_sb3_sac(ent_coef):
     kwargs = dict(use_sde=True, ent_coef=ent_coef, seed=1, **small())
-    sac = SAC("MlpPolicy", pendulum(), **kwargs)
+    sac = SAC("MlpPolicy", pendulum(30), **kwargs)
     sac.learn(60)
     mixture = SACM.from_sac(sac, n_components=1, copy_replay_buffer=True)
     assert mixture.use_sde and mixture.actor.log_std.shape == (1, *sac.actor.log_std.shape)
@@ -158,7 +147,7 @@ class RecordNoise(BaseCallback):
 
 
 def test_sde_sample_freq_full_std_and_vec_env():
-    env = make_vec_env(lambda: gym.make("Pendulum-v1", max_episode_steps=30), n_envs=2, seed=0)
+    env = pendulum_vec_env(2, max_episode_steps=30, seed=0)
     kwargs = small()
     kwargs["policy_kwargs"]["full_std"] = False
     model = SACM("MlpPolicy", env, use_sde=True, sde_sample_freq=4, train_freq=8, **kwargs)
@@ -177,7 +166,7 @@ def test_use_sde_at_warmup_acts_with_the_policy():
     def warm_up_actions(use_sde_at_warmup: bool) -> np.ndarray:
         kwargs = dict(small(), learning_starts=200)
         kwargs["policy_kwargs"]["log_std_init"] = -4
-        model = SACM("MlpPolicy", pendulum(), use_sde=True, use_sde_at_warmup=use_sde_at_warmup, seed=0, **kwargs)
+        model = SACM("MlpPolicy", pendulum(30), use_sde=True, use_sde_at_warmup=use_sde_at_warmup, seed=0, **kwargs)
         model.learn(100)
         return model.replay_buffer.actions[:100, 0, 0]
 
@@ -187,10 +176,10 @@ def test_use_sde_at_warmup_acts_with_the_policy():
 
 @pytest.mark.parametrize("algo", ALGOS)
 def test_save_load_and_reset_noise(algo, tmp_path):
-    model = algo("MlpPolicy", pendulum(), use_sde=True, sde_sample_freq=5, seed=0, **small())
+    model = algo("MlpPolicy", pendulum(30), use_sde=True, sde_sample_freq=5, seed=0, **small())
     model.learn(60)
     model.save(tmp_path / "model.zip")
-    loaded = algo.load(tmp_path / "model.zip", env=pendulum())
+    loaded = algo.load(tmp_path / "model.zip", env=pendulum(30))
     assert loaded.use_sde and loaded.sde_sample_freq == 5 and loaded.actor.use_sde
     assert th.equal(loaded.actor.log_std, model.actor.log_std)
     observations = np.random.default_rng(0).normal(size=(8, 3)).astype(np.float32)
@@ -204,9 +193,10 @@ def test_save_load_and_reset_noise(algo, tmp_path):
         assert not np.array_equal(before, loaded.predict(observations[:1])[0])
     loaded.learn(30, reset_num_timesteps=False)
     with pytest.raises(ValueError, match="reset_noise\\(\\) is only available with use_sde=True"):
-        SACM("MlpPolicy", pendulum(), **small()).actor.reset_noise()
+        SACM("MlpPolicy", pendulum(30), **small()).actor.reset_noise()
 
 
+@pytest.mark.slow
 def test_zoo_with_use_sde_in_a_hyperparameter_file(tmp_path):
     conf = tmp_path / "sde.yml"
     conf.write_text(
@@ -219,11 +209,10 @@ def test_zoo_with_use_sde_in_a_hyperparameter_file(tmp_path):
             }
         )
     )  # fmt: skip
-    command = [
-        "nice", "-n", "5", sys.executable, "-m", "sb3_mixture.train", "--algo", "sacm", "--env", "Pendulum-v1",
+    run_python(
+        "-m", "sb3_mixture.train", "--algo", "sacm", "--env", "Pendulum-v1",
         "-conf", str(conf), "-f", str(tmp_path / "logs"), "--num-threads", "1", "--seed", "0",
-    ]  # fmt: skip
-    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300, env=dict(os.environ))
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        cwd=tmp_path, nice=True,
+    )  # fmt: skip
     model = SACM.load(tmp_path / "logs" / "sacm" / "Pendulum-v1_1" / "Pendulum-v1.zip", buffer_size=1)
     assert model.use_sde and model.sde_sample_freq == 8 and model.actor.log_std.shape == (2, 16, 1)

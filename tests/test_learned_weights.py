@@ -9,16 +9,14 @@ identity E[1{a in box} / pi(a)] = volume. The rest checks acting, save/load and 
 import json
 import math
 
-import gymnasium as gym
 import numpy as np
 import pytest
 import torch as th
+from conftest import ALGOS, SMALL, RecordActing, pendulum, pendulum_vec_env
 from stable_baselines3 import HerReplayBuffer
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.envs import BitFlippingEnv
 from stable_baselines3.common.logger import configure
-from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import VecNormalize
 from torch.distributions import Categorical, MixtureSameFamily, Normal
 
@@ -26,15 +24,7 @@ from sb3_mixture import S2ACM, SACM
 from sb3_mixture.evaluation import evaluate_components
 from sb3_mixture.mixture import gated_log_weights, weight_entropy
 
-ALGOS = [SACM, S2ACM]
-SMALL = dict(policy_kwargs=dict(net_arch=[16]), learning_starts=20, batch_size=16, buffer_size=1_000)
-
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-def pendulum(max_episode_steps: int = 20) -> gym.Env:
-    return Monitor(gym.make("Pendulum-v1", max_episode_steps=max_episode_steps))
 
 
 # --- Pure functions ------------------------------------------------------------------------------------------------
@@ -260,16 +250,6 @@ def test_acting_draws_components_from_the_weights_of_the_state(schedule):
     assert_drawn_from(redrawn[half:], weights_of(model, state_a))
 
 
-class RecordActing(BaseCallback):
-    def __init__(self):
-        super().__init__()
-        self.acting: list[np.ndarray] = []
-
-    def _on_step(self) -> bool:
-        self.acting.append(self.model.policy.acting_components.copy())
-        return True
-
-
 def test_warm_up_components_are_drawn_from_the_learned_weights():
     kwargs = dict(SMALL, learning_starts=500)
     model = SACM("MlpPolicy", pendulum(), n_components=2, mixture_weights="learned", mixture_weight_floor=0.0, **kwargs)
@@ -367,7 +347,7 @@ def test_dict_observations_her_and_vec_normalize():
     assert all(th.isfinite(p).all() for p in her.policy.parameters())
     obs, _ = env.reset()
     her.predict(obs, deterministic=True)
-    vec_env = VecNormalize(make_vec_env(lambda: gym.make("Pendulum-v1", max_episode_steps=20), n_envs=2, seed=0))
+    vec_env = VecNormalize(pendulum_vec_env(2, seed=0))
     model = S2ACM("MlpPolicy", vec_env, mixture_weights="learned", critic_data="own", seed=0, **SMALL)
     model.learn(80)
     assert model._n_updates > 0

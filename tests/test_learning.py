@@ -7,6 +7,9 @@ import pytest
 from sb3_mixture import SACM
 from sb3_mixture.evaluation import evaluate_components
 
+# Thousands of training steps
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def trained_pendulum(one_torch_thread):

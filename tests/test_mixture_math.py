@@ -46,8 +46,8 @@ from sb3_mixture.mixture import (
     gaussian_log_prob,
     mixture_log_prob,
     squash_log_jacobian,
-    validate_mixture_weights,
 )
+from sb3_mixture.options import validate_mixture_weights
 
 DTYPE = th.float64
 SB3_EPSILON = 1e-6  # written out here on purpose, not imported from the package
@@ -55,13 +55,8 @@ N_SIGMA = 4.0  # acceptance band of the statistical checks, in standard errors
 N_DRAWS = 5_000  # independent draws of an estimator per statistical check
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """The tensors here are small: one thread is faster, and much faster on a loaded machine. Restored afterwards."""
-    n_threads = th.get_num_threads()
-    th.set_num_threads(1)
-    yield
-    th.set_num_threads(n_threads)
+# The tensors here are small: one thread is faster, and much faster on a loaded machine
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(autouse=True)

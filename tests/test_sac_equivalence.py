@@ -12,6 +12,7 @@ import copy
 import numpy as np
 import pytest
 import torch as th
+from conftest import ALGOS, fill_buffer, q_heads
 from stable_baselines3 import SAC
 from stable_baselines3.common.logger import configure
 from torch.distributions import Independent, Normal
@@ -24,22 +25,6 @@ BATCH_SIZE = 32
 NET_ARCH = [16, 16]
 
 
-def _fill_buffer(models, n_transitions: int = 200, seed: int = 0) -> None:
-    """The same random transitions in every model's replay buffer."""
-    env = models[0].get_env()
-    rng = np.random.default_rng(seed)
-    obs_dim = env.observation_space.shape[0]
-    act_dim = env.action_space.shape[0]
-    for _ in range(n_transitions):
-        obs = rng.normal(size=(1, obs_dim)).astype(np.float32)
-        next_obs = rng.normal(size=(1, obs_dim)).astype(np.float32)
-        action = rng.uniform(-1, 1, size=(1, act_dim)).astype(np.float32)
-        reward = rng.normal(size=(1,)).astype(np.float32)
-        done = rng.random(size=(1,)) < 0.1
-        for model in models:
-            model.replay_buffer.add(obs, next_obs, action, reward, done, [{}])
-
-
 def _capture_gradients_at_step(optimizer, params, store: dict, name: str) -> None:
     """Record the gradients an optimiser is about to apply (later losses may add to ``.grad`` after its step)."""
 
@@ -47,6 +32,36 @@ def _capture_gradients_at_step(optimizer, params, store: dict, name: str) -> Non
         store[name] = [p.grad.clone() for p in params]
 
     optimizer.register_step_pre_hook(hook)
+
+
+def _train_capturing_gradients(model) -> tuple[dict, dict]:
+    """
+    One train() step with the seeds the reference tests draw their batch and noise with (NumPy 5, then torch 7):
+    its logged values, and the gradients train() computes, captured just before each optimiser applies them.
+    """
+    captured = {}
+    _capture_gradients_at_step(model.actor.optimizer, list(model.actor.parameters()), captured, "actor")
+    _capture_gradients_at_step(model.critic.optimizer, list(model.critic.parameters()), captured, "critic")
+    _capture_gradients_at_step(model.ent_coef_optimizer, [model.log_ent_coef], captured, "ent")
+    model.set_logger(configure(None, []))
+    np.random.seed(5)
+    th.manual_seed(7)
+    model.train(gradient_steps=1, batch_size=BATCH_SIZE)
+    return model.logger.name_to_value, captured
+
+
+def _assert_same_update(logs: dict, captured: dict, losses: tuple, gradients: tuple) -> None:
+    """train()'s logged losses and captured gradients against the reference's: actor, critic and temperature."""
+    actor_loss, critic_loss, ent_loss = losses
+    ref_actor_grads, ref_critic_grads, ref_ent_grad = gradients
+    assert logs["train/actor_loss"] == pytest.approx(actor_loss.item(), rel=1e-4, abs=1e-5)
+    assert logs["train/critic_loss"] == pytest.approx(critic_loss.item(), rel=1e-4, abs=1e-5)
+    assert logs["train/ent_coef_loss"] == pytest.approx(ent_loss.item(), rel=1e-4, abs=1e-5)
+    assert th.allclose(captured["ent"][0], ref_ent_grad, rtol=1e-4, atol=1e-6)
+    for got, ref in zip(captured["critic"], ref_critic_grads, strict=True):
+        assert th.allclose(got, ref, rtol=1e-3, atol=1e-5)
+    for got, ref in zip(captured["actor"], ref_actor_grads, strict=True):
+        assert th.allclose(got, ref, rtol=1e-3, atol=1e-5)
 
 
 def _train_one_step(model, seed: int) -> dict:
@@ -87,7 +102,7 @@ def test_one_component_matches_sac(algo, ent_coef, entropy_estimator, component_
         sacm.critic.q_ensemble.load_member_from_sequential(member, q_net)
     for member, q_net in enumerate(sac.critic_target.q_networks):
         sacm.critic_target.q_ensemble.load_member_from_sequential(member, q_net)
-    _fill_buffer([sac, sacm])
+    fill_buffer([sac, sacm])
     sac_grads, sacm_grads = {}, {}
     _capture_gradients_at_step(sac.critic.optimizer, list(sac.critic.parameters()), sac_grads, "critic")
     _capture_gradients_at_step(sacm.critic.optimizer, list(sacm.critic.parameters()), sacm_grads, "critic")
@@ -137,20 +152,6 @@ def _log_jacobian(u: th.Tensor) -> th.Tensor:
     return th.log(1 - th.tanh(u) ** 2 + 1e-6).sum(-1)
 
 
-def _q_heads(net, obs: th.Tensor, action: th.Tensor) -> th.Tensor:
-    """(n_critics, B, N): each member of the critic ensemble as a plain MLP, one at a time."""
-    x0 = th.cat([net.extract_features(obs, net.features_extractor), action], dim=1)
-    outs = []
-    for k in range(net.n_critics):
-        x = x0
-        for layer, (weight, bias) in enumerate(zip(net.q_ensemble.weights, net.q_ensemble.biases, strict=True)):
-            x = x @ weight[k] + bias[k, 0]
-            if layer < len(net.q_ensemble.weights) - 1:
-                x = th.relu(x)
-        outs.append(x)
-    return th.stack(outs)
-
-
 def _entropy_terms(model, means, log_stds, noise):
     """H_i of docs/algorithm.md section 2 for one sample per component, with log pi_i(a_i) and the pre-squash samples."""
     n, w, estimator = model.n_components, th.tensor(model.mixture_weights), model.entropy_estimator
@@ -195,13 +196,13 @@ def _reference_critic_and_temperature_losses(model, replay_data, noise_now, nois
         alpha_mix = (w * alphas).sum()
         targets = []
         for i in range(n):
-            next_q = [_q_heads(model.critic_target, next_obs, th.tanh(us_next[j])) for j in range(n)]
+            next_q = [q_heads(model.critic_target, next_obs, th.tanh(us_next[j])) for j in range(n)]
             v = sum(w[j] * next_q[j][:, :, i].min(0).values for j in range(n))
             last = i + 1 if partial_sums else n
             bonus = sum(w[j] * h_next[:, j] for j in range(last))
             targets.append(replay_data.rewards[:, 0] + (1 - replay_data.dones[:, 0]) * model.gamma * (v + alpha_mix * bonus))
         targets = th.stack(targets, dim=1)
-    q_now = _q_heads(model.critic, obs, replay_data.actions)
+    q_now = q_heads(model.critic, obs, replay_data.actions)
     n_critics = model.critic.n_critics
     critic_loss = 0.5 * sum(((q_now[k, :, i] - targets[:, i]) ** 2).mean() for k in range(n_critics) for i in range(n))
     return critic_loss, ent_loss
@@ -214,12 +215,12 @@ def _reference_actor_loss(model, actor, critic, alphas, observations, noise_now)
     h_now, _, us_now = _entropy_terms(model, means, log_stds, noise_now)
     actor_loss = 0
     for i in range(model.n_components):
-        q_pi = _q_heads(critic, observations, th.tanh(us_now[i]))[:, :, i].min(0).values
+        q_pi = q_heads(critic, observations, th.tanh(us_now[i]))[:, :, i].min(0).values
         actor_loss = actor_loss + w[i] * (alphas[i] * (-h_now[:, i]) - q_pi).mean()
     return actor_loss
 
 
-@pytest.mark.parametrize("algo", [SACM, S2ACM])
+@pytest.mark.parametrize("algo", ALGOS)
 @pytest.mark.parametrize("entropy_estimator", ["mixed_marginal", "pairwise_kl", "marginal", "pairwise_bhattacharyya"])
 def test_update_matches_reference(algo, entropy_estimator):
     model = algo(
@@ -237,7 +238,7 @@ def test_update_matches_reference(algo, entropy_estimator):
     # Different temperatures per component, so a mix-up between them shows
     with th.no_grad():
         model.log_ent_coef.copy_(th.log(th.tensor([0.1, 0.3, 0.7])))
-    _fill_buffer([model])
+    fill_buffer([model])
 
     # Draw the batch and the noise the way train() will, then replay them for the reference
     np.random.seed(5)
@@ -255,38 +256,15 @@ def test_update_matches_reference(algo, entropy_estimator):
     actor_before = copy.deepcopy(model.actor)
     alphas_before = model.log_ent_coef.detach().exp().clone()
 
-    # Capture the gradients train() computes, just before each optimiser applies them
-    captured = {}
-
-    def capture(name, params):
-        def hook(optimizer, args, kwargs):
-            captured[name] = [p.grad.clone() for p in params]
-
-        return hook
-
-    model.actor.optimizer.register_step_pre_hook(capture("actor", list(model.actor.parameters())))
-    model.critic.optimizer.register_step_pre_hook(capture("critic", list(model.critic.parameters())))
-    model.ent_coef_optimizer.register_step_pre_hook(capture("ent", [model.log_ent_coef]))
-    model.set_logger(configure(None, []))
-    np.random.seed(5)
-    th.manual_seed(7)
-    model.train(gradient_steps=1, batch_size=BATCH_SIZE)
-    logs = model.logger.name_to_value
+    logs, captured = _train_capturing_gradients(model)
 
     actor_loss = _reference_actor_loss(model, actor_before, model.critic, alphas_before, replay_data.observations, noise_now)
     ref_actor_grads = th.autograd.grad(actor_loss, list(actor_before.parameters()))
 
-    assert logs["train/actor_loss"] == pytest.approx(actor_loss.item(), rel=1e-4, abs=1e-5)
-    assert logs["train/critic_loss"] == pytest.approx(critic_loss.item(), rel=1e-4, abs=1e-5)
-    assert logs["train/ent_coef_loss"] == pytest.approx(ent_loss.item(), rel=1e-4, abs=1e-5)
-    assert th.allclose(captured["ent"][0], ref_ent_grad, rtol=1e-4, atol=1e-6)
-    for got, ref in zip(captured["critic"], ref_critic_grads, strict=True):
-        assert th.allclose(got, ref, rtol=1e-3, atol=1e-5)
-    for got, ref in zip(captured["actor"], ref_actor_grads, strict=True):
-        assert th.allclose(got, ref, rtol=1e-3, atol=1e-5)
+    _assert_same_update(logs, captured, (actor_loss, critic_loss, ent_loss), (ref_actor_grads, ref_critic_grads, ref_ent_grad))
 
 
-@pytest.mark.parametrize("algo", [SACM, S2ACM])
+@pytest.mark.parametrize("algo", ALGOS)
 def test_sampled_component_update_matches_reference(algo):
     """component_sampling="sample": one component c ~ w per state; every loss uses that component's sample only."""
     model = algo(
@@ -302,7 +280,7 @@ def test_sampled_component_update_matches_reference(algo):
     )
     with th.no_grad():
         model.log_ent_coef.copy_(th.log(th.tensor([0.1, 0.3, 0.7])))
-    _fill_buffer([model])
+    fill_buffer([model])
     w = th.tensor(model.mixture_weights)
     np.random.seed(5)
     replay_data = model.replay_buffer.sample(BATCH_SIZE)
@@ -329,43 +307,28 @@ def test_sampled_component_update_matches_reference(algo):
     with th.no_grad():
         next_means, next_log_stds = model.actor.mixture_params(replay_data.next_observations)
         u_next, _, h_next = sampled(next_means, next_log_stds, comps_next, noise_next)
-        q_next = _q_heads(model.critic_target, replay_data.next_observations, th.tanh(u_next)).min(0).values  # (B, N)
+        q_next = q_heads(model.critic_target, replay_data.next_observations, th.tanh(u_next)).min(0).values  # (B, N)
         heads = th.arange(3)
         if algo is S2ACM:
             bonus = (comps_next.unsqueeze(1) <= heads).float() * h_next.unsqueeze(1)
         else:
             bonus = h_next.unsqueeze(1).expand(-1, 3)
         targets = replay_data.rewards + (1 - replay_data.dones) * model.gamma * (q_next + (w * alphas).sum() * bonus)
-    q_now = _q_heads(model.critic, replay_data.observations, replay_data.actions)
+    q_now = q_heads(model.critic, replay_data.observations, replay_data.actions)
     critic_loss = 0.5 * ((q_now - targets) ** 2).mean(dim=1).sum()
     ref_critic_grads = th.autograd.grad(critic_loss, list(model.critic.parameters()))
     ref_ent_grad = th.autograd.grad(ent_loss, [model.log_ent_coef])[0]
     actor_before = copy.deepcopy(model.actor)
 
-    captured = {}
-    _capture_gradients_at_step(model.critic.optimizer, list(model.critic.parameters()), captured, "critic")
-    _capture_gradients_at_step(model.actor.optimizer, list(model.actor.parameters()), captured, "actor")
-    _capture_gradients_at_step(model.ent_coef_optimizer, [model.log_ent_coef], captured, "ent")
-    model.set_logger(configure(None, []))
-    np.random.seed(5)
-    th.manual_seed(7)
-    model.train(gradient_steps=1, batch_size=BATCH_SIZE)
-    logs = model.logger.name_to_value
+    logs, captured = _train_capturing_gradients(model)
 
     means, log_stds = actor_before.mixture_params(replay_data.observations)
     u_now, _, h_now = sampled(means, log_stds, comps_now, noise_now)
-    q_pi = _q_heads(model.critic, replay_data.observations, th.tanh(u_now)).min(0).values[rows, comps_now]
+    q_pi = q_heads(model.critic, replay_data.observations, th.tanh(u_now)).min(0).values[rows, comps_now]
     actor_loss = (alphas[comps_now] * (-h_now) - q_pi).mean()
     ref_actor_grads = th.autograd.grad(actor_loss, list(actor_before.parameters()))
 
-    assert logs["train/critic_loss"] == pytest.approx(critic_loss.item(), rel=1e-4, abs=1e-5)
-    assert logs["train/actor_loss"] == pytest.approx(actor_loss.item(), rel=1e-4, abs=1e-5)
-    assert logs["train/ent_coef_loss"] == pytest.approx(ent_loss.item(), rel=1e-4, abs=1e-5)
-    assert th.allclose(captured["ent"][0], ref_ent_grad, rtol=1e-4, atol=1e-6)
-    for got, ref in zip(captured["critic"], ref_critic_grads, strict=True):
-        assert th.allclose(got, ref, rtol=1e-3, atol=1e-5)
-    for got, ref in zip(captured["actor"], ref_actor_grads, strict=True):
-        assert th.allclose(got, ref, rtol=1e-3, atol=1e-5)
+    _assert_same_update(logs, captured, (actor_loss, critic_loss, ent_loss), (ref_actor_grads, ref_critic_grads, ref_ent_grad))
 
 
 @pytest.mark.parametrize("n_components", [1, 3])
@@ -376,7 +339,7 @@ def test_bf16_matmuls_approximate_the_fp32_update(n_components):
     assert fp32.matmul_precision == "fp32"
     bf16 = SACM("MlpPolicy", "Pendulum-v1", n_components=n_components, matmul_precision="bf16", **kwargs)
     bf16.policy.load_state_dict(fp32.policy.state_dict())
-    _fill_buffer([fp32, bf16])
+    fill_buffer([fp32, bf16])
     fp32_logs, bf16_logs = _train_one_step(fp32, seed=5), _train_one_step(bf16, seed=5)
     for key in ("train/critic_loss", "train/actor_loss", "train/entropy"):
         assert bf16_logs[key] == pytest.approx(fp32_logs[key], rel=5e-2, abs=5e-2), key

@@ -16,8 +16,8 @@ import math
 import numpy as np
 import pytest
 import torch as th
+from conftest import SMALL, fill_buffer, q_heads
 from stable_baselines3.common.logger import configure
-from test_sac_equivalence import BATCH_SIZE, NET_ARCH, _fill_buffer, _q_heads
 from torch.distributions import Independent, Normal
 
 from sb3_mixture import S2ACM, SACM
@@ -25,7 +25,8 @@ from sb3_mixture.mixture import component_soft_values, soft_value_log_weights
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-SMALL = dict(policy_kwargs=dict(net_arch=[16]), learning_starts=20, batch_size=16, buffer_size=1_000)
+BATCH_SIZE = 32
+NET_ARCH = [16, 16]
 
 
 def _soft_value_model(n_components: int = 2, **kwargs) -> SACM:
@@ -87,7 +88,7 @@ def test_soft_values_against_quadrature():
             log_pi = component.log_prob(u) - th.log(1 - th.tanh(u) ** 2 + 1e-6)
             with th.no_grad():
                 obs = observations[state : state + 1].expand(len(u), -1)
-                q = _q_heads(policy.critic_target, obs, th.tanh(u).view(-1, 1))[:, :, i].min(dim=0).values
+                q = q_heads(policy.critic_target, obs, th.tanh(u).view(-1, 1))[:, :, i].min(dim=0).values
             values[state, i] = ((q - alphas[i] * log_pi) * density).sum() * du
     expected = 0.8 * th.softmax(values / alphas.mean(), dim=-1) + 0.1
     th.manual_seed(0)
@@ -116,7 +117,7 @@ def _reference(model, actor, replay_data, noise_now, noise_next):
     with th.no_grad():
         values = th.stack(
             [
-                _q_heads(model.critic_target, obs, th.tanh(us[i]))[:, :, i].min(0).values - alphas[i] * own[:, i]
+                q_heads(model.critic_target, obs, th.tanh(us[i]))[:, :, i].min(0).values - alphas[i] * own[:, i]
                 for i in range(n)
             ],
             dim=1,
@@ -127,18 +128,18 @@ def _reference(model, actor, replay_data, noise_now, noise_next):
         targets = []
         for i in range(n):
             u_next = next_means[:, i] + next_log_stds[:, i].exp() * noise_next[:, i]
-            next_q = _q_heads(model.critic_target, next_obs, th.tanh(u_next))[:, :, i].min(0).values
+            next_q = q_heads(model.critic_target, next_obs, th.tanh(u_next))[:, :, i].min(0).values
             next_value = next_q - alphas[i] * _log_prob(next_means[:, i], next_log_stds[:, i], u_next)
             targets.append(replay_data.rewards[:, 0] + (1 - replay_data.dones[:, 0]) * gamma * next_value)
     ent_loss = sum(-(model.log_ent_coef[i] * (own[:, i] + model.target_entropy).detach()).mean() for i in range(n))
-    q_now = _q_heads(model.critic, obs, replay_data.actions)
+    q_now = q_heads(model.critic, obs, replay_data.actions)
     critic_loss = 0.5 * sum(((q_now[k, :, i] - targets[i]) ** 2).mean() for k in range(q_now.shape[0]) for i in range(n))
 
     def actor_loss(critic):
         loss = 0
         for i in range(n):
             density = sum(weights[:, j] * _log_prob(means[:, j], log_stds[:, j], us[i]).exp() for j in range(n))
-            q_pi = _q_heads(critic, obs, th.tanh(us[i]))[:, :, i].min(0).values
+            q_pi = q_heads(critic, obs, th.tanh(us[i]))[:, :, i].min(0).values
             loss = loss + (alphas[i] * th.log(density) - q_pi).mean() / n
         return loss
 
@@ -150,7 +151,7 @@ def test_update_matches_reference():
     with th.no_grad():
         model.log_ent_coef.copy_(th.log(th.tensor([0.1, 0.3, 0.7])))
         model.actor.mu.bias.copy_(th.tensor([-0.5, 0.0, 0.6]))
-    _fill_buffer([model])
+    fill_buffer([model])
     np.random.seed(5)
     replay_data = model.replay_buffer.sample(BATCH_SIZE)
     th.manual_seed(7)

@@ -8,6 +8,7 @@ from pathlib import Path
 import optuna
 import pytest
 import yaml
+from conftest import run_python
 
 from sb3_mixture import S2ACM, SACM
 from sb3_mixture.tuning import (
@@ -44,12 +45,8 @@ def write_conf(folder: Path) -> Path:
 
 def zoo_train(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
     """``python -m sb3_mixture.train`` in a subprocess: niced, one torch thread (the suite shares two cores)."""
-    command = ["nice", "-n", "5", sys.executable, "-m", "sb3_mixture.train", *args, "--num-threads", "1"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=300, env=env)
-    if check:
-        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result
+    return run_python("-m", "sb3_mixture.train", *args, "--num-threads", "1", cwd=cwd, env=env, nice=True, check=check)
 
 
 def test_search_space_is_sac_plus_the_mixture():
@@ -102,6 +99,7 @@ def test_search_space_leaves_what_the_file_fixes():
     assert set(sampled["policy_kwargs"]) == {"net_arch"}
 
 
+@pytest.mark.slow
 def test_optimize_then_replay_a_trial(tmp_path):
     conf = write_conf(tmp_path)
     storage = f"sqlite:///{tmp_path / 'tuning.db'}"
@@ -192,6 +190,7 @@ def test_unreachable_server_stops_with_one_line(tmp_path, capsys, monkeypatch):
     assert "Connection refused" in message or "is not installed" in message
 
 
+@pytest.mark.slow
 def test_unknown_study_from_the_command_line_prints_no_traceback(one_trial_study, tmp_path):
     result = zoo_train(
         "--algo", "sacm", "--env", "Pendulum-v1", "--storage", one_trial_study, "--study-name", "absent", "--trial-id", "1",

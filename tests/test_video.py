@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import run_python
 
 from sb3_mixture.rendering import configure_headless_rendering, exit_if_cannot_show, osmesa_library
 
@@ -23,11 +24,7 @@ def _headless_environ() -> dict[str, str]:
 
 
 def _run(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    command = [sys.executable, *args]
-    result = subprocess.run(command, cwd=cwd, env=_headless_environ(), capture_output=True, text=True, timeout=300)
-    if check:
-        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result
+    return run_python(*args, cwd=cwd, env=_headless_environ(), check=check)
 
 
 def _require_osmesa() -> None:
@@ -55,6 +52,7 @@ def hopper_log_folder(tmp_path_factory):
     return folder
 
 
+@pytest.mark.slow
 def test_record_video_renders_hopper_headless(hopper_log_folder):
     _require_osmesa()
     pytest.importorskip("moviepy", reason="RL Zoo's video recorder needs moviepy: pip install sb3_mixture[video]")
@@ -80,6 +78,7 @@ def test_record_video_renders_hopper_headless(hopper_log_folder):
     assert np.abs(frames[-1].astype(float) - frames[0]).mean() > 0.5
 
 
+@pytest.mark.slow
 def test_enjoy_without_rendering_headless(hopper_log_folder):
     result = _run(
         "-m", "sb3_mixture.enjoy", "--algo", "sacm", "--env", "Hopper-v5", "-f", str(hopper_log_folder),
@@ -89,6 +88,7 @@ def test_enjoy_without_rendering_headless(hopper_log_folder):
     assert "Loading" in result.stdout
 
 
+@pytest.mark.slow
 def test_enjoy_with_rendering_headless_stops_with_advice(tmp_path):
     # A window cannot open without a display (glfw would abort the process): a clear message instead
     if not sys.platform.startswith("linux"):

@@ -1,12 +1,12 @@
 """RL Zoo wiring: the train/enjoy entry points, our hyperparameter files, and loading for play without a replay buffer."""
 
 import subprocess
-import sys
 from pathlib import Path
 
 import gymnasium as gym
 import pytest
 import yaml
+from conftest import run_python
 from stable_baselines3 import DDPG, SAC, TD3
 
 from sb3_mixture import S2ACM, SACM
@@ -21,10 +21,7 @@ ZOO_ONLY_KEYS = {
 
 def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     # One torch thread: the runs are tiny, and the suite shares two cores with whatever else runs
-    command = [sys.executable, *args, "--num-threads", "1"]
-    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result
+    return run_python(*args, "--num-threads", "1", cwd=cwd)
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +36,7 @@ def trained_log_folder(tmp_path_factory):
     return folder
 
 
+@pytest.mark.slow
 def test_train_uses_our_hyperparameters_and_saves(trained_log_folder):
     run = trained_log_folder / "sacm" / "Pendulum-v1_1"
     assert (run / "Pendulum-v1.zip").is_file()
@@ -51,6 +49,7 @@ def test_train_uses_our_hyperparameters_and_saves(trained_log_folder):
     assert model.n_components == 2 and model.mixture_weights == "learned" and model.actor.gate is not None
 
 
+@pytest.mark.slow
 def test_enjoy_runs_on_the_trained_agent(trained_log_folder):
     result = _run(
         "-m", "sb3_mixture.enjoy", "--algo", "sacm", "--env", "Pendulum-v1", "-f", str(trained_log_folder),
@@ -60,6 +59,7 @@ def test_enjoy_runs_on_the_trained_agent(trained_log_folder):
     assert "Loading" in result.stdout
 
 
+@pytest.mark.slow
 def test_loading_for_play_allocates_no_replay_buffer(trained_log_folder):
     import rl_zoo3
 
@@ -77,6 +77,7 @@ def test_loading_for_play_allocates_no_replay_buffer(trained_log_folder):
         register_zoo()
 
 
+@pytest.mark.slow
 def test_baselines_keep_rl_zoo_hyperparameters(tmp_path):
     # --algo sac through our entry point: RL Zoo's own sac.yml (no --conf-file added), SB3's SAC
     _run(

@@ -22,6 +22,8 @@ class MultiGoalEnv(gym.Env):
       ``max_steps`` steps.
     - ``info``: ``"goal"`` (index into :data:`GOALS` of the goal reached on this step, -1 if none),
       ``"is_success"`` (a goal was reached), ``"position"`` and ``"distance_to_goal"`` (to the nearest goal).
+    - ``removed_goals`` (or :meth:`set_removed_goals` on a live env): indices into :data:`GOALS` that no longer count:
+      they neither end the episode nor pay, and the distance cost is to the nearest remaining goal.
 
     Defaults are issue 4's: ``action_cost=1``, ``distance_cost=0.1``, ``goal_bonus=1``, 30 steps. The soft Q-learning
     paper's code (rail-berkeley/softlearning, ``MultiGoalEnv``) uses ``action_cost=30``, ``distance_cost=1``,
@@ -39,6 +41,7 @@ class MultiGoalEnv(gym.Env):
         init_std: float = 0.1,
         max_steps: int = 30,
         bound: float = 7.0,
+        removed_goals: "tuple[int, ...]" = (),
     ):
         super().__init__()
         if max_steps < 1:
@@ -50,11 +53,22 @@ class MultiGoalEnv(gym.Env):
         self.init_std = float(init_std)
         self.max_steps = int(max_steps)
         self.bound = float(bound)
-        self.goals = GOALS.copy()
+        self.set_removed_goals(removed_goals)
         self.observation_space = spaces.Box(-self.bound, self.bound, shape=(2,), dtype=np.float32)
         self.action_space = spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
         self._position = np.zeros(2, dtype=np.float32)
         self._steps = 0
+
+    def set_removed_goals(self, removed_goals: "tuple[int, ...] | list[int]") -> None:
+        """Take these goals (indices into :data:`GOALS`) out of the task; at least one goal must remain."""
+        removed = sorted({int(index) for index in removed_goals})
+        if any(not 0 <= index < len(GOALS) for index in removed) or len(removed) >= len(GOALS):
+            raise ValueError(
+                f"removed_goals must be distinct indices in [0, {len(GOALS)}) leaving at least one goal, got {removed_goals!r}"
+            )
+        self.removed_goals = tuple(removed)
+        self.goal_indices = np.array([index for index in range(len(GOALS)) if index not in removed])
+        self.goals = GOALS[self.goal_indices].copy()
 
     def _goal_distances(self, position: np.ndarray) -> np.ndarray:
         return np.linalg.norm(self.goals - position.astype(np.float64), axis=-1)
@@ -89,4 +103,5 @@ class MultiGoalEnv(gym.Env):
         terminated = bool(distances[nearest] < self.goal_radius)
         reward = self.reward(self._position, action) + (self.goal_bonus if terminated else 0.0)
         truncated = not terminated and self._steps >= self.max_steps
-        return self._position.copy(), reward, terminated, truncated, self._info(nearest if terminated else -1)
+        goal = int(self.goal_indices[nearest]) if terminated else -1
+        return self._position.copy(), reward, terminated, truncated, self._info(goal)

@@ -15,11 +15,8 @@ from stable_baselines3.sac.policies import Actor, SACPolicy
 from torch import nn
 
 from sb3_mixture.mixture import (
-    LEARNED_WEIGHTS,
     LOG_STD_MAX,
     LOG_STD_MIN,
-    SOFT_VALUE_WEIGHTS,
-    STATE_DEPENDENT_WEIGHTS,
     component_soft_values,
     cross_log_probs,
     gated_log_weights,
@@ -31,39 +28,13 @@ from sb3_mixture.mixture import (
     sde_std,
     soft_value_log_weights,
     squash_log_jacobian,
-    validate_mixture_weights,
-    validate_weight_floor,
 )
+from sb3_mixture.options import LEARNED_WEIGHTS, SOFT_VALUE_WEIGHTS, STATE_DEPENDENT_WEIGHTS
+from sb3_mixture.sacm.schedule import ComponentSchedule
 from sb3_mixture.torch_layers import EnsembleMLP
 
-DETERMINISTIC_COMPONENTS = ("mode", "best_q")
 # Samples per component behind the soft values V_i(s) that set the acting weights with mixture_weights="soft_value"
 ACTING_VALUE_SAMPLES = 8
-
-
-def validate_component_schedule(component_schedule: "str | int") -> "str | int":
-    """``"step"``, ``"episode"`` or an int k >= 1 (a new component every k steps), docs/algorithm.md section 6."""
-    if isinstance(component_schedule, str):
-        if component_schedule in ("step", "episode"):
-            return component_schedule
-    elif isinstance(component_schedule, (int, np.integer)) and not isinstance(component_schedule, bool):
-        if component_schedule >= 1:
-            return int(component_schedule)
-    raise ValueError(f"component_schedule must be 'step', 'episode' or an int >= 1, got {component_schedule!r}")
-
-
-def validate_deterministic_component(deterministic_component: "str | int", n_components: int) -> "str | int":
-    """``"mode"``, ``"best_q"`` or a component index in ``[0, n_components)``, docs/algorithm.md section 6."""
-    if isinstance(deterministic_component, str):
-        if deterministic_component in DETERMINISTIC_COMPONENTS:
-            return deterministic_component
-    elif isinstance(deterministic_component, (int, np.integer)) and not isinstance(deterministic_component, bool):
-        if 0 <= deterministic_component < n_components:
-            return int(deterministic_component)
-    raise ValueError(
-        f"deterministic_component must be 'mode', 'best_q' or a component index in [0, {n_components}), "
-        f"got {deterministic_component!r}"
-    )
 
 
 class MixtureActor(Actor):
@@ -103,10 +74,10 @@ class MixtureActor(Actor):
         normalize_images: bool = True,
         n_components: int = 3,
         mixture_weights: "list[float] | str | None" = None,
-        mixture_weight_floor: "float | None" = None,
+        mixture_weight_floor: float = 0.0,
     ):
-        weights = validate_mixture_weights(mixture_weights, n_components)
-        floor = validate_weight_floor(mixture_weight_floor, n_components, weights)
+        # Checked once by the algorithm (sb3_mixture/options.py); None stands for uniform weights
+        weights = [1.0 / n_components] * n_components if mixture_weights is None else mixture_weights
         super().__init__(
             observation_space,
             action_space,
@@ -123,7 +94,7 @@ class MixtureActor(Actor):
         )
         self.n_components = n_components
         self.mixture_weights = weights
-        self.mixture_weight_floor = floor
+        self.mixture_weight_floor = float(mixture_weight_floor)
         self.learned_weights = weights == LEARNED_WEIGHTS
         # Learned or soft-value weights: w(s) differs between states, so draws need each row's log-weights
         self.state_dependent_weights = weights in STATE_DEPENDENT_WEIGHTS
@@ -381,8 +352,7 @@ class MixturePolicy(SACPolicy):
     :param n_components: number of mixture components
     :param mixture_weights: fixed mixing weights (uniform if None), ``"learned"`` (a gating head, docs/algorithm.md
         section 8) or ``"soft_value"`` (from the components' soft values, section 10)
-    :param mixture_weight_floor: least weight of a component with state-dependent weights, in ``[0, 1/N)``; None: the
-        default
+    :param mixture_weight_floor: least weight of a component with state-dependent weights, in ``[0, 1/N)``
     :param component_schedule: ``"step"``, ``"episode"`` or an int k (a new component every k steps)
     :param deterministic_component: ``"mode"``, ``"best_q"`` or a fixed component index
     :param full_std: with gSDE, one std per latent feature and action dimension (True, SAC's default) or per latent
@@ -413,18 +383,19 @@ class MixturePolicy(SACPolicy):
         share_features_extractor: bool = False,
         n_components: int = 3,
         mixture_weights: "list[float] | str | None" = None,
-        mixture_weight_floor: "float | None" = None,
+        mixture_weight_floor: float = 0.0,
         component_schedule: "str | int" = "step",
         deterministic_component: "str | int" = "mode",
         full_std: bool = True,
     ):
         # Needed by make_actor/make_critic, which SACPolicy.__init__ calls
         self.full_std = bool(full_std)
-        self.mixture_weights = validate_mixture_weights(mixture_weights, n_components)
+        # Checked once by the algorithm (sb3_mixture/options.py): the policy trusts what it is given
         self.n_components = int(n_components)
-        self.mixture_weight_floor = validate_weight_floor(mixture_weight_floor, self.n_components, self.mixture_weights)
-        self.component_schedule = validate_component_schedule(component_schedule)
-        self.deterministic_component = validate_deterministic_component(deterministic_component, n_components)
+        self.mixture_weights = [1.0 / n_components] * n_components if mixture_weights is None else mixture_weights
+        self.mixture_weight_floor = float(mixture_weight_floor)
+        self.component_schedule = component_schedule
+        self.deterministic_component = deterministic_component
         if optimizer_kwargs is None and optimizer_class is th.optim.Adam:
             # One fused kernel per parameter instead of a dozen small ops: same update, less overhead on the CPU
             optimizer_kwargs = {"fused": True}
@@ -446,10 +417,12 @@ class MixturePolicy(SACPolicy):
             n_critics=n_critics,
             share_features_extractor=share_features_extractor,
         )
-        # Acting state, one entry per environment (not saved: a loaded policy draws afresh)
+        # The schedule predict() acts with (not saved: a loaded policy draws afresh); during rollouts the algorithm
+        # lends its own (using_schedule), so that evaluations in between keep apart from the training envs' draws
+        self.schedule = ComponentSchedule(self.component_schedule, self.actor.sample_components)
+        self._active_schedule = self.schedule
         self.acting_components: np.ndarray | None = None
-        self._steps_since_draw: np.ndarray | None = None
-        self._pending_episode_start: np.ndarray | None = None
+        """the components of the last stochastic step, one per environment"""
         self.component_override: int | None = None
         if self.mixture_weights == SOFT_VALUE_WEIGHTS:
             # alpha_i as the algorithm last tuned them (it writes them here): the soft values need them to act
@@ -545,51 +518,28 @@ class MixturePolicy(SACPolicy):
         means, log_stds, log_weights, _ = self.actor.mixture_params_latent(obs)
         return self.state_log_weights(obs, means, log_stds, log_weights)
 
-    def get_schedule_state(self) -> tuple["np.ndarray | None", "np.ndarray | None"]:
-        """A copy of the component schedule's state: acting component and steps since its draw, per env."""
-        return tuple(None if array is None else array.copy() for array in (self.acting_components, self._steps_since_draw))
+    @contextmanager
+    def using_schedule(self, schedule: ComponentSchedule) -> Iterator[None]:
+        """Act with another component schedule, e.g. the algorithm's for its training envs."""
+        previous, self._active_schedule = self._active_schedule, schedule
+        try:
+            yield
+        finally:
+            self._active_schedule = previous
 
-    def set_schedule_state(self, state: tuple["np.ndarray | None", "np.ndarray | None"]) -> None:
-        self.acting_components, self._steps_since_draw = (None if array is None else array.copy() for array in state)
-
-    def select_acting_components(
-        self,
-        n_envs: int,
-        episode_start: "np.ndarray | None" = None,
-        log_weights: "th.Tensor | None" = None,
-    ) -> np.ndarray:
+    def next_components(self, n_envs: int, log_weights: "th.Tensor | None" = None) -> np.ndarray:
         """
-        Advance the component schedule by one step and return the acting component of each env.
+        Advance the component schedule in use by one step and return the acting component of each env.
 
-        :param n_envs: number of environments (rows of the observation batch)
-        :param episode_start: which envs start a new episode at this step (None if unknown)
         :param log_weights: ``log w(s)`` at each env's observation, (n_envs, N): a redraw draws from w(s)
             (needed with learned or soft-value weights)
         """
         if self.component_override is not None:
-            return np.full(n_envs, self.component_override, dtype=np.int64)
-        fresh = self.acting_components is None or len(self.acting_components) != n_envs
-        if fresh or self.component_schedule == "step":
-            redraw = np.ones(n_envs, dtype=bool)
-            self._steps_since_draw = np.zeros(n_envs, dtype=np.int64)
+            components = np.full(n_envs, self.component_override, dtype=np.int64)
         else:
-            assert self._steps_since_draw is not None
-            starts = np.zeros(n_envs, dtype=bool) if episode_start is None else np.asarray(episode_start, dtype=bool)
-            redraw = starts.copy()
-            if isinstance(self.component_schedule, int):
-                redraw |= self._steps_since_draw >= self.component_schedule
-        if fresh:
-            self.acting_components = np.zeros(n_envs, dtype=np.int64)
-        assert self.acting_components is not None and self._steps_since_draw is not None
-        if redraw.any():
-            rows = None
-            if log_weights is not None and self.actor.state_dependent_weights:
-                rows = log_weights[th.as_tensor(redraw, device=log_weights.device)]
-            drawn = self.actor.sample_components(int(redraw.sum()), rows).cpu().numpy()
-            self.acting_components[redraw] = drawn
-            self._steps_since_draw[redraw] = 0
-        self._steps_since_draw += 1
-        return self.acting_components.copy()
+            components = self._active_schedule.advance(n_envs, log_weights)
+        self.acting_components = components
+        return components
 
     def deterministic_components(
         self, obs: PyTorchObs, means: th.Tensor, log_stds: th.Tensor, log_weights: "th.Tensor | None" = None
@@ -612,7 +562,9 @@ class MixturePolicy(SACPolicy):
         episode_start: "np.ndarray | None" = None,
         deterministic: bool = False,
     ) -> tuple[np.ndarray, "tuple[np.ndarray, ...] | None"]:
-        self._pending_episode_start = episode_start
+        if episode_start is not None:
+            # SB3's predict does not hand episode_start on to _predict: the schedule keeps it for its next step
+            self._active_schedule.mark_episode_start(episode_start)
         return super().predict(observation, state, episode_start, deterministic)
 
     def _predict(self, observation: PyTorchObs, deterministic: bool = False) -> th.Tensor:
@@ -621,9 +573,7 @@ class MixturePolicy(SACPolicy):
         if deterministic:
             components = self.deterministic_components(observation, means, log_stds, log_weights)
         else:
-            episode_start, self._pending_episode_start = self._pending_episode_start, None
-            selected = self.select_acting_components(means.shape[0], episode_start, log_weights)
-            components = th.as_tensor(selected, device=means.device)
+            components = th.as_tensor(self.next_components(means.shape[0], log_weights), device=means.device)
         return self.actor.act(means, log_stds, components, deterministic, latent)
 
 

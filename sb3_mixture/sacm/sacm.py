@@ -5,7 +5,6 @@ import contextlib
 import copy
 import io
 import json
-import math
 import pathlib
 import zipfile
 from collections.abc import Iterator
@@ -24,17 +23,11 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.utils import polyak_update
 
-from sb3_mixture.buffers import CRITIC_DATA, MixtureDictReplayBuffer, MixtureReplayBuffer
+from sb3_mixture.buffers import MixtureDictReplayBuffer, MixtureReplayBuffer
 from sb3_mixture.conversion import actor_pairs, copy_optimizer_state, copy_parameters, critic_pairs, module_pairs
-from sb3_mixture.entropy import ENTROPY_ESTIMATORS, MixtureSamples, draw_mixture_samples, entropy_terms, weighted_entropy
-from sb3_mixture.mixture import (
-    LEARNED_WEIGHTS,
-    SOFT_VALUE_WEIGHTS,
-    gaussian_kl,
-    validate_mixture_weights,
-    validate_weight_floor,
-    weight_entropy,
-)
+from sb3_mixture.entropy import MixtureSamples, draw_mixture_samples, entropy_terms, weighted_entropy
+from sb3_mixture.mixture import gaussian_kl, weight_entropy
+from sb3_mixture.options import POLICY_OPTIONS, SOFT_VALUE_WEIGHTS, validate_ent_coef, validate_options
 from sb3_mixture.sacm.losses import actor_loss, critic_loss, mixture_next_values, own_next_values, temperature_loss
 from sb3_mixture.sacm.policies import (
     CnnPolicy,
@@ -42,43 +35,10 @@ from sb3_mixture.sacm.policies import (
     MixturePolicy,
     MlpPolicy,
     MultiInputPolicy,
-    validate_component_schedule,
-    validate_deterministic_component,
 )
+from sb3_mixture.sacm.schedule import ComponentSchedule
 
 SelfSACM = TypeVar("SelfSACM", bound="SACM")
-
-COMPONENT_SAMPLING = ("all", "sample")
-MATMUL_PRECISION = ("fp32", "bf16")
-# Mixture settings that live on the policy; SACM takes them as its own arguments and forwards them
-_POLICY_MIXTURE_KWARGS = (
-    "n_components",
-    "mixture_weights",
-    "mixture_weight_floor",
-    "component_schedule",
-    "deterministic_component",
-)
-
-
-def _validate_choice(name: str, value: Any, allowed: tuple[str, ...]) -> str:
-    if not isinstance(value, str) or value not in allowed:
-        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
-    return value
-
-
-def _validate_ent_coef(ent_coef: "str | float") -> "str | float":
-    if isinstance(ent_coef, str):
-        if ent_coef == "auto":
-            return ent_coef
-        if ent_coef.startswith("auto_"):
-            try:
-                if float(ent_coef[len("auto_") :]) > 0.0:
-                    return ent_coef
-            except ValueError:
-                pass
-    elif isinstance(ent_coef, (int, float)) and not isinstance(ent_coef, bool) and math.isfinite(ent_coef) and ent_coef > 0:
-        return float(ent_coef)
-    raise ValueError(f"ent_coef must be 'auto', 'auto_<initial value > 0>' or a float > 0, got {ent_coef!r}")
 
 
 class SACM(SAC):
@@ -86,30 +46,11 @@ class SACM(SAC):
     Soft Actor-Critic Mixture: SAC with an N-component Gaussian-mixture actor.
 
     Paper: "Maximum Entropy Reinforcement Learning with Mixture Policies"; the algorithm as implemented is
-    stated in docs/algorithm.md. Takes every argument of SB3's :class:`~stable_baselines3.SAC`, plus:
-
-    :param n_components: number of mixture components N (an int >= 1)
-    :param mixture_weights: fixed mixing weights, N positive floats summing to 1 (uniform if None), or
-        ``"learned"``: state-dependent weights w(s) from a gating head on the actor's trunk, trained with the actor
-        (docs/algorithm.md section 8; needs ``component_sampling="all"``)
-    :param mixture_weight_floor: with learned weights, the least weight ``eps`` of every component,
-        ``w = (1 - N eps) softmax(g) + eps``, in ``[0, 1/N)``: a guard against a component (and its critic head)
-        being starved of data. None (default): 0.05 with learned weights (at most 0.5/N), 0 with fixed ones
-    :param entropy_estimator: ``"mixed_marginal"`` (the paper's eq. 8, default), ``"pairwise_kl"`` (eq. 5 with
-        closed-form KL), ``"marginal"`` (the lower bound H(pi|W), eq. 3) or ``"pairwise_bhattacharyya"``
-    :param critic_data: which transitions each critic head learns from: ``"shared"`` (all), ``"bootstrap"``
-        (a Bernoulli(``bootstrap_mask_prob``) mask per head, drawn when stored) or ``"own"`` (only the
-        transitions its own component acted in)
-    :param bootstrap_mask_prob: probability that a head learns from a transition with ``critic_data="bootstrap"``
-    :param component_schedule: when the acting component is redrawn: ``"step"`` (every step, Algorithm 1),
-        ``"episode"`` (at each episode start) or an int k (every k steps)
-    :param deterministic_component: component played by ``predict(deterministic=True)``: ``"mode"`` (the mean
-        with the highest mixture density), ``"best_q"`` (the highest min-Q) or a fixed index
-    :param component_sampling: ``"all"`` (one sample per component per state, Algorithm 1) or ``"sample"``
-        (one component ~ w per state: an unbiased estimate of the same losses at SAC's cost)
-    :param matmul_precision: ``"fp32"`` (default) or ``"bf16"``: run the networks' forward and backward passes
-        in ``train()`` under bfloat16 autocast (weights, optimiser and all loss arithmetic stay float32). An
-        opt-in for speed on CPUs with native bf16 matmuls; its effect on returns is in benchmarks/results.
+    stated in docs/algorithm.md. Takes every argument of SB3's :class:`~stable_baselines3.SAC`, plus the mixture's
+    own: ``n_components``, ``mixture_weights`` (fixed, ``"learned"`` or ``"soft_value"``),
+    ``mixture_weight_floor``, ``entropy_estimator``, ``critic_data``, ``bootstrap_mask_prob``, ``component_schedule``,
+    ``deterministic_component``, ``component_sampling`` and ``matmul_precision``, each described in
+    docs/modules/sacm.md ("Parameters"), and checked at construction by :func:`sb3_mixture.options.validate_options`.
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
@@ -160,49 +101,28 @@ class SACM(SAC):
         matmul_precision: str = "fp32",
         _init_setup_model: bool = True,
     ):
-        # Every argument is checked here, at construction, so that bad input never reaches train()
-        self.mixture_weights = validate_mixture_weights(mixture_weights, n_components)
-        self.n_components = int(n_components)
-        self.mixture_weight_floor = validate_weight_floor(mixture_weight_floor, self.n_components, self.mixture_weights)
-        self.entropy_estimator = _validate_choice("entropy_estimator", entropy_estimator, ENTROPY_ESTIMATORS)
-        self.critic_data = _validate_choice("critic_data", critic_data, CRITIC_DATA)
-        self.component_sampling = _validate_choice("component_sampling", component_sampling, COMPONENT_SAMPLING)
-        self.matmul_precision = _validate_choice("matmul_precision", matmul_precision, MATMUL_PRECISION)
-        self.component_schedule = validate_component_schedule(component_schedule)
-        self.deterministic_component = validate_deterministic_component(deterministic_component, n_components)
-        if self.mixture_weights == LEARNED_WEIGHTS and self.component_sampling == "sample" and self.n_components > 1:
-            raise ValueError(
-                "component_sampling='sample' is not supported with mixture_weights='learned': one sampled component "
-                "per state gives the gating head no pathwise gradient; use component_sampling='all'"
-            )
-        if self.mixture_weights == SOFT_VALUE_WEIGHTS:
-            if self.component_sampling != "all":
-                raise ValueError(
-                    "component_sampling='sample' is not supported with mixture_weights='soft_value': every head's "
-                    "target is its own component's next value, so every component is sampled; use component_sampling='all'"
-                )
-            if type(self)._head_entropies is not SACM._head_entropies:
-                raise ValueError(
-                    f"mixture_weights='soft_value' is only available with SACM: its critic heads are the components' "
-                    f"own soft Q-functions, which leaves {type(self).__name__}'s per-head entropy bonus no place"
-                )
-        if not isinstance(bootstrap_mask_prob, (int, float)) or not 0.0 < bootstrap_mask_prob <= 1.0:
-            raise ValueError(f"bootstrap_mask_prob must be a float in (0, 1], got {bootstrap_mask_prob!r}")
-        self.bootstrap_mask_prob = float(bootstrap_mask_prob)
-        ent_coef = _validate_ent_coef(ent_coef)
-        if critic_data != "shared":
-            mixture_buffers = (MixtureReplayBuffer, MixtureDictReplayBuffer)
-            if replay_buffer_class is not None and not issubclass(replay_buffer_class, mixture_buffers):
-                her = " (HerReplayBuffer relabels goals, so a stored acting component or mask no longer fits)"
-                raise ValueError(
-                    f"critic_data={critic_data!r} needs SACM's own replay buffer; replay_buffer_class="
-                    f"{replay_buffer_class.__name__} is only supported with critic_data='shared'"
-                    + (her if "Her" in replay_buffer_class.__name__ else "")
-                )
-            if n_steps != 1:
-                raise ValueError(f"critic_data={critic_data!r} supports only n_steps=1, got n_steps={n_steps}")
+        # Every argument is checked here, once, at construction, so that bad input never reaches train()
+        options = validate_options(
+            n_components=n_components,
+            mixture_weights=mixture_weights,
+            mixture_weight_floor=mixture_weight_floor,
+            entropy_estimator=entropy_estimator,
+            critic_data=critic_data,
+            bootstrap_mask_prob=bootstrap_mask_prob,
+            component_schedule=component_schedule,
+            deterministic_component=deterministic_component,
+            component_sampling=component_sampling,
+            matmul_precision=matmul_precision,
+            algorithm=type(self).__name__,
+            per_head_entropy=type(self)._head_entropies is not SACM._head_entropies,
+            replay_buffer_class=replay_buffer_class,
+            n_steps=n_steps,
+        )
+        # Flat attributes, as SB3 keeps its hyperparameters: saved with the model and read back by load()
+        self.__dict__.update(vars(options))
+        ent_coef = validate_ent_coef(ent_coef)
         policy_kwargs = dict(policy_kwargs or {})
-        for key in _POLICY_MIXTURE_KWARGS:
+        for key in POLICY_OPTIONS:
             if key in policy_kwargs and policy_kwargs[key] != getattr(self, key):
                 raise ValueError(f"pass {key} to SACM directly, not in policy_kwargs (got {key}={policy_kwargs[key]!r} there)")
         if env is not None:
@@ -246,7 +166,7 @@ class SACM(SAC):
             self._setup_model()
 
     def _setup_model(self) -> None:
-        for key in _POLICY_MIXTURE_KWARGS:
+        for key in POLICY_OPTIONS:
             self.policy_kwargs[key] = getattr(self, key)
         if self.critic_data != "shared":
             if self.replay_buffer_class is None:
@@ -265,17 +185,12 @@ class SACM(SAC):
             self.ent_coef_optimizer = th.optim.Adam([self.log_ent_coef], lr=self.lr_schedule(1))
         self._sync_policy_temperatures()
         self._component_counts = np.zeros(self.n_components, dtype=np.int64)
-        self._pending_episode_start: np.ndarray | None = None
-        self._rollout_episode_start: np.ndarray | None = None
-        self._training_schedule_state: tuple[np.ndarray | None, np.ndarray | None] = (None, None)
+        # The training envs' component schedule (docs/algorithm.md section 6); the policy has its own for predict()
+        self._training_schedule = ComponentSchedule(self.component_schedule, self.actor.sample_components)
 
     def _excluded_save_params(self) -> list[str]:
-        return [
-            *super()._excluded_save_params(),
-            "_pending_episode_start",
-            "_rollout_episode_start",
-            "_training_schedule_state",
-        ]
+        # A loaded model draws afresh, as SB3 resets the envs
+        return [*super()._excluded_save_params(), "_training_schedule"]
 
     def _setup_learn(
         self,
@@ -287,25 +202,11 @@ class SACM(SAC):
     ) -> tuple[int, BaseCallback]:
         if reset_num_timesteps or self._last_obs is None:
             # SB3 resets the envs: every env starts a new episode, so the schedule starts afresh
-            self._training_schedule_state = (None, None)
-            self._pending_episode_start = None
+            self._training_schedule.reset()
         self._sync_policy_temperatures()  # after load() or from_sac(), which set the temperatures afterwards
         return super()._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar)
 
     # Acting -----------------------------------------------------------------------------------------------------
-
-    def predict(
-        self,
-        observation: "np.ndarray | dict[str, np.ndarray]",
-        state: "tuple[np.ndarray, ...] | None" = None,
-        episode_start: "np.ndarray | None" = None,
-        deterministic: bool = False,
-    ) -> tuple[np.ndarray, "tuple[np.ndarray, ...] | None"]:
-        # During rollouts SB3 calls predict without episode_start: feed it the episode starts seen by _store_transition
-        # (only that call: a user's predict between two learn calls must not consume the training envs' starts)
-        if episode_start is None and self._rollout_episode_start is not None and not deterministic:
-            episode_start, self._rollout_episode_start = self._rollout_episode_start, None
-        return super().predict(observation, state, episode_start, deterministic)
 
     def _sample_action(
         self,
@@ -313,19 +214,12 @@ class SACM(SAC):
         action_noise: "ActionNoise | None" = None,
         n_envs: int = 1,
     ) -> tuple[np.ndarray, np.ndarray]:
-        # The training envs' schedule is ours: evaluations in between (callbacks) act through the same policy
-        self.policy.set_schedule_state(self._training_schedule_state)
-        episode_start, self._pending_episode_start = self._pending_episode_start, None
-        if self.num_timesteps < learning_starts and not (self.use_sde and self.use_sde_at_warmup):
-            # Warm-up actions are uniform, but the schedule still runs so that every transition has a component
-            self.policy.select_acting_components(n_envs, episode_start, self._acting_log_weights())
-        else:
-            self._rollout_episode_start = episode_start  # for the predict call in SAC's _sample_action
-        try:
+        # The training envs act with their own schedule: evaluations in between (callbacks) use the policy's
+        with self.policy.using_schedule(self._training_schedule):
+            if self.num_timesteps < learning_starts and not (self.use_sde and self.use_sde_at_warmup):
+                # Warm-up actions are uniform, but the schedule still runs so that every transition has a component
+                self.policy.next_components(n_envs, self._acting_log_weights())
             action, buffer_action = super()._sample_action(learning_starts, action_noise, n_envs)
-        finally:
-            self._rollout_episode_start = None
-        self._training_schedule_state = self.policy.get_schedule_state()
         acting = self.policy.acting_components
         assert acting is not None
         self._component_counts += np.bincount(acting, minlength=self.n_components)
@@ -343,7 +237,7 @@ class SACM(SAC):
         infos: list[dict[str, Any]],
     ) -> None:
         super()._store_transition(replay_buffer, buffer_action, new_obs, reward, dones, infos)
-        self._pending_episode_start = np.asarray(dones, dtype=bool)
+        self._training_schedule.mark_episode_start(dones)
 
     def dump_logs(self) -> None:
         total = self._component_counts.sum()

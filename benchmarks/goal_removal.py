@@ -1,0 +1,279 @@
+"""
+Goal removal: a task with four equally good modes, one of which disappears.
+
+``sb3_mixture/MultiGoal-v0`` (four goals around the origin, soft Q-learning's task). Phase 1: ``PHASE1_STEPS`` of
+training; then the goal the policy reached most often in its last evaluation is removed (``set_removed_goals`` on
+the same env object: it no longer ends the episode or pays, and the distance cost is to the nearest remaining goal);
+the replay buffer is kept. Phase 2: ``PHASE2_STEPS`` more, evaluated right after the removal and every
+``EVAL_EVERY`` steps.
+
+Reported per algorithm: how many goals the policy reaches before the removal (goals with at least ``MIN_SHARE`` of
+``EVAL_EPISODES`` stochastic episodes) and how many its components reach alone, the pre-removal return, and the steps
+to recover ``RECOVERY_LEVEL`` of it: score = (return - random) / (pre-removal return - random), random = the mean
+return of uniform random actions on the changed task; censored at ``PHASE2_STEPS`` if never.
+
+    nice -n 5 python benchmarks/goal_removal.py run                   # 10 seeds of every algorithm (resumable)
+    python benchmarks/goal_removal.py report
+"""
+
+import argparse
+import copy
+import json
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+# Run as a script from benchmarks/: its sibling shares the machine description, the rliable IQM and the report files
+from multimodal import iqm_with_ci, machine, report_meta, write_report
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+RUNS = RESULTS / "goal_removal"
+
+ALGOS = {
+    "sac": ("SAC", {}),
+    "sacm_n4": ("SACM", {"n_components": 4}),
+    "sacm_soft_value_n4": ("SACM", {"n_components": 4, "mixture_weights": "soft_value"}),
+}
+LABELS = {"sac": "SAC", "sacm_n4": "SACM N=4 (uniform weights)", "sacm_soft_value_n4": "SACM N=4, soft-value weights"}
+COMMON = {
+    "batch_size": 256,
+    "learning_rate": 3e-4,
+    "buffer_size": 100_000,
+    "learning_starts": 1000,
+    "policy_kwargs": {"net_arch": [64, 64]},
+}
+PHASE1_STEPS = 8_000
+PHASE2_STEPS = 6_000
+EVAL_EVERY = 500
+EVAL_EPISODES = 50
+COMPONENT_EPISODES = 20
+RANDOM_EPISODES = 300
+RECOVERY_LEVEL = 0.9
+MIN_SHARE = 0.05
+N_GOALS = 4
+SEEDS = list(range(10))
+
+
+def rollouts(model, n_episodes: int, seed: int, removed: tuple[int, ...]) -> dict:
+    """``n_episodes`` stochastic episodes side by side (one batched ``predict`` per step): mean return and goals."""
+    from sb3_mixture.envs import MultiGoalEnv
+
+    envs = [MultiGoalEnv(removed_goals=removed) for _ in range(n_episodes)]
+    observations = np.stack([env.reset(seed=seed + index)[0] for index, env in enumerate(envs)])
+    returns, goals = np.zeros(n_episodes), np.full(n_episodes, -1)
+    active = np.ones(n_episodes, dtype=bool)
+    while active.any():
+        actions, _ = model.predict(observations, deterministic=False)
+        for index in np.flatnonzero(active):
+            observations[index], reward, terminated, truncated, info = envs[index].step(actions[index])
+            returns[index] += reward
+            if terminated or truncated:
+                active[index], goals[index] = False, info["goal"]
+    return {"mean_return": float(returns.mean()), "goal_counts": np.bincount(goals[goals >= 0], minlength=N_GOALS).tolist()}
+
+
+def random_return(removed: tuple[int, ...], seed: int = 12345) -> float:
+    from sb3_mixture.envs import MultiGoalEnv
+
+    env = MultiGoalEnv(removed_goals=removed)
+    env.action_space.seed(seed)
+    total = 0.0
+    for episode in range(RANDOM_EPISODES):
+        env.reset(seed=seed + episode)
+        done = False
+        while not done:
+            _, reward, terminated, truncated, _ = env.step(env.action_space.sample())
+            total, done = total + reward, terminated or truncated
+    return total / RANDOM_EPISODES
+
+
+def goals_reached(counts: list[int], episodes: int) -> int:
+    return int(sum(count >= MIN_SHARE * episodes for count in counts))
+
+
+def component_goals(model, seed: int, removed: tuple[int, ...]) -> "list[list[int]] | None":
+    """Goal counts of each component acting alone (None for SAC)."""
+    if not hasattr(model.policy, "use_component"):
+        return None
+    counts = []
+    for component in range(model.n_components):
+        with model.policy.use_component(component):
+            counts.append(rollouts(model, COMPONENT_EPISODES, seed, removed)["goal_counts"])
+    return counts
+
+
+def execute(algo: str, seed: int) -> dict:
+    import torch as th
+    from stable_baselines3 import SAC
+
+    import sb3_mixture
+    from sb3_mixture.envs import MultiGoalEnv
+
+    th.set_num_threads(1)
+    start, cpu_start = time.time(), time.process_time()
+    class_name, extra = ALGOS[algo]
+    algo_class = SAC if class_name == "SAC" else getattr(sb3_mixture, class_name)
+    env = MultiGoalEnv()
+    model = algo_class("MlpPolicy", env, seed=seed, device="cpu", **copy.deepcopy(COMMON), **extra)
+    eval_seed = 200_000 + 1000 * seed
+    model.learn(PHASE1_STEPS)
+    before = rollouts(model, EVAL_EPISODES, eval_seed, ())
+    components_before = component_goals(model, eval_seed, ())
+    removed = (int(np.argmax(before["goal_counts"])),)
+    env.set_removed_goals(removed)
+    model._last_obs = None  # the episode in progress was on the old task: the next learn() resets the env
+    curve = [{"step": 0, **rollouts(model, EVAL_EPISODES, eval_seed, removed)}]
+    while model.num_timesteps < PHASE1_STEPS + PHASE2_STEPS:
+        model.learn(EVAL_EVERY, reset_num_timesteps=False)
+        curve.append({"step": model.num_timesteps - PHASE1_STEPS, **rollouts(model, EVAL_EPISODES, eval_seed, removed)})
+    low = random_return(removed)
+    scores = [(point["mean_return"] - low) / (before["mean_return"] - low) for point in curve]
+    recovered = [point["step"] for point, score in zip(curve, scores, strict=True) if score >= RECOVERY_LEVEL]
+    return {
+        "algo": algo,
+        "label": LABELS[algo],
+        "seed": seed,
+        "config": {**COMMON, **extra, "algorithm": class_name, "phase1_steps": PHASE1_STEPS, "phase2_steps": PHASE2_STEPS},
+        "before": before,
+        "goals_before": goals_reached(before["goal_counts"], EVAL_EPISODES),
+        "components_before": components_before,
+        "component_goals_before": None
+        if components_before is None
+        else len({int(np.argmax(counts)) for counts in components_before if sum(counts) > 0}),
+        "removed_goal": removed[0],
+        "random_return": low,
+        "curve": curve,
+        "scores": scores,
+        "recovered": bool(recovered),
+        "steps_to_recover": recovered[0] if recovered else PHASE2_STEPS,
+        "final_goal_counts": curve[-1]["goal_counts"],
+        "components_after": component_goals(model, eval_seed, removed),
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "machine": machine(),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "cpu_s": round(time.process_time() - cpu_start, 1),
+        "wall_s": round(time.time() - start, 1),
+    }
+
+
+def run(args: argparse.Namespace) -> None:
+    RUNS.mkdir(parents=True, exist_ok=True)
+    for seed in args.seeds:
+        for algo in args.algos:
+            path = RUNS / f"{algo}_s{seed}.json"
+            if path.exists() and not args.force:
+                continue
+            result = execute(algo, seed)
+            path.write_text(json.dumps(result))
+            print(
+                f"{path.stem}: before {result['before']['mean_return']:.2f} goals {result['before']['goal_counts']} "
+                f"(components {result['component_goals_before']}), removed {result['removed_goal']}, recovered "
+                f"{result['recovered']} after {result['steps_to_recover']} ({result['cpu_s']} CPU-s)",
+                flush=True,
+            )
+
+
+def report(args: argparse.Namespace) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = [json.loads(path.read_text()) for path in sorted(RUNS.glob("*.json"))]
+    if not runs:
+        raise SystemExit(f"no result files in {RUNS}")
+    rows = [
+        {
+            "algo": run["algo"],
+            "seed": run["seed"],
+            "pre_removal_return": run["before"]["mean_return"],
+            "goals_before": run["goals_before"],
+            "component_goals_before": run["component_goals_before"],
+            "removed_goal": run["removed_goal"],
+            "steps_to_recover": run["steps_to_recover"],
+            "recovered": run["recovered"],
+            "mean_score_phase2": float(np.mean(run["scores"])),
+            "final_score": run["scores"][-1],
+            "cpu_s": run["cpu_s"],
+        }
+        for run in runs
+    ]
+    table = []
+    for algo in ALGOS:
+        group = [row for row in rows if row["algo"] == algo]
+        if not group:
+            continue
+        entry = {"algo": algo, "label": LABELS[algo], "seeds": len(group), "recovered": sum(row["recovered"] for row in group)}
+        for key in ("steps_to_recover", "pre_removal_return", "goals_before", "mean_score_phase2"):
+            values = [row[key] for row in group]
+            iqm, low, high = iqm_with_ci(values)
+            entry[key] = {"iqm": iqm, "ci": [low, high], "per_seed": values}
+        components = [row["component_goals_before"] for row in group if row["component_goals_before"] is not None]
+        entry["component_goals_before"] = components
+        table.append(entry)
+    meta = report_meta(runs, {**COMMON, "phase1_steps": PHASE1_STEPS, "phase2_steps": PHASE2_STEPS})
+
+    def cell(stats: dict, digits: int = 0) -> str:
+        return f"{stats['iqm']:.{digits}f} [{stats['ci'][0]:.{digits}f}, {stats['ci'][1]:.{digits}f}]"
+
+    lines = [
+        "# Goal removal: MultiGoal's most used goal is taken away",
+        "",
+        f"Generated by `{meta['report_command']}` from {len(runs)} result files in `goal_removal/` (runs made with "
+        f"`{meta['run_commands'][0]}` on {meta['machines'][0]}, {meta['first_date']} to {meta['last_date']}; total CPU "
+        f"time {meta['total_cpu_min']:.1f} min).",
+        "",
+        f"Protocol: {PHASE1_STEPS} steps on `sb3_mixture/MultiGoal-v0` (defaults), then the goal reached most often in "
+        f"{EVAL_EPISODES} stochastic episodes is removed (replay buffer kept) and training goes on for {PHASE2_STEPS} "
+        f"steps, evaluated every {EVAL_EVERY}. Settings {json.dumps(COMMON)}, SB3's SAC defaults otherwise. Goals "
+        f"reached: goals with at least {MIN_SHARE:.0%} of the episodes; component goals: distinct goals the components "
+        f"reach most often alone ({COMPONENT_EPISODES} episodes each). Steps to recover: first evaluation with score >= "
+        f"{RECOVERY_LEVEL}, score = (return - random) / (pre-removal return - random), censored at {PHASE2_STEPS}. IQM "
+        "over seeds with the 95% stratified-bootstrap CI (rliable); overlapping CIs mean no difference.",
+        "",
+        "| algorithm | seeds | goals reached before | component goals per seed | pre-removal return | steps to recover "
+        "| recovered | mean score after the removal |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for entry in table:
+        lines.append(
+            f"| {entry['label']} | {entry['seeds']} | {cell(entry['goals_before'], 1)} "
+            f"| {entry['component_goals_before'] or '-'} | {cell(entry['pre_removal_return'], 2)} "
+            f"| {cell(entry['steps_to_recover'])} | {entry['recovered']}/{entry['seeds']} "
+            f"| {cell(entry['mean_score_phase2'], 2)} |"
+        )
+    lines += ["", "![Scores after the removal](goal_removal.png)", ""]
+    figure, axis = plt.subplots(figsize=(6.5, 3.8))
+    for algo in ALGOS:
+        group = [run for run in runs if run["algo"] == algo]
+        if group:
+            steps = [point["step"] for point in group[0]["curve"]]
+            axis.plot(steps, np.mean([run["scores"] for run in group], axis=0), label=f"{LABELS[algo]} ({len(group)} seeds)")
+    axis.axhline(RECOVERY_LEVEL, color="grey", linestyle=":", linewidth=1)
+    axis.set_xlabel("steps after the removal")
+    axis.set_ylabel("score (mean over seeds)")
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(RESULTS / "goal_removal.png", dpi=100)
+    write_report(RESULTS / "goal_removal", rows, table, meta, "\n".join(lines))
+
+
+def main() -> None:
+    global RESULTS, RUNS
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["run", "report"])
+    parser.add_argument("--algos", nargs="+", choices=list(ALGOS), default=list(ALGOS))
+    parser.add_argument("--seeds", type=int, nargs="+", default=SEEDS)
+    parser.add_argument("--force", action="store_true", help="rerun runs that have a result file")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="results folder (the run files go to <out>/goal_removal)")
+    args = parser.parse_args()
+    RESULTS, RUNS = args.out, args.out / "goal_removal"
+    run(args) if args.command == "run" else report(args)
+
+
+if __name__ == "__main__":
+    main()
