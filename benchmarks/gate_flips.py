@@ -25,12 +25,13 @@ buffer's ``STATES`` most recent states:
 import argparse
 import json
 import time
+from functools import partial
 
 import numpy as np
 
 # The route-change benchmark's model, task and rollouts
 import route_change
-from common import RESULTS, SMALL_TASK_SETTINGS, code_version, load_runs, provenance, pyplot, study_parser
+from common import RESULTS, SMALL_TASK_SETTINGS, code_version, finished, load_runs, pyplot, run_each, study_parser
 
 RUNS = RESULTS / "gate_flips"
 STATES = 1000
@@ -89,7 +90,7 @@ def execute(algo: str, seed: int, every: int) -> dict:
     import torch as th
 
     th.set_num_threads(1)
-    start = time.time()
+    start, cpu_start = time.time(), time.process_time()
     config = route_change.CONFIG
     model, env = route_change.make_model(algo, seed, config)
     eval_seed = 100_000 + 1000 * seed
@@ -115,15 +116,14 @@ def execute(algo: str, seed: int, every: int) -> dict:
         "config": {**SMALL_TASK_SETTINGS, **config, **route_change.ALGOS[algo][1], "every": every},
         "blocked_route": blocked,
         "points": points,
-        **provenance(),
         "code": code_version(),
-        "wall_s": round(time.time() - start, 1),
+        **finished(start, cpu_start),
     }
 
 
 def run(args: argparse.Namespace) -> None:
-    for algo, seed, path in route_change.pending_runs(RUNS, args.algos, args.seeds, args.force):
-        path.write_text(json.dumps(execute(algo, seed, args.every)))
+    runs = {f"{algo}_s{seed}": partial(execute, algo, seed, args.every) for seed in args.seeds for algo in args.algos}
+    run_each(RUNS, runs, args.force, lambda result: f"blocked {result['blocked_route']}, {len(result['points'])} points")
 
 
 def flips(points: list[dict]) -> list[dict]:
@@ -157,8 +157,6 @@ def flips(points: list[dict]) -> list[dict]:
 def report(args: argparse.Namespace) -> None:
     plt = pyplot()
     runs = load_runs(RUNS)
-    if not runs:
-        raise SystemExit(f"no runs in {RUNS}")
     summary = {"runs": [], "machine": runs[0]["machine"], "command": "python benchmarks/gate_flips.py report"}
     rows = ["| run | step | from -> to | w_to before -> after | L_to - L_from | Q gap | entropy gap | "
             "Adam step (to) | alone: from, to before, to after |", "|" + "---|" * 9]  # fmt: skip

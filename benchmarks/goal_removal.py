@@ -17,35 +17,22 @@ return of uniform random actions on the changed task; censored at ``PHASE2_STEPS
 """
 
 import argparse
-import copy
 import json
-import sys
 import time
-from datetime import datetime, timezone
-from pathlib import Path
+from functools import partial
 
+import common
 import numpy as np
 
-# Run as a script from benchmarks/: its sibling shares the machine description, the rliable IQM and the report files
-from multimodal import iqm_with_ci, machine, report_meta, write_report
-
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "benchmarks" / "results"
-RUNS = RESULTS / "goal_removal"
+RUNS = common.RESULTS / "goal_removal"
 
 ALGOS = {
-    "sac": ("SAC", {}),
+    **common.algorithms("sac"),
     "sacm_n4": ("SACM", {"n_components": 4}),
     "sacm_soft_value_n4": ("SACM", {"n_components": 4, "mixture_weights": "soft_value"}),
 }
 LABELS = {"sac": "SAC", "sacm_n4": "SACM N=4 (uniform weights)", "sacm_soft_value_n4": "SACM N=4, soft-value weights"}
-COMMON = {
-    "batch_size": 256,
-    "learning_rate": 3e-4,
-    "buffer_size": 100_000,
-    "learning_starts": 1000,
-    "policy_kwargs": {"net_arch": [64, 64]},
-}
+COMMON = {**common.SMALL_TASK_SETTINGS, "learning_starts": 1000}
 PHASE1_STEPS = 8_000
 PHASE2_STEPS = 6_000
 EVAL_EVERY = 500
@@ -63,16 +50,8 @@ def rollouts(model, n_episodes: int, seed: int, removed: tuple[int, ...]) -> dic
     from sb3_mixture.envs import MultiGoalEnv
 
     envs = [MultiGoalEnv(removed_goals=removed) for _ in range(n_episodes)]
-    observations = np.stack([env.reset(seed=seed + index)[0] for index, env in enumerate(envs)])
-    returns, goals = np.zeros(n_episodes), np.full(n_episodes, -1)
-    active = np.ones(n_episodes, dtype=bool)
-    while active.any():
-        actions, _ = model.predict(observations, deterministic=False)
-        for index in np.flatnonzero(active):
-            observations[index], reward, terminated, truncated, info = envs[index].step(actions[index])
-            returns[index] += reward
-            if terminated or truncated:
-                active[index], goals[index] = False, info["goal"]
+    returns, infos, _ = common.side_by_side(model, envs, seed)
+    goals = np.array([info["goal"] for info in infos])
     return {"mean_return": float(returns.mean()), "goal_counts": np.bincount(goals[goals >= 0], minlength=N_GOALS).tolist()}
 
 
@@ -108,17 +87,14 @@ def component_goals(model, seed: int, removed: tuple[int, ...]) -> "list[list[in
 
 def execute(algo: str, seed: int) -> dict:
     import torch as th
-    from stable_baselines3 import SAC
 
-    import sb3_mixture
     from sb3_mixture.envs import MultiGoalEnv
 
     th.set_num_threads(1)
     start, cpu_start = time.time(), time.process_time()
     class_name, extra = ALGOS[algo]
-    algo_class = SAC if class_name == "SAC" else getattr(sb3_mixture, class_name)
     env = MultiGoalEnv()
-    model = algo_class("MlpPolicy", env, seed=seed, device="cpu", **copy.deepcopy(COMMON), **extra)
+    model = common.build_model(ALGOS[algo], env, seed, COMMON)
     eval_seed = 200_000 + 1000 * seed
     model.learn(PHASE1_STEPS)
     before = rollouts(model, EVAL_EPISODES, eval_seed, ())
@@ -152,40 +128,25 @@ def execute(algo: str, seed: int) -> dict:
         "steps_to_recover": recovered[0] if recovered else PHASE2_STEPS,
         "final_goal_counts": curve[-1]["goal_counts"],
         "components_after": component_goals(model, eval_seed, removed),
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "machine": machine(),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "cpu_s": round(time.process_time() - cpu_start, 1),
-        "wall_s": round(time.time() - start, 1),
+        **common.finished(start, cpu_start),
     }
 
 
+def summary(result: dict) -> str:
+    return (
+        f"before {result['before']['mean_return']:.2f} goals {result['before']['goal_counts']} "
+        f"(components {result['component_goals_before']}), removed {result['removed_goal']}, recovered "
+        f"{result['recovered']} after {result['steps_to_recover']}"
+    )
+
+
 def run(args: argparse.Namespace) -> None:
-    RUNS.mkdir(parents=True, exist_ok=True)
-    for seed in args.seeds:
-        for algo in args.algos:
-            path = RUNS / f"{algo}_s{seed}.json"
-            if path.exists() and not args.force:
-                continue
-            result = execute(algo, seed)
-            path.write_text(json.dumps(result))
-            print(
-                f"{path.stem}: before {result['before']['mean_return']:.2f} goals {result['before']['goal_counts']} "
-                f"(components {result['component_goals_before']}), removed {result['removed_goal']}, recovered "
-                f"{result['recovered']} after {result['steps_to_recover']} ({result['cpu_s']} CPU-s)",
-                flush=True,
-            )
+    runs = {f"{algo}_s{seed}": partial(execute, algo, seed) for seed in args.seeds for algo in args.algos}
+    common.run_each(RUNS, runs, args.force, summary)
 
 
 def report(args: argparse.Namespace) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    runs = [json.loads(path.read_text()) for path in sorted(RUNS.glob("*.json"))]
-    if not runs:
-        raise SystemExit(f"no result files in {RUNS}")
+    runs = common.load_runs(RUNS)
     rows = [
         {
             "algo": run["algo"],
@@ -209,23 +170,16 @@ def report(args: argparse.Namespace) -> None:
             continue
         entry = {"algo": algo, "label": LABELS[algo], "seeds": len(group), "recovered": sum(row["recovered"] for row in group)}
         for key in ("steps_to_recover", "pre_removal_return", "goals_before", "mean_score_phase2"):
-            values = [row[key] for row in group]
-            iqm, low, high = iqm_with_ci(values)
-            entry[key] = {"iqm": iqm, "ci": [low, high], "per_seed": values}
+            entry[key] = common.iqm_summary([row[key] for row in group])
         components = [row["component_goals_before"] for row in group if row["component_goals_before"] is not None]
         entry["component_goals_before"] = components
         table.append(entry)
-    meta = report_meta(runs, {**COMMON, "phase1_steps": PHASE1_STEPS, "phase2_steps": PHASE2_STEPS})
-
-    def cell(stats: dict, digits: int = 0) -> str:
-        return f"{stats['iqm']:.{digits}f} [{stats['ci'][0]:.{digits}f}, {stats['ci'][1]:.{digits}f}]"
+    meta = common.report_meta(runs, {**COMMON, "phase1_steps": PHASE1_STEPS, "phase2_steps": PHASE2_STEPS})
 
     lines = [
         "# Goal removal: MultiGoal's most used goal is taken away",
         "",
-        f"Generated by `{meta['report_command']}` from {len(runs)} result files in `goal_removal/` (runs made with "
-        f"`{meta['run_commands'][0]}` on {meta['machines'][0]}, {meta['first_date']} to {meta['last_date']}; total CPU "
-        f"time {meta['total_cpu_min']:.1f} min).",
+        common.generated_by(meta, len(runs), "goal_removal"),
         "",
         f"Protocol: {PHASE1_STEPS} steps on `sb3_mixture/MultiGoal-v0` (defaults), then the goal reached most often in "
         f"{EVAL_EPISODES} stochastic episodes is removed (replay buffer kept) and training goes on for {PHASE2_STEPS} "
@@ -241,12 +195,13 @@ def report(args: argparse.Namespace) -> None:
     ]
     for entry in table:
         lines.append(
-            f"| {entry['label']} | {entry['seeds']} | {cell(entry['goals_before'], 1)} "
-            f"| {entry['component_goals_before'] or '-'} | {cell(entry['pre_removal_return'], 2)} "
-            f"| {cell(entry['steps_to_recover'])} | {entry['recovered']}/{entry['seeds']} "
-            f"| {cell(entry['mean_score_phase2'], 2)} |"
+            f"| {entry['label']} | {entry['seeds']} | {common.interval(entry['goals_before'], 1)} "
+            f"| {entry['component_goals_before'] or '-'} | {common.interval(entry['pre_removal_return'], 2)} "
+            f"| {common.interval(entry['steps_to_recover'])} | {entry['recovered']}/{entry['seeds']} "
+            f"| {common.interval(entry['mean_score_phase2'], 2)} |"
         )
     lines += ["", "![Scores after the removal](goal_removal.png)", ""]
+    plt = common.pyplot()
     figure, axis = plt.subplots(figsize=(6.5, 3.8))
     for algo in ALGOS:
         group = [run for run in runs if run["algo"] == algo]
@@ -258,20 +213,16 @@ def report(args: argparse.Namespace) -> None:
     axis.set_ylabel("score (mean over seeds)")
     axis.legend(fontsize=8)
     figure.tight_layout()
-    figure.savefig(RESULTS / "goal_removal.png", dpi=100)
-    write_report(RESULTS / "goal_removal", rows, table, meta, "\n".join(lines))
+    figure.savefig(args.out / "goal_removal.png", dpi=100)
+    plt.close(figure)
+    common.write_report(args.out / "goal_removal", rows, table, meta, "\n".join(lines))
 
 
 def main() -> None:
-    global RESULTS, RUNS
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["run", "report"])
-    parser.add_argument("--algos", nargs="+", choices=list(ALGOS), default=list(ALGOS))
-    parser.add_argument("--seeds", type=int, nargs="+", default=SEEDS)
-    parser.add_argument("--force", action="store_true", help="rerun runs that have a result file")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="results folder (the run files go to <out>/goal_removal)")
+    global RUNS
+    parser = common.study_parser(__doc__, "goal_removal", ALGOS, SEEDS)
     args = parser.parse_args()
-    RESULTS, RUNS = args.out, args.out / "goal_removal"
+    RUNS = args.out / "goal_removal"
     run(args) if args.command == "run" else report(args)
 
 

@@ -19,7 +19,7 @@ WEIGHT_LABELS = 3
 
 def load_results(folder: Path, suite: "str | None" = None) -> list[dict]:
     """The result files of ``folder`` (of one suite, with the main suite's runs it compares against)."""
-    results = load_runs(folder)
+    results = load_runs(folder, required=False)
     selected = [result for result in results if suite is None or result["suite"] == suite]
     # The sweep's N=3 and the precision suite's fp32 runs are the main suite's runs on the same tasks, budget and
     # seeds (only those seeds: the main suite may have more, and the comparison should be seed for seed)

@@ -26,9 +26,9 @@ This file has the tasks' settings and the runs; ``multimodal_report.py`` the tab
 """
 
 import argparse
-import json
 import sys
 import time
+from functools import partial
 
 import numpy as np
 from common import (
@@ -37,8 +37,8 @@ from common import (
     SMALL_TASK_SETTINGS,
     algorithms,
     build_model,
-    pending,
-    provenance,
+    finished,
+    run_each,
     side_by_side,
     study_parser,
 )
@@ -240,34 +240,30 @@ def execute(env_key: str, algo: str, seed: int, steps: int) -> dict:
         "train_return_last_episodes": float(np.mean([episode["r"] for episode in episodes])) if episodes else None,
         "weights_over_training": recorder.records if learned else None,
         "evaluation": evaluate(model, env_key, seed),
-        **provenance(),
         "train_wall_s": round(train_time, 1),
-        "wall_s": round(time.time() - start, 1),
-        "cpu_s": round(time.process_time() - cpu_start, 1),
+        **finished(start, cpu_start),
     }
     return result
 
 
+def summary(result: dict) -> str:
+    stochastic = result["evaluation"]["stochastic"]
+    if result["env_key"] == "multigoal":
+        return f"goals {stochastic['goal_counts']} return {stochastic['mean_return']:.2f}"
+    return (
+        f"near -1 {stochastic['share_near_minus1']:.2f} near +1 {stochastic['share_near_plus1']:.2f} "
+        f"reward {stochastic['mean_reward']:.3f}"
+    )
+
+
 def run(args: argparse.Namespace) -> None:
-    RUNS.mkdir(parents=True, exist_ok=True)
+    runs = {}
     for env_key in args.envs:
+        steps = args.steps or CONFIG[env_key]["total_timesteps"]
         for seed in args.seeds:
             for algo in args.algos:
-                steps = args.steps or CONFIG[env_key]["total_timesteps"]
-                path = RUNS / f"{run_name(env_key, algo, seed, steps)}.json"
-                if not pending(path, args.force):
-                    continue
-                result = execute(env_key, algo, seed, steps)
-                path.write_text(json.dumps(result))
-                stochastic = result["evaluation"]["stochastic"]
-                if env_key == "multigoal":
-                    summary = f"goals {stochastic['goal_counts']} return {stochastic['mean_return']:.2f}"
-                else:
-                    summary = (
-                        f"near -1 {stochastic['share_near_minus1']:.2f} near +1 {stochastic['share_near_plus1']:.2f} "
-                        f"reward {stochastic['mean_reward']:.3f}"
-                    )
-                print(f"{path.stem}: {summary} ({result['cpu_s']} CPU-s)", flush=True)
+                runs[run_name(env_key, algo, seed, steps)] = partial(execute, env_key, algo, seed, steps)
+    run_each(RUNS, runs, args.force, summary)
 
 
 def main() -> None:

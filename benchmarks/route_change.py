@@ -44,11 +44,9 @@ figures.
 """
 
 import argparse
-import json
 import sys
 import time
-from collections.abc import Iterator
-from pathlib import Path
+from functools import partial
 
 import numpy as np
 from common import (
@@ -58,8 +56,8 @@ from common import (
     algorithms,
     build_model,
     code_version,
-    pending,
-    provenance,
+    finished,
+    run_each,
     side_by_side,
     study_parser,
 )
@@ -283,11 +281,9 @@ def execute(algo: str, seed: int, config: dict) -> dict:
         "before_block": before_block,
         "after_block": after_block,
         "curve": curve,
-        **provenance(),
         "code": code,
         "train_eval_cpu_s": round(train_cpu, 1),
-        "wall_s": round(time.time() - start, 1),
-        "cpu_s": round(time.process_time() - cpu_start, 1),
+        **finished(start, cpu_start),
     }
     result["recovery"] = recovery(result)
     return result
@@ -336,28 +332,19 @@ def recovery(result: dict, reference: "float | None" = None) -> dict:
     return summary
 
 
-def pending_runs(folder: Path, algos: list[str], seeds: list[int], force: bool = False) -> Iterator[tuple[str, int, Path]]:
-    """(algo, seed, result path) of every run still to do, seed-major (a partial benchmark covers every algorithm)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for seed in seeds:
-        for algo in algos:
-            path = folder / f"{algo}_s{seed}.json"
-            if pending(path, force):
-                yield algo, seed, path
+def summary(result: dict) -> str:
+    before, rec = result["before_block"], result["recovery"]
+    return (
+        f"before {before['return']:.2f} routes {before['route_counts']}, "
+        f"blocked {result['blocked_route']}, score after block {rec['score_after_block']:.2f}, "
+        f"recovered {rec['recovered']} after {rec['steps_to_recover']} steps, final score {rec['final_score']:.2f}"
+    )
 
 
 def run(args: argparse.Namespace) -> None:
-    for algo, seed, path in pending_runs(RUNS, args.algos, args.seeds, args.force):
-        result = execute(algo, seed, CONFIG)
-        path.write_text(json.dumps(result))
-        before, rec = result["before_block"], result["recovery"]
-        print(
-            f"{path.stem}: before {before['return']:.2f} routes {before['route_counts']}, "
-            f"blocked {result['blocked_route']}, score after block {rec['score_after_block']:.2f}, "
-            f"recovered {rec['recovered']} after {rec['steps_to_recover']} steps, final score {rec['final_score']:.2f} "
-            f"({result['cpu_s']} CPU-s)",
-            flush=True,
-        )
+    # Seed-major: a partial benchmark covers every algorithm
+    runs = {f"{algo}_s{seed}": partial(execute, algo, seed, CONFIG) for seed in args.seeds for algo in args.algos}
+    run_each(RUNS, runs, args.force, summary)
 
 
 def main() -> None:
