@@ -41,3 +41,4 @@ evidence: $(STAMP)
 	$(VENV)/bin/python benchmarks/gate_flips.py report
 	test ! -d benchmarks/results/route_change_hidden || $(VENV)/bin/python benchmarks/route_change.py --hidden-block report
 	test ! -d benchmarks/results/objective_gap || $(VENV)/bin/python benchmarks/objective_gap.py report
+	test ! -d benchmarks/results/goal_removal || $(VENV)/bin/python benchmarks/goal_removal.py report
