@@ -1,5 +1,6 @@
 """Policies for SACM: a mixture-of-squashed-Gaussians actor and twin critics with one Q-head per component."""
 
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -32,6 +33,24 @@ from sb3_mixture.mixture import (
 from sb3_mixture.torch_layers import EnsembleMLP
 
 DETERMINISTIC_COMPONENTS = ("mode", "best_q")
+
+
+@functools.cache
+def fused_adam_supported(device_type: str = "cpu") -> bool:
+    """
+    Whether this torch's Adam can run fused on tensors of ``device_type`` (on the CPU from torch 2.4 on).
+
+    Found by trying one step on a one-element tensor rather than from version strings: builds differ, and torch has
+    moved the check between the constructor and ``step``. Cached: one probe per process and device type.
+    """
+    try:
+        param = th.zeros(1, device=device_type, requires_grad=True)
+        optimizer = th.optim.Adam([param], fused=True)
+        param.grad = th.zeros_like(param)
+        optimizer.step()
+    except (RuntimeError, TypeError, ValueError):
+        return False
+    return True
 
 
 def validate_component_schedule(component_schedule: "str | int") -> "str | int":
@@ -416,7 +435,8 @@ class MixturePolicy(SACPolicy):
         self.mixture_weight_floor = validate_weight_floor(mixture_weight_floor, self.n_components, self.mixture_weights)
         self.component_schedule = validate_component_schedule(component_schedule)
         self.deterministic_component = validate_deterministic_component(deterministic_component, n_components)
-        if optimizer_kwargs is None and optimizer_class is th.optim.Adam:
+        # The optimisers are built while the networks are on the CPU (SB3 moves the policy to its device afterwards)
+        if optimizer_kwargs is None and optimizer_class is th.optim.Adam and fused_adam_supported("cpu"):
             # One fused kernel per parameter instead of a dozen small ops: same update, less overhead on the CPU
             optimizer_kwargs = {"fused": True}
         super().__init__(
