@@ -71,13 +71,3 @@ class EnsembleMLP(nn.Module):
         for weight, bias in zip(self.weights[1:], self.biases[1:], strict=True):
             hidden = th.baddbmm(bias, self.activation(hidden), weight)
         return hidden.view(self.n_members, batch_size, n_actions, -1)
-
-    @th.no_grad()
-    def load_member_from_sequential(self, member: int, sequential: nn.Sequential) -> None:
-        """Copy the ``nn.Linear`` layers of one SB3 MLP (e.g. a ``ContinuousCritic`` Q-network) into a member."""
-        linears = [module for module in sequential if isinstance(module, nn.Linear)]
-        if len(linears) != len(self.weights):
-            raise ValueError(f"expected {len(self.weights)} linear layers, got {len(linears)}")
-        for linear, weight, bias in zip(linears, self.weights, self.biases, strict=True):
-            weight[member].copy_(linear.weight.T)
-            bias[member, 0].copy_(linear.bias)

@@ -17,6 +17,7 @@ from stable_baselines3.common.logger import configure
 from torch.distributions import Independent, Normal
 
 from sb3_mixture import S2ACM, SACM
+from sb3_mixture.conversion import copy_parameters, critic_pairs
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -81,10 +82,9 @@ def test_one_component_matches_sac(algo, ent_coef, entropy_estimator, component_
     if mixture_weights == "learned":
         th.nn.init.normal_(sacm.actor.gate.weight)
         th.nn.init.normal_(sacm.actor.gate.bias)
-    for member, q_net in enumerate(sac.critic.q_networks):
-        sacm.critic.q_ensemble.load_member_from_sequential(member, q_net)
-    for member, q_net in enumerate(sac.critic_target.q_networks):
-        sacm.critic_target.q_ensemble.load_member_from_sequential(member, q_net)
+    # SAC's Q-networks into the ensemble members, as SACM.from_sac copies them
+    for sac_critic, critic in ((sac.critic, sacm.critic), (sac.critic_target, sacm.critic_target)):
+        copy_parameters(critic_pairs(sac_critic.q_networks, critic.q_ensemble, n_components=1))
     _fill_buffer([sac, sacm])
     sac_grads, sacm_grads = {}, {}
     _capture_gradients_at_step(sac.critic.optimizer, list(sac.critic.parameters()), sac_grads, "critic")
