@@ -94,10 +94,19 @@ class MixtureActor(Actor):
     ``reset_noise``; its pre-squash noise is ``z(s) theta_i`` with ``z(s)`` the trunk's output (learned features, as
     in SAC), so its std at a state is ``sqrt(sum_k z_k(s)^2 std_{i,k}^2)``.
 
+    ``forward(obs, deterministic=True)`` plays the mean of the component chosen by :meth:`deterministic_components`,
+    the one place that choice is made: ``predict(deterministic=True)`` goes through it, and so does SB3's export
+    recipe, which wraps ``policy.actor(observation, deterministic=True)`` (README, "Exporting models").
+
     :param n_components: number of mixture components
     :param mixture_weights: fixed mixing weights (uniform if None), or ``"learned"``
     :param mixture_weight_floor: ``eps``, the least weight of a component with learned weights, in ``[0, 1/N)``
     """
+
+    # How a deterministic action picks its component (docs/algorithm.md section 6). A MixturePolicy sets both from its
+    # deterministic_component and use_component (their only writer) and hands its critic over for "best_q"
+    deterministic_component: "str | int" = "mode"
+    component_override: "int | None" = None
 
     def __init__(
         self,
@@ -303,10 +312,61 @@ class MixtureActor(Actor):
         stds = th.exp(gather_components(log_stds, components))
         return stds * th.randn_like(stds)
 
+    def use_critic(self, critic: "MixtureCritic") -> None:
+        """The critic that judges the components for ``deterministic_component="best_q"``."""
+        # Kept out of the module tree (no nn.Module attribute): the critic's weights must not become the actor's
+        # parameters, join its optimiser or its state dict
+        self.__dict__["_best_q_critic"] = critic
+
+    def deterministic_components(
+        self, obs: PyTorchObs, means: th.Tensor, log_stds: th.Tensor, log_weights: "th.Tensor | None" = None
+    ) -> th.Tensor:
+        """
+        The component whose mean a deterministic action plays, (B,): the ``use_component`` override if set, else as
+        ``deterministic_component`` says (docs/algorithm.md section 6).
+
+        :param log_weights: ``log w(s)``, (B, N), for ``"mode"``; the fixed weights if None
+        """
+        batch_size = means.shape[0]
+        if self.component_override is not None:
+            return th.full((batch_size,), self.component_override, dtype=th.long, device=means.device)
+        if self.deterministic_component == "mode":
+            return self.mode_components(means, log_stds, log_weights)
+        if self.deterministic_component == "best_q":
+            return self._best_q_components(obs, means)
+        return th.full((batch_size,), int(self.deterministic_component), dtype=th.long, device=means.device)
+
+    def _best_q_components(self, obs: PyTorchObs, means: th.Tensor) -> th.Tensor:
+        critic = self.__dict__.get("_best_q_critic")
+        if critic is None:
+            raise ValueError(
+                "deterministic_component='best_q' needs the critic: build the actor through a MixturePolicy, "
+                "or hand it one with use_critic(critic)"
+            )
+        # The critic's weights enter as values, not as its parameters: the choice is an argmax, with no gradient to pass
+        # on, and an actor traced or exported on its own (SB3's recipe wraps policy.actor) holds them as constants,
+        # which a tracer can only do for tensors that do not require grad. TorchScript's tracer would record detach()
+        # on the parameter (so hold the parameter itself) but does not record .data; torch.export traces detach().
+        tracing = th.jit.is_tracing()
+        if tracing and not critic.share_features_extractor and any(True for _ in critic.features_extractor.parameters()):
+            raise ValueError(
+                "a traced actor with deterministic_component='best_q' needs a critic whose features extractor has no "
+                "weights of its own (e.g. MlpPolicy, or share_features_extractor=True)"
+            )
+        features = critic.extract_features(obs, critic.features_extractor)
+        ensemble = critic.q_ensemble
+        weights = [weight.data if tracing else weight.detach() for weight in ensemble.weights]
+        biases = [bias.data if tracing else bias.detach() for bias in ensemble.biases]
+        q_values = ensemble.forward_state_actions(features, th.tanh(means), weights, biases)  # (K, B, N actions, N heads)
+        # Head i judges component i's mean action; pessimistic over the critics
+        return q_values.diagonal(dim1=-2, dim2=-1).min(dim=0).values.argmax(dim=-1)
+
     def forward(self, obs: PyTorchObs, deterministic: bool = False) -> th.Tensor:
         means, log_stds, log_weights, latent = self.mixture_params_latent(obs)
         if deterministic:
-            components = self.mode_components(means, log_stds, log_weights)
+            components = self.deterministic_components(obs, means, log_stds, log_weights)
+        elif self.component_override is not None:
+            components = th.full((means.shape[0],), self.component_override, dtype=th.long, device=means.device)
         else:
             components = self.sample_components(means.shape[0], log_weights)
         return self.act(means, log_stds, components, deterministic, latent)
@@ -434,7 +494,7 @@ class MixturePolicy(SACPolicy):
         self.n_components = int(n_components)
         self.mixture_weight_floor = validate_weight_floor(mixture_weight_floor, self.n_components, self.mixture_weights)
         self.component_schedule = validate_component_schedule(component_schedule)
-        self.deterministic_component = validate_deterministic_component(deterministic_component, n_components)
+        deterministic_component = validate_deterministic_component(deterministic_component, n_components)
         # The optimisers are built while the networks are on the CPU (SB3 moves the policy to its device afterwards)
         if optimizer_kwargs is None and optimizer_class is th.optim.Adam and fused_adam_supported("cpu"):
             # One fused kernel per parameter instead of a dozen small ops: same update, less overhead on the CPU
@@ -461,7 +521,24 @@ class MixturePolicy(SACPolicy):
         self.acting_components: np.ndarray | None = None
         self._steps_since_draw: np.ndarray | None = None
         self._pending_episode_start: np.ndarray | None = None
-        self.component_override: int | None = None
+        # The deterministic choice is the actor's (so that policy.actor alone acts as predict): it gets the setting
+        # and the critic that "best_q" asks
+        self.actor.deterministic_component = deterministic_component
+        self.actor.use_critic(self.critic)
+
+    @property
+    def deterministic_component(self) -> "str | int":
+        """Component played by deterministic actions: ``"mode"``, ``"best_q"`` or an index (held by the actor)."""
+        return self.actor.deterministic_component
+
+    @deterministic_component.setter
+    def deterministic_component(self, deterministic_component: "str | int") -> None:
+        self.actor.deterministic_component = validate_deterministic_component(deterministic_component, self.n_components)
+
+    @property
+    def component_override(self) -> "int | None":
+        """The component set by :meth:`use_component`, None outside it (held by the actor)."""
+        return self.actor.component_override
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
@@ -496,11 +573,11 @@ class MixturePolicy(SACPolicy):
         """Act with one component only (stochastic and deterministic), e.g. to evaluate it alone."""
         if not 0 <= component < self.n_components:
             raise ValueError(f"component must be in [0, {self.n_components}), got {component}")
-        previous, self.component_override = self.component_override, component
+        previous, self.actor.component_override = self.actor.component_override, component
         try:
             yield
         finally:
-            self.component_override = previous
+            self.actor.component_override = previous
 
     def get_schedule_state(self) -> tuple["np.ndarray | None", "np.ndarray | None"]:
         """A copy of the component schedule's state: acting component and steps since its draw, per env."""
@@ -548,20 +625,6 @@ class MixturePolicy(SACPolicy):
         self._steps_since_draw += 1
         return self.acting_components.copy()
 
-    def deterministic_components(
-        self, obs: PyTorchObs, means: th.Tensor, log_stds: th.Tensor, log_weights: "th.Tensor | None" = None
-    ) -> th.Tensor:
-        """The component whose mean is played by ``predict(deterministic=True)``, (B,)."""
-        if self.component_override is not None:
-            return th.full((means.shape[0],), self.component_override, dtype=th.long, device=means.device)
-        if self.deterministic_component == "mode":
-            return self.actor.mode_components(means, log_stds, log_weights)
-        if self.deterministic_component == "best_q":
-            # Head i judges component i's mean action; pessimistic over the twin critics
-            q_values = self.critic.q_values(obs, th.tanh(means)).diagonal(dim1=-2, dim2=-1)
-            return q_values.min(dim=0).values.argmax(dim=-1)
-        return th.full((means.shape[0],), int(self.deterministic_component), dtype=th.long, device=means.device)
-
     def predict(
         self,
         observation: "np.ndarray | dict[str, np.ndarray]",
@@ -573,13 +636,13 @@ class MixturePolicy(SACPolicy):
         return super().predict(observation, state, episode_start, deterministic)
 
     def _predict(self, observation: PyTorchObs, deterministic: bool = False) -> th.Tensor:
-        means, log_stds, log_weights, latent = self.actor.mixture_params_latent(observation)
         if deterministic:
-            components = self.deterministic_components(observation, means, log_stds, log_weights)
-        else:
-            episode_start, self._pending_episode_start = self._pending_episode_start, None
-            selected = self.select_acting_components(means.shape[0], episode_start, log_weights)
-            components = th.as_tensor(selected, device=means.device)
+            # The actor's own deterministic action: one code path for predict and an exported policy.actor
+            return self.actor(observation, deterministic=True)
+        means, log_stds, log_weights, latent = self.actor.mixture_params_latent(observation)
+        episode_start, self._pending_episode_start = self._pending_episode_start, None
+        selected = self.select_acting_components(means.shape[0], episode_start, log_weights)
+        components = th.as_tensor(selected, device=means.device)
         return self.actor.act(means, log_stds, components, deterministic, latent)
 
 
