@@ -20,15 +20,19 @@ $(STAMP): setup.cfg setup.py constraints.txt
 train: $(STAMP)
 	$(VENV)/bin/python -m sb3_mixture.train --algo sacm --env Hopper-v5 --progress $(ARGS)
 
-test: $(STAMP)
+# The lint first, so that CI (which runs `make test`) fails on code that ruff rejects
+test: lint
 	$(VENV)/bin/python -m pytest -q tests
 
 # The suite without the tests marked slow (the entry points in subprocesses, the learning test): about a minute
 test-fast: $(STAMP)
 	$(VENV)/bin/python -m pytest -q -m "not slow" tests
 
+# ruff.toml configures both; "." is the whole tree (the package, tests, benchmarks, docs' scripts, the README's
+# Python examples) less what ruff excludes by default (.venv, .git, ...)
 lint: $(STAMP)
-	$(VENV)/bin/ruff check sb3_mixture tests benchmarks
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 # Plots and tables of the evidence (README, "Evidence") regenerated from the committed result files (the studies
 # whose result folder may not be committed yet only when it is)

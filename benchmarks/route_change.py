@@ -185,7 +185,7 @@ def mixture_weights(model) -> "dict[str, list[float]] | None":
         return None
     observations = th.as_tensor(np.array(list(WEIGHT_STATES.values()), dtype=np.float32), device=model.device)
     with th.no_grad():
-        weights = model.policy.mixture_log_weights(observations).exp().cpu().numpy()
+        weights = model.policy.actor.mixture_log_weights(observations).exp().cpu().numpy()
     return {name: weights[row].round(4).tolist() for row, name in enumerate(WEIGHT_STATES)}
 
 

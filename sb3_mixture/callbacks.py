@@ -102,7 +102,7 @@ class MixtureEvalCallback(BaseCallback):
             observations = recent(buffer.observations)
         observations = buffer._normalize_obs(observations, self.model.get_vec_normalize_env())
         with th.no_grad():
-            log_weights = self.model.policy.mixture_log_weights(self.model.policy.obs_to_tensor(observations)[0])
+            log_weights = self.model.policy.actor.mixture_log_weights(self.model.policy.obs_to_tensor(observations)[0])
         return {
             "states": int(log_weights.shape[0]),
             "mean": log_weights.exp().mean(dim=0).tolist(),

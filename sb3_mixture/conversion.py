@@ -1,23 +1,45 @@
 """
-Starting a mixture from a trained SAC: every component a copy of SAC's Gaussian, every critic head a copy of its Q.
+Models of other algorithms and the mixture: starting a mixture from a trained SAC, and telling which algorithm saved a
+file that SACM/S2ACM.load is given.
 
-A one-component SACM computes exactly SAC's losses, so a SAC model copied into an N=1 mixture (weights, Adam moments,
-temperature, counters and, if asked, the replay buffer) predicts and trains exactly as the SAC model would. With N > 1
-the components start identical and the mixture's entropy bonus (which pays a component less for actions others
-already cover) is what moves them apart.
+Starting from SAC (:func:`mixture_from_sac`, behind ``SACM.from_sac``): every component a copy of SAC's Gaussian,
+every critic head a copy of its Q. A one-component SACM computes exactly SAC's losses, so a SAC model copied into an
+N=1 mixture (weights, Adam moments, temperature, counters and, if asked, the replay buffer) predicts and trains exactly
+as the SAC model would. With N > 1 the components start identical and the mixture's entropy bonus (which pays a
+component less for actions others already cover) is what moves them apart.
 
 A copy is described by *pairs* ``(source tensors, target parameter, transform)``: ``transform(*sources)`` has the
 target's shape. The same pairs copy the parameters and, key by key, their Adam moments.
+
+Loading (:func:`check_saved_algorithm`, behind ``SACM.load``): a file of another algorithm is refused with one line
+that says what the file holds, read from its ``data`` without loading (or unpickling) anything.
 """
 
+import base64
+import binascii
+import copy
+import functools
+import io
+import json
+import pathlib
+import pickletools
+import zipfile
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import torch as th
+from stable_baselines3 import SAC
+from stable_baselines3.common.buffers import DictReplayBuffer, ReplayBuffer
+from stable_baselines3.common.type_aliases import GymEnv
 from torch import nn
 
 from sb3_mixture.torch_layers import EnsembleMLP
 
+if TYPE_CHECKING:
+    from sb3_mixture.sacm.sacm import SACM
+
+SelfMixture = TypeVar("SelfMixture", bound="SACM")
 Pair = tuple[list[th.Tensor], th.Tensor, Callable[..., th.Tensor]]
 
 
@@ -120,3 +142,206 @@ def copy_optimizer_state(source: th.optim.Optimizer, target: th.optim.Optimizer,
             else:
                 new_state[key] = value.clone() if isinstance(value, th.Tensor) else value
         target.state[target_param] = new_state
+
+
+def mixture_from_sac(
+    cls: "type[SelfMixture]",
+    sac: SAC,
+    n_components: int = 3,
+    copy_replay_buffer: bool = False,
+    env: "GymEnv | None" = None,
+    **kwargs: Any,
+) -> "SelfMixture":
+    """``cls.from_sac(sac, ...)``: see :meth:`sb3_mixture.SACM.from_sac`, whose arguments these are."""
+    from sb3_mixture.sacm.sacm import SACM  # sacm.py imports this module
+
+    if isinstance(sac, SACM) or not isinstance(sac, SAC):
+        raise TypeError(f"from_sac needs a stable_baselines3.SAC model, got {type(sac).__name__}")
+    env = env if env is not None else sac.get_env()
+    if env is None:
+        raise ValueError("from_sac: the SAC model has no environment (it was loaded without one): pass env=")
+    if copy_replay_buffer and kwargs.get("critic_data", "shared") != "shared":
+        raise ValueError(f"from_sac: copy_replay_buffer=True needs critic_data='shared', got {kwargs['critic_data']!r}")
+    policy = next((name for name, klass in SAC.policy_aliases.items() if klass is sac.policy_class), None)
+    if policy is None:
+        aliases = list(SAC.policy_aliases)
+        raise TypeError(f"from_sac: the SAC model's policy {sac.policy_class.__name__} is not one of {aliases}")
+    # SB3 fills in the plain buffer class itself; a mixture with critic_data != "shared" then picks its own
+    buffer_class = None if sac.replay_buffer_class in (ReplayBuffer, DictReplayBuffer) else sac.replay_buffer_class
+    settings = dict(
+        learning_rate=sac.learning_rate, buffer_size=sac.buffer_size, learning_starts=sac.learning_starts,
+        batch_size=sac.batch_size, tau=sac.tau, gamma=sac.gamma,
+        train_freq=(sac.train_freq.frequency, sac.train_freq.unit.value), gradient_steps=sac.gradient_steps,
+        action_noise=sac.action_noise, replay_buffer_class=buffer_class,
+        replay_buffer_kwargs=copy.deepcopy(sac.replay_buffer_kwargs), optimize_memory_usage=sac.optimize_memory_usage,
+        n_steps=sac.n_steps, ent_coef=sac.ent_coef, target_update_interval=sac.target_update_interval,
+        target_entropy=sac.target_entropy, use_sde=sac.use_sde, sde_sample_freq=sac.sde_sample_freq,
+        use_sde_at_warmup=sac.use_sde_at_warmup, stats_window_size=sac._stats_window_size,
+        tensorboard_log=sac.tensorboard_log, policy_kwargs=copy.deepcopy(sac.policy_kwargs), verbose=sac.verbose,
+        seed=sac.seed, device=sac.device,
+    )  # fmt: skip
+    model = cls(policy, env, n_components=n_components, **{**settings, **kwargs})
+    n = model.n_components
+    actor = actor_pairs(sac.actor, model.actor, n)
+    critics = []
+    for sac_critic, critic in ((sac.critic, model.critic), (sac.critic_target, model.critic_target)):
+        pairs = critic_pairs(sac_critic.q_networks, critic.q_ensemble, n)
+        if not sac.policy.share_features_extractor:
+            pairs = module_pairs(sac_critic.features_extractor, critic.features_extractor) + pairs
+        critics.append(pairs)
+    copy_parameters(actor + critics[0] + critics[1])
+    copy_optimizer_state(sac.actor.optimizer, model.actor.optimizer, actor)
+    copy_optimizer_state(sac.critic.optimizer, model.critic.optimizer, critics[0])
+    if sac.log_ent_coef is not None and model.log_ent_coef is not None:
+        temperature = [([sac.log_ent_coef], model.log_ent_coef, lambda tensor: tensor.expand(n))]
+        copy_parameters(temperature)  # type: ignore[arg-type]
+        copy_optimizer_state(sac.ent_coef_optimizer, model.ent_coef_optimizer, temperature)  # type: ignore[arg-type]
+    model.num_timesteps, model._n_updates, model._episode_num = sac.num_timesteps, sac._n_updates, sac._episode_num
+    model._current_progress_remaining = sac._current_progress_remaining
+    if copy_replay_buffer:
+        model.replay_buffer = copy.deepcopy(sac.replay_buffer)
+    return model
+
+
+# --- Which algorithm saved a file -------------------------------------------------------------------------------------
+
+# What SB3's load takes
+ModelPath = str | pathlib.Path | io.BufferedIOBase
+
+# DDPG is TD3 with these settings fixed by its constructor: a td3.policies file with other values was saved by TD3
+_FIXED_BY_CONSTRUCTOR = {"DDPG": {"policy_delay": 1, "target_noise_clip": 0.0}}
+# The opcodes of a pickle that is one class by reference and nothing else (as cloudpickle writes an importable class)
+_STRING_OPCODES = {"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE"}
+_REFERENCE_OPCODES = _STRING_OPCODES | {"PROTO", "FRAME", "MEMOIZE", "PUT", "BINPUT", "LONG_BINPUT", "STOP"}
+
+
+@dataclass(frozen=True)
+class SavedModel:
+    """
+    What a model file says about the algorithm that saved it.
+
+    :param algorithms: the algorithms that can have saved it: one where the file tells (a recorded ``algorithm_name``,
+        or a policy module of a single algorithm), several where it does not, none for a policy no known algorithm has
+    :param policy: its policy class, ``"policy module.qualname"``, or what can be told of it
+    """
+
+    algorithms: tuple[str, ...]
+    policy: str
+
+
+def display_path(path: Any) -> str:
+    """How an error message names a file: its path, or "the file" for a file object."""
+    return repr(str(path)) if isinstance(path, (str, pathlib.Path)) else "the file"
+
+
+def _read_data(path: ModelPath) -> "dict[str, Any] | None":
+    """The ``data`` entry of an SB3 zip file (JSON), with SB3's ``.zip`` suffix rule; None if it cannot be read."""
+    try:
+        if isinstance(path, (str, pathlib.Path)):
+            file = pathlib.Path(path)
+            if not file.exists():
+                file = pathlib.Path(f"{path}.zip")
+            with zipfile.ZipFile(file) as archive:
+                return json.loads(archive.read("data"))
+        position = path.tell()  # type: ignore[union-attr]
+        try:
+            with zipfile.ZipFile(path) as archive:  # type: ignore[arg-type]
+                return json.loads(archive.read("data"))
+        finally:
+            path.seek(position)  # type: ignore[union-attr]
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return None  # SB3's load then reports what is wrong with the file
+
+
+def _pickled_class_name(serialized: Any) -> "str | None":
+    """
+    ``module.qualname`` of a class pickled by reference, read from the pickle's opcodes: nothing is unpickled, so no
+    module is imported and no code runs. None for anything else (e.g. a class cloudpickle pickled by value).
+    """
+    try:
+        operations = list(pickletools.genops(base64.b64decode(str(serialized))))
+    except (ValueError, binascii.Error):
+        return None
+    names = [opcode.name for opcode, _, _ in operations]
+    strings = [argument for opcode, argument, _ in operations if opcode.name in _STRING_OPCODES]
+    if names.count("STACK_GLOBAL") == 1 and set(names) <= _REFERENCE_OPCODES | {"STACK_GLOBAL"} and len(strings) == 2:
+        return ".".join(strings)  # protocol 4 and later: the module and the qualified name, then STACK_GLOBAL
+    if names.count("GLOBAL") == 1 and set(names) <= _REFERENCE_OPCODES | {"GLOBAL"}:
+        (argument,) = [argument for opcode, argument, _ in operations if opcode.name == "GLOBAL"]
+        return ".".join(str(argument).split(" "))  # protocols 0-3: GLOBAL "module qualname"
+    return None
+
+
+@functools.cache
+def _policy_module_users() -> dict[str, tuple[str, ...]]:
+    """The module of each policy class of SB3's and sb3-contrib's algorithms (their policy aliases) -> the algorithms."""
+    import sb3_contrib
+    import stable_baselines3
+    from stable_baselines3.common.base_class import BaseAlgorithm
+
+    users: dict[str, set[str]] = {}
+    for package in (stable_baselines3, sb3_contrib):
+        for name in package.__all__:
+            algorithm = getattr(package, name)
+            if isinstance(algorithm, type) and issubclass(algorithm, BaseAlgorithm):
+                for policy in algorithm.policy_aliases.values():
+                    users.setdefault(policy.__module__, set()).add(algorithm.__name__)
+    return {module: tuple(sorted(names)) for module, names in users.items()}
+
+
+def saved_model(path: ModelPath) -> "SavedModel | None":
+    """
+    Which algorithm saved a model file, from its ``data`` without loading it; None if that cannot be read, or for a
+    mixture file from before ``algorithm_name`` was recorded (which is taken as the loader's own).
+    """
+    data = _read_data(path)
+    if data is None:
+        return None
+    entry = data.get("policy_class")
+    entry = entry if isinstance(entry, dict) else {}
+    module = str(entry.get("__module__", ""))
+    name = _pickled_class_name(entry.get(":serialized:", ""))
+    if name is not None:
+        policy = f"policy {name}"
+    elif module:
+        policy = f"a policy class pickled by value from module {module}"
+    else:
+        policy = "a policy class the file does not name"
+    if "algorithm_name" in data:
+        return SavedModel((str(data["algorithm_name"]),), policy)
+    if "n_components" in data:
+        return None
+    algorithms = tuple(
+        algorithm
+        for algorithm in _policy_module_users().get(module, ())
+        if all(data.get(key, value) == value for key, value in _FIXED_BY_CONSTRUCTOR.get(algorithm, {}).items())
+    )
+    return SavedModel(algorithms, policy)
+
+
+def _one_of(names: tuple[str, ...]) -> str:
+    """``"A, B or C"``."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+
+
+def check_saved_algorithm(loader: str, path: ModelPath) -> None:
+    """
+    Raise a one-line ``ValueError`` if ``path`` holds a model of another algorithm than ``loader`` (e.g. ``"SACM"``).
+
+    It names the algorithm where the file tells it, else the file's policy class and the algorithms known to use it.
+    A file that cannot be read passes: SB3's load then says what is wrong with it.
+    """
+    saved = saved_model(path)
+    if saved is None or saved.algorithms == (loader,):
+        return
+    where = f"{loader}.load: {display_path(path)} holds"
+    if len(saved.algorithms) == 1:
+        (algorithm,) = saved.algorithms
+        hint = f"load it with {algorithm}.load"
+        if algorithm == "SAC":
+            hint += f", or start a mixture from it with {loader}.from_sac(SAC.load(...))"
+        raise ValueError(f"{where} a {algorithm} model, not a {loader}: {hint}")
+    hint = "load it with the algorithm that saved it"
+    if saved.algorithms:
+        hint += f" ({_one_of(saved.algorithms)} use that policy)"
+    raise ValueError(f"{where} a model with {saved.policy}, not a {loader}: {hint}")

@@ -1,6 +1,7 @@
 """Batched ensembles of MLPs: ``n_members`` networks of the same shape evaluated with one batched matmul per layer."""
 
 import math
+from collections.abc import Sequence
 
 import torch as th
 from torch import nn
@@ -46,11 +47,22 @@ class EnsembleMLP(nn.Module):
         :return: (n_members, R, output_dim)
         """
         hidden = th.baddbmm(self.biases[0], inputs.expand(self.n_members, -1, -1), self.weights[0])
-        for weight, bias in zip(self.weights[1:], self.biases[1:], strict=True):
-            hidden = th.baddbmm(bias, self.activation(hidden), weight)
+        return self._later_layers(hidden, self.weights, self.biases)
+
+    def _later_layers(self, hidden: th.Tensor, weights: Sequence[th.Tensor], biases: Sequence[th.Tensor]) -> th.Tensor:
+        """The layers after the first, on its output (n_members, R, width)."""
+        # Indexed: a slice of the ParameterLists would build new ParameterLists at every call
+        for layer in range(1, len(weights)):
+            hidden = th.baddbmm(biases[layer], self.activation(hidden), weights[layer])
         return hidden
 
-    def forward_state_actions(self, states: th.Tensor, actions: th.Tensor) -> th.Tensor:
+    def forward_state_actions(
+        self,
+        states: th.Tensor,
+        actions: th.Tensor,
+        weights: "Sequence[th.Tensor] | None" = None,
+        biases: "Sequence[th.Tensor] | None" = None,
+    ) -> th.Tensor:
         """
         Every member on M actions per state, with inputs ``[state, action]``.
 
@@ -59,25 +71,20 @@ class EnsembleMLP(nn.Module):
 
         :param states: (B, state_dim), the first ``state_dim`` inputs
         :param actions: (B, M, action_dim), the remaining inputs
+        :param weights: the layers' weights to compute with instead of the parameters (e.g. their detached values),
+            shaped as ``self.weights``; None: the parameters
+        :param biases: likewise for ``self.biases``
         :return: (n_members, B, M, output_dim)
         """
+        weights = self.weights if weights is None else weights
+        biases = self.biases if biases is None else biases
+        if len(weights) != len(self.weights) or len(biases) != len(self.biases):
+            raise ValueError(f"weights and biases must have {len(self.weights)} layers, got {len(weights)} and {len(biases)}")
         batch_size, n_actions, action_dim = actions.shape
         state_dim = states.shape[-1]
-        first_weight = self.weights[0]
-        state_part = th.baddbmm(self.biases[0], states.expand(self.n_members, -1, -1), first_weight[:, :state_dim])
+        first_weight = weights[0]
+        state_part = th.baddbmm(biases[0], states.expand(self.n_members, -1, -1), first_weight[:, :state_dim])
         action_rows = actions.reshape(1, batch_size * n_actions, action_dim).expand(self.n_members, -1, -1)
         action_part = th.bmm(action_rows, first_weight[:, state_dim:]).view(self.n_members, batch_size, n_actions, -1)
         hidden = (action_part + state_part.unsqueeze(2)).view(self.n_members, batch_size * n_actions, -1)
-        for weight, bias in zip(self.weights[1:], self.biases[1:], strict=True):
-            hidden = th.baddbmm(bias, self.activation(hidden), weight)
-        return hidden.view(self.n_members, batch_size, n_actions, -1)
-
-    @th.no_grad()
-    def load_member_from_sequential(self, member: int, sequential: nn.Sequential) -> None:
-        """Copy the ``nn.Linear`` layers of one SB3 MLP (e.g. a ``ContinuousCritic`` Q-network) into a member."""
-        linears = [module for module in sequential if isinstance(module, nn.Linear)]
-        if len(linears) != len(self.weights):
-            raise ValueError(f"expected {len(self.weights)} linear layers, got {len(linears)}")
-        for linear, weight, bias in zip(linears, self.weights, self.biases, strict=True):
-            weight[member].copy_(linear.weight.T)
-            bias[member, 0].copy_(linear.bias)
+        return self._later_layers(hidden, weights, biases).view(self.n_members, batch_size, n_actions, -1)

@@ -26,10 +26,13 @@ from typing import Any
 
 from rl_zoo3.exp_manager import ExperimentManager
 
-# The mixture's own search space, searched on top of RL Zoo's SAC space (rl_zoo3.hyperparams_opt.sample_sac_params)
+from sb3_mixture.buffers import CRITIC_DATA
+from sb3_mixture.entropy import ENTROPY_ESTIMATORS
+
+# The mixture's own search space, searched on top of RL Zoo's SAC space (rl_zoo3.hyperparams_opt.sample_sac_params).
+# Every entropy estimator and critic_data mode is searched: the choices are the package's own (imported above), so a
+# new one is searched as soon as it exists.
 N_COMPONENTS_RANGE = (1, 8)
-ENTROPY_ESTIMATORS = ("mixed_marginal", "pairwise_kl", "pairwise_bhattacharyya", "marginal")
-CRITIC_DATA = ("shared", "bootstrap", "own")
 COMPONENT_SCHEDULES = ("step", "episode")
 # Fixed uniform or learned mixing weights (Optuna's choices must be plain values: "uniform" stands for None)
 MIXTURE_WEIGHTS = ("uniform", "learned")

@@ -81,7 +81,7 @@ def test_deterministic_component(algo, deterministic_component):
     # The action is the squashed mean of the chosen component, rescaled to the action space
     with th.no_grad():
         obs_tensor = th.as_tensor(obs)
-        means, log_stds = model.actor.mixture_params(obs_tensor)
+        means, log_stds = model.actor.mixture_params(obs_tensor)[:2]
         candidates = th.tanh(means).numpy()  # (B, N, D), in [-1, 1]
         if deterministic_component == "mode":
             expected = model.actor.mode_components(means, log_stds).numpy()

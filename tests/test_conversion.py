@@ -1,13 +1,18 @@
 """Files of other algorithms given to SACM/S2ACM.load, and starting a mixture from a trained SAC (SACM.from_sac)."""
 
+import base64
 import io
+import json
+import re
+import zipfile
 
 import numpy as np
 import pytest
 import torch as th
 from conftest import ALGOS, pendulum
-from stable_baselines3 import SAC, TD3
+from stable_baselines3 import A2C, DDPG, PPO, SAC, TD3
 from stable_baselines3.common.logger import configure
+from stable_baselines3.sac.policies import SACPolicy
 
 from sb3_mixture import S2ACM, SACM
 
@@ -45,6 +50,83 @@ def test_sac_and_td3_files_fail_with_one_line(algo, tmp_path):
     buffer = io.BytesIO((tmp_path / "td3.zip").read_bytes())
     with pytest.raises(ValueError, match=rf"the file holds a TD3 model, not a {algo.__name__}: load it with TD3.load$"):
         algo.load(buffer)
+
+
+def tiny_model(algo, tmp_path):
+    """A small model of another algorithm, trained a few steps and saved; returns its path."""
+    if algo in (PPO, A2C):
+        on_policy = dict(n_steps=8) if algo is A2C else dict(n_steps=16, batch_size=16, n_epochs=1)
+        model = algo("MlpPolicy", "CartPole-v1", policy_kwargs=dict(net_arch=[8]), **on_policy)
+    else:
+        model = algo("MlpPolicy", pendulum(), policy_kwargs=dict(net_arch=[8]), learning_starts=10, buffer_size=100)
+    model.learn(16)
+    path = tmp_path / f"{algo.__name__.lower()}.zip"
+    model.save(path)
+    return path
+
+
+# What each file tells: its policy class always; the algorithm only where the policy's module has one user, or the
+# file's settings leave one (DDPG is TD3 with policy_delay=1 and target_noise_clip=0 fixed by its constructor)
+OTHER_ALGORITHMS = [
+    (PPO, r"holds a model with policy stable_baselines3\.common\.policies\.ActorCriticPolicy, not a {loader}: "
+          r"load it with the algorithm that saved it \(A2C, PPO or TRPO use that policy\)"),
+    (A2C, r"holds a model with policy stable_baselines3\.common\.policies\.ActorCriticPolicy, not a {loader}: "
+          r"load it with the algorithm that saved it \(A2C, PPO or TRPO use that policy\)"),
+    (DDPG, r"holds a model with policy stable_baselines3\.td3\.policies\.TD3Policy, not a {loader}: "
+           r"load it with the algorithm that saved it \(DDPG or TD3 use that policy\)"),
+    (TD3, r"holds a TD3 model, not a {loader}: load it with TD3\.load"),
+    (SAC, r"holds a SAC model, not a {loader}: load it with SAC\.load, or start a mixture from it with "
+          r"{loader}\.from_sac\(SAC\.load\(\.\.\.\)\)"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("loader", [SACM, S2ACM])
+@pytest.mark.parametrize("algo, expected", OTHER_ALGORITHMS, ids=[algo.__name__ for algo, _ in OTHER_ALGORITHMS])
+def test_files_of_other_algorithms_name_what_the_file_says(algo, expected, loader, tmp_path):
+    path = tiny_model(algo, tmp_path)
+    expected = expected.format(loader=loader.__name__)
+    with pytest.raises(ValueError, match=rf"^{loader.__name__}\.load: {re.escape(repr(str(path)))} {expected}$"):
+        loader.load(path)
+    with pytest.raises(ValueError, match=rf"^{loader.__name__}\.load: the file {expected}$"):
+        loader.load(io.BytesIO(path.read_bytes()))
+
+
+class TinySACPolicy(SACPolicy):
+    """A user's policy class, importable: pickled by reference."""
+
+
+def rewrite_policy_class(path, serialized: bytes, module: str) -> None:
+    """Replace a saved model's policy class entry (as SB3 writes it) by the given pickle."""
+    with zipfile.ZipFile(path) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    data = json.loads(members["data"])
+    data["policy_class"] = {":type:": "<class 'abc.ABCMeta'>", ":serialized:": base64.b64encode(serialized).decode(),
+                            "__module__": module}  # fmt: skip
+    members["data"] = json.dumps(data).encode()
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+
+
+def test_files_with_policies_of_no_known_algorithm_name_the_policy(tmp_path):
+    SAC(TinySACPolicy, pendulum(), **small()).save(tmp_path / "custom.zip")
+    here = re.escape(__name__)  # this module's name, as pytest imported it
+    with pytest.raises(ValueError, match=rf"holds a model with policy {here}\.TinySACPolicy, not a SACM: "
+                                         r"load it with the algorithm that saved it$"):  # fmt: skip
+        SACM.load(tmp_path / "custom.zip")
+    # The name is read from the pickle's opcodes: nothing is imported (this module does not exist) ...
+    rewrite_policy_class(tmp_path / "custom.zip", b"\x80\x02cmy_lab.agents\nLabPolicy\nq\x00.", "my_lab.agents")
+    with pytest.raises(ValueError, match=r"holds a model with policy my_lab\.agents\.LabPolicy, not a S2ACM: "):
+        S2ACM.load(tmp_path / "custom.zip")
+
+    # ... and a class pickled by value (defined in a function) is named by its module
+    class LocalPolicy(SACPolicy):
+        pass
+
+    SAC(LocalPolicy, pendulum(), **small()).save(tmp_path / "local.zip")
+    with pytest.raises(ValueError, match=rf"holds a model with a policy class pickled by value from module {here}, "
+                                         r"not a SACM: load it with the algorithm that saved it$"):  # fmt: skip
+        SACM.load(tmp_path / "local.zip")
 
 
 def test_missing_file_is_still_sb3s_error(tmp_path):

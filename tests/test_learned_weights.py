@@ -178,7 +178,7 @@ def test_action_log_prob_is_a_density_with_learned_weights(seed):
     with th.no_grad():
         actions, log_prob = actor.action_log_prob(state.expand(n_samples, -1))
         weights = actor.mixture_log_weights(state).exp()[0]
-        means, log_stds = (param[0, :, 0] for param in actor.mixture_params(state))
+        means, log_stds = (param[0, :, 0] for param in actor.mixture_params(state)[:2])
     low, high = -0.6, 0.6
     inside = ((actions[:, 0] > low) & (actions[:, 0] < high)).double()
     ratio = inside * th.exp(-log_prob.double())

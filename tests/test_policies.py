@@ -123,3 +123,38 @@ def test_her_replay_buffer_with_shared_critic_data(algo):
     obs, _ = env.reset()
     action, _ = model.predict(obs, deterministic=True)
     assert_valid_actions(action, env.action_space, None)
+
+
+# --- The optimiser default ------------------------------------------------------------------------------------------
+
+
+def test_fused_adam_is_the_default_where_torch_has_it():
+    model = SACM("MlpPolicy", pendulum(), **SMALL)
+    assert model.actor.optimizer.defaults["fused"] is True and model.critic.optimizer.defaults["fused"] is True
+
+
+def test_without_a_fused_cpu_adam_the_policy_uses_the_plain_one(monkeypatch):
+    # torch < 2.4 (setup.cfg admits 2.3) has no fused Adam for CPU tensors: its constructor refused them like this
+    from sb3_mixture.sacm import policies
+
+    adam_init = th.optim.Adam.__init__
+
+    def old_torch_adam_init(self, params, *args, fused=None, **kwargs):
+        params = list(params)
+        if fused and any(param.device.type == "cpu" for param in params):
+            raise RuntimeError("`fused=True` requires all the params to be floating point Tensors of supported devices")
+        adam_init(self, params, *args, fused=fused, **kwargs)
+
+    monkeypatch.setattr(th.optim.Adam, "__init__", old_torch_adam_init)
+    policies.fused_adam_supported.cache_clear()
+    try:
+        model = SACM("MlpPolicy", pendulum(), **SMALL)
+        assert not model.actor.optimizer.defaults["fused"] and not model.critic.optimizer.defaults["fused"]
+        model.learn(30)  # trains, with the plain Adam
+        assert model._n_updates > 0
+        # An explicit request is the user's: passed through, and the old torch's error is theirs
+        with pytest.raises(RuntimeError, match="fused=True"):
+            SACM("MlpPolicy", pendulum(), policy_kwargs=dict(net_arch=[16], optimizer_kwargs=dict(fused=True)))
+    finally:
+        monkeypatch.undo()
+        policies.fused_adam_supported.cache_clear()

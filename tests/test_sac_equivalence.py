@@ -18,6 +18,7 @@ from stable_baselines3.common.logger import configure
 from torch.distributions import Independent, Normal
 
 from sb3_mixture import S2ACM, SACM
+from sb3_mixture.conversion import copy_parameters, critic_pairs
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -94,14 +95,16 @@ def test_one_component_matches_sac(algo, ent_coef, entropy_estimator, component_
     )
     # A learned one-component mixture has a gating head too (one logit, so w = 1 whatever it outputs)
     missing, unexpected = sacm.actor.load_state_dict(sac.actor.state_dict(), strict=False)
-    assert not unexpected and missing == (["gate.weight", "gate.bias"] if mixture_weights == "learned" else [])
+    assert not unexpected and missing == {
+        "learned": ["gate.weight", "gate.bias"],
+        "soft_value": ["component_temperatures"],
+    }.get(mixture_weights, [])
     if mixture_weights == "learned":
         th.nn.init.normal_(sacm.actor.gate.weight)
         th.nn.init.normal_(sacm.actor.gate.bias)
-    for member, q_net in enumerate(sac.critic.q_networks):
-        sacm.critic.q_ensemble.load_member_from_sequential(member, q_net)
-    for member, q_net in enumerate(sac.critic_target.q_networks):
-        sacm.critic_target.q_ensemble.load_member_from_sequential(member, q_net)
+    # SAC's Q-networks into the ensemble members, as SACM.from_sac copies them
+    for sac_critic, critic in ((sac.critic, sacm.critic), (sac.critic_target, sacm.critic_target)):
+        copy_parameters(critic_pairs(sac_critic.q_networks, critic.q_ensemble, n_components=1))
     fill_buffer([sac, sacm])
     sac_grads, sacm_grads = {}, {}
     _capture_gradients_at_step(sac.critic.optimizer, list(sac.critic.parameters()), sac_grads, "critic")
@@ -185,13 +188,13 @@ def _reference_critic_and_temperature_losses(model, replay_data, noise_now, nois
     """Critic loss (docs/algorithm.md section 3) and temperature loss (section 5) on the model's current weights."""
     n, w = model.n_components, th.tensor(model.mixture_weights)
     obs, next_obs = replay_data.observations, replay_data.next_observations
-    means, log_stds = model.actor.mixture_params(obs)
+    means, log_stds = model.actor.mixture_params(obs)[:2]
     _, own_now, _ = _entropy_terms(model, means, log_stds, noise_now)
     ent_loss = sum(-(model.log_ent_coef[i] * (own_now[:, i] + model.target_entropy).detach()).mean() for i in range(n))
 
     alphas = model.log_ent_coef.detach().exp()
     with th.no_grad():
-        next_means, next_log_stds = model.actor.mixture_params(next_obs)
+        next_means, next_log_stds = model.actor.mixture_params(next_obs)[:2]
         h_next, _, us_next = _entropy_terms(model, next_means, next_log_stds, noise_next)
         alpha_mix = (w * alphas).sum()
         targets = []
@@ -211,7 +214,7 @@ def _reference_critic_and_temperature_losses(model, replay_data, noise_now, nois
 def _reference_actor_loss(model, actor, critic, alphas, observations, noise_now):
     """Actor loss, eqs. 11-12 / docs/algorithm.md section 4: sum_i w_i mean[alpha_i * (-H_i) - min_k Q_{k,i}(s, a_i)]."""
     w = th.tensor(model.mixture_weights)
-    means, log_stds = actor.mixture_params(observations)
+    means, log_stds = actor.mixture_params(observations)[:2]
     h_now, _, us_now = _entropy_terms(model, means, log_stds, noise_now)
     actor_loss = 0
     for i in range(model.n_components):
@@ -301,11 +304,11 @@ def test_sampled_component_update_matches_reference(algo):
         return u, own, mixed_marginal
 
     alphas = model.log_ent_coef.detach().exp()
-    means, log_stds = model.actor.mixture_params(replay_data.observations)
+    means, log_stds = model.actor.mixture_params(replay_data.observations)[:2]
     _, own_now, _ = sampled(means, log_stds, comps_now, noise_now)
     ent_loss = -(model.log_ent_coef[comps_now] * (own_now + model.target_entropy).detach()).mean()
     with th.no_grad():
-        next_means, next_log_stds = model.actor.mixture_params(replay_data.next_observations)
+        next_means, next_log_stds = model.actor.mixture_params(replay_data.next_observations)[:2]
         u_next, _, h_next = sampled(next_means, next_log_stds, comps_next, noise_next)
         q_next = q_heads(model.critic_target, replay_data.next_observations, th.tanh(u_next)).min(0).values  # (B, N)
         heads = th.arange(3)
@@ -322,7 +325,7 @@ def test_sampled_component_update_matches_reference(algo):
 
     logs, captured = _train_capturing_gradients(model)
 
-    means, log_stds = actor_before.mixture_params(replay_data.observations)
+    means, log_stds = actor_before.mixture_params(replay_data.observations)[:2]
     u_now, _, h_now = sampled(means, log_stds, comps_now, noise_now)
     q_pi = q_heads(model.critic, replay_data.observations, th.tanh(u_now)).min(0).values[rows, comps_now]
     actor_loss = (alphas[comps_now] * (-h_now) - q_pi).mean()

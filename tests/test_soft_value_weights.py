@@ -77,7 +77,7 @@ def test_soft_values_against_quadrature():
     policy, alphas = model.policy, th.tensor([0.6, 1.4])
     observations = th.as_tensor(np.random.default_rng(0).normal(size=(3, 3)), dtype=th.float32)
     with th.no_grad():
-        means, log_stds = model.actor.mixture_params(observations)
+        means, log_stds = model.actor.mixture_params(observations)[:2]
     u = th.linspace(-9, 9, 20001)
     du = float(u[1] - u[0])
     values = th.zeros(3, 2)
@@ -94,7 +94,7 @@ def test_soft_values_against_quadrature():
     th.manual_seed(0)
     noise = th.randn(3, 2, 40_000, 1)
     pre_squash = means.unsqueeze(2) + log_stds.exp().unsqueeze(2) * noise
-    weights = policy.soft_value_log_weights(observations, means, log_stds, pre_squash).exp()
+    weights = policy.actor.soft_value_log_weights(observations, means, log_stds, pre_squash).exp()
     assert th.allclose(weights, expected, atol=5e-3)
     assert not th.allclose(expected, th.full_like(expected, 0.5), atol=0.05)  # the check is not about uniform weights
 
@@ -111,7 +111,7 @@ def _reference(model, actor, replay_data, noise_now, noise_next):
     n, floor, gamma = model.n_components, model.mixture_weight_floor, model.gamma
     obs, next_obs = replay_data.observations, replay_data.next_observations
     alphas = model.log_ent_coef.detach().exp()
-    means, log_stds = actor.mixture_params(obs)
+    means, log_stds = actor.mixture_params(obs)[:2]
     us = [means[:, i] + log_stds[:, i].exp() * noise_now[:, i] for i in range(n)]
     own = th.stack([_log_prob(means[:, i], log_stds[:, i], us[i]) for i in range(n)], dim=1)
     with th.no_grad():
@@ -124,7 +124,7 @@ def _reference(model, actor, replay_data, noise_now, noise_next):
         )
         boltzmann = th.exp(values / alphas.mean())
         weights = (1 - n * floor) * boltzmann / boltzmann.sum(dim=1, keepdim=True) + floor
-        next_means, next_log_stds = actor.mixture_params(next_obs)
+        next_means, next_log_stds = actor.mixture_params(next_obs)[:2]
         targets = []
         for i in range(n):
             u_next = next_means[:, i] + next_log_stds[:, i].exp() * noise_next[:, i]
@@ -187,7 +187,7 @@ def test_update_matches_reference():
     for got, ref in zip(captured["actor"], ref_actor_grads, strict=True):
         assert th.allclose(got, ref, rtol=1e-3, atol=1e-5)
     # The policy acts with the temperatures the update just tuned
-    assert th.allclose(model.policy.component_temperatures, model.log_ent_coef.detach().exp())
+    assert th.allclose(model.policy.actor.component_temperatures, model.log_ent_coef.detach().exp())
 
 
 # --- Acting, save/load, bad input ----------------------------------------------------------------------------------
@@ -203,7 +203,7 @@ def test_acting_follows_the_soft_value_weights():
     model = SACM("MlpPolicy", "Pendulum-v1", n_components=2, mixture_weights="soft_value", seed=0, **SMALL)
     _favour_component(model, 1)
     observation = model.env.reset()
-    weights = model.policy.mixture_log_weights(th.as_tensor(observation)).exp()[0]
+    weights = model.policy.actor.mixture_log_weights(th.as_tensor(observation)).exp()[0]
     assert weights.tolist() == pytest.approx([0.05, 0.95], abs=1e-4)  # default floor 0.05
     drawn = []
     for _ in range(2000):
@@ -212,10 +212,18 @@ def test_acting_follows_the_soft_value_weights():
     assert np.mean(drawn) == pytest.approx(0.95, abs=0.02)
     # The deterministic mode uses the same weights: the favoured component's mean
     with th.no_grad():
-        means, _ = model.actor.mixture_params(th.as_tensor(observation))
+        means, _ = model.actor.mixture_params(th.as_tensor(observation))[:2]
     action, _ = model.predict(observation, deterministic=True)
     low, high = model.action_space.low, model.action_space.high
     assert np.allclose(action, low + (th.tanh(means[0, 1]).numpy() + 1) * (high - low) / 2, atol=1e-5)
+    # ... and so does the actor alone, as SB3's export recipe calls it
+    with th.no_grad():
+        exported = model.policy.actor(th.as_tensor(observation), deterministic=True)
+    assert th.allclose(exported, th.tanh(means[:, 1]), atol=1e-6)
+    # The stochastic actor draws from the same weights
+    with th.no_grad():
+        _, log_prob = model.policy.actor.action_log_prob(th.as_tensor(observation).expand(4000, -1))
+    assert th.isfinite(log_prob).all()
 
 
 def test_training_runs_and_logs_the_weights():
@@ -234,11 +242,11 @@ def test_save_load_restores_the_weights(tmp_path):
     loaded = SACM.load(tmp_path / "model")
     observations = th.as_tensor(np.random.default_rng(1).normal(size=(5, 3)), dtype=th.float32)
     th.manual_seed(3)
-    before = model.policy.mixture_log_weights(observations)
+    before = model.policy.actor.mixture_log_weights(observations)
     th.manual_seed(3)
-    after = loaded.policy.mixture_log_weights(observations)
+    after = loaded.policy.actor.mixture_log_weights(observations)
     assert th.allclose(before, after)
-    assert th.allclose(loaded.policy.component_temperatures, model.log_ent_coef.detach().exp())
+    assert th.allclose(loaded.policy.actor.component_temperatures, model.log_ent_coef.detach().exp())
 
 
 def test_bad_input_is_refused_at_construction():

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from conftest import run_python
 
-from sb3_mixture import S2ACM, SACM
+from sb3_mixture import S2ACM, SACM, buffers, entropy
 from sb3_mixture.tuning import (
     COMPONENT_SCHEDULES,
     CRITIC_DATA,
@@ -77,6 +77,14 @@ def test_search_space_is_sac_plus_the_mixture():
             learned = trial.params["mixture_weights"] == "learned"
             assert model.actor.learned_weights == learned and (model.mixture_weights == "learned") == learned
             assert model.policy_kwargs["log_std_init"] == -2
+
+
+def test_search_space_offers_every_choice_the_package_has():
+    # Against the package's own constants, not the tuning module's: a new estimator or critic_data mode is searched
+    trial = optuna.create_study().ask()
+    sample_sacm_params(trial, 1, 1, NO_HER)
+    assert trial.distributions["entropy_estimator"].choices == entropy.ENTROPY_ESTIMATORS
+    assert trial.distributions["critic_data"].choices == buffers.CRITIC_DATA
 
 
 def test_search_space_leaves_what_the_file_fixes():

@@ -1,8 +1,9 @@
 """Policies for SACM: a mixture-of-squashed-Gaussians actor and twin critics with one Q-head per component."""
 
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch as th
@@ -29,12 +30,48 @@ from sb3_mixture.mixture import (
     soft_value_log_weights,
     squash_log_jacobian,
 )
-from sb3_mixture.options import LEARNED_WEIGHTS, SOFT_VALUE_WEIGHTS, STATE_DEPENDENT_WEIGHTS
+from sb3_mixture.options import (
+    LEARNED_WEIGHTS,
+    SOFT_VALUE_WEIGHTS,
+    STATE_DEPENDENT_WEIGHTS,
+    validate_deterministic_component,
+)
 from sb3_mixture.sacm.schedule import ComponentSchedule
 from sb3_mixture.torch_layers import EnsembleMLP
 
 # Samples per component behind the soft values V_i(s) that set the acting weights with mixture_weights="soft_value"
 ACTING_VALUE_SAMPLES = 8
+
+
+@functools.cache
+def fused_adam_supported(device_type: str = "cpu") -> bool:
+    """
+    Whether this torch's Adam can run fused on tensors of ``device_type`` (on the CPU from torch 2.4 on).
+
+    Found by trying one step on a one-element tensor rather than from version strings: builds differ, and torch has
+    moved the check between the constructor and ``step``. Cached: one probe per process and device type.
+    """
+    try:
+        param = th.zeros(1, device=device_type, requires_grad=True)
+        optimizer = th.optim.Adam([param], fused=True)
+        param.grad = th.zeros_like(param)
+        optimizer.step()
+    except (RuntimeError, TypeError, ValueError):
+        return False
+    return True
+
+
+class MixtureParams(NamedTuple):
+    """The mixture at a batch of states (:meth:`MixtureActor.mixture_params`)."""
+
+    means: th.Tensor
+    """pre-squash component means, (B, N, D)"""
+    log_stds: th.Tensor
+    """clamped log-stds (with gSDE, of each state), (B, N, D)"""
+    log_weights: th.Tensor
+    """log mixing weights, (B, N)"""
+    latent: th.Tensor
+    """the trunk's output z(s), gSDE's features, (B, L)"""
 
 
 class MixtureActor(Actor):
@@ -53,10 +90,19 @@ class MixtureActor(Actor):
     ``reset_noise``; its pre-squash noise is ``z(s) theta_i`` with ``z(s)`` the trunk's output (learned features, as
     in SAC), so its std at a state is ``sqrt(sum_k z_k(s)^2 std_{i,k}^2)``.
 
+    ``forward(obs, deterministic=True)`` plays the mean of the component chosen by :meth:`deterministic_components`,
+    the one place that choice is made: ``predict(deterministic=True)`` goes through it, and so does SB3's export
+    recipe, which wraps ``policy.actor(observation, deterministic=True)`` (README, "Exporting models").
+
     :param n_components: number of mixture components
     :param mixture_weights: fixed mixing weights (uniform if None), or ``"learned"``
     :param mixture_weight_floor: ``eps``, the least weight of a component with learned weights, in ``[0, 1/N)``
     """
+
+    # How a deterministic action picks its component (docs/algorithm.md section 6). A MixturePolicy sets both from its
+    # deterministic_component and use_component (their only writer) and hands its critic over for "best_q"
+    deterministic_component: "str | int" = "mode"
+    component_override: "int | None" = None
 
     def __init__(
         self,
@@ -118,6 +164,9 @@ class MixtureActor(Actor):
             nn.init.zeros_(self.gate.bias)
         # With learned or soft-value weights the buffer is a uniform placeholder (the policy supplies w(s))
         fixed_weights = weights if isinstance(weights, list) else [1.0 / n_components] * n_components
+        if weights == SOFT_VALUE_WEIGHTS:
+            # alpha_i as the algorithm last tuned them (it writes them here, and they are saved): acting needs them
+            self.register_buffer("component_temperatures", th.ones(n_components))
         # Fixed, derived from the constructor arguments: not part of the state dict
         self.register_buffer("log_mixture_weights", th.log(th.tensor(fixed_weights, dtype=th.float32)), persistent=False)
 
@@ -132,8 +181,12 @@ class MixtureActor(Actor):
         )
         return data
 
-    def mixture_params_latent(self, obs: PyTorchObs) -> tuple[th.Tensor, th.Tensor, th.Tensor, th.Tensor]:
-        """:meth:`mixture_params_and_weights` and the trunk's output ``z(s)``, (B, L): gSDE's features."""
+    def mixture_params(self, obs: PyTorchObs) -> "MixtureParams":
+        """
+        The mixture at each state, from one forward pass: pre-squash means and clamped log-stds of every component,
+        each (B, N, D), the log mixing weights (B, N) (the fixed weights repeated, or the gate's; a uniform placeholder
+        with soft-value weights, which :meth:`state_log_weights` computes) and the trunk's output z(s), (B, L).
+        """
         features = self.extract_features(obs, self.features_extractor)
         latent_pi = self.latent_pi(features)
         shape = (-1, self.n_components, self.action_dim)
@@ -149,15 +202,7 @@ class MixtureActor(Actor):
             log_weights = gated_log_weights(self.gate(latent_pi), self.mixture_weight_floor)
         else:
             log_weights = self.log_mixture_weights.expand(means.shape[0], -1)
-        return means, log_stds, log_weights, latent_pi
-
-    def mixture_params_and_weights(self, obs: PyTorchObs) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
-        """
-        The mixture at each state: pre-squash means and clamped log standard deviations of every component,
-        each (B, N, D), and the log mixing weights ``log w(s)``, (B, N) (the fixed weights, repeated, unless learned).
-        """
-        means, log_stds, log_weights, _ = self.mixture_params_latent(obs)
-        return means, log_stds, log_weights
+        return MixtureParams(means, log_stds, log_weights, latent_pi)
 
     # gSDE (docs/algorithm.md section 9) ----------------------------------------------------------------------------
 
@@ -194,21 +239,17 @@ class MixtureActor(Actor):
         per_env = latent.shape[0] > 1 and latent.shape[0] == self.exploration_matrices.shape[0]
         return sde_noise(latent, self.exploration_matrices if per_env else self.exploration_mat)
 
-    def mixture_params(self, obs: PyTorchObs) -> tuple[th.Tensor, th.Tensor]:
-        """Pre-squash means and clamped log standard deviations of every component, each (B, N, D)."""
-        means, log_stds, _ = self.mixture_params_and_weights(obs)
-        return means, log_stds
-
     def mixture_log_weights(self, obs: PyTorchObs) -> th.Tensor:
-        """Log mixing weights ``log w(s)`` of each state, (B, N)."""
-        return self.mixture_params_and_weights(obs)[2]
+        """``log w(s)``, (B, N): the weights the mixture acts with at each state, for every kind of ``mixture_weights``."""
+        means, log_stds, log_weights, _ = self.mixture_params(obs)
+        return self.state_log_weights(obs, means, log_stds, log_weights)
 
     def get_action_dist_params(self, obs: PyTorchObs) -> tuple[th.Tensor, th.Tensor, dict[str, th.Tensor]]:
         """
         The mixture's parameters: means and log standard deviations of shape (B, N, D), ``log_weights`` (B, N) and
         ``latent_sde`` (B, L), the features gSDE's noise is computed from.
         """
-        means, log_stds, log_weights, latent = self.mixture_params_latent(obs)
+        means, log_stds, log_weights, latent = self.mixture_params(obs)
         return means, log_stds, {"log_weights": log_weights, "latent_sde": latent}
 
     def sample_components(self, batch_size: int, log_weights: "th.Tensor | None" = None) -> th.Tensor:
@@ -263,17 +304,128 @@ class MixtureActor(Actor):
         stds = th.exp(gather_components(log_stds, components))
         return stds * th.randn_like(stds)
 
+    def use_critic(self, critic: "MixtureCritic", critic_target: "MixtureCritic | None" = None) -> None:
+        """
+        The critic that judges the components for ``deterministic_component="best_q"``, and the target critic whose
+        heads give the soft values of ``mixture_weights="soft_value"``.
+        """
+        # Kept out of the module tree (no nn.Module attribute): the critics' weights must not become the actor's
+        # parameters, join its optimiser or its state dict
+        self.__dict__["_best_q_critic"] = critic
+        self.__dict__["_soft_value_critic_module"] = critic_target
+
+    def _soft_value_critic(self) -> "MixtureCritic":
+        critic = self.__dict__.get("_soft_value_critic_module")
+        if critic is None:
+            raise ValueError(
+                "mixture_weights='soft_value' needs the target critic: build the actor through a MixturePolicy, "
+                "or hand it one with use_critic(critic, critic_target)"
+            )
+        return critic
+
+    # Mixing weights at a state (docs/algorithm.md sections 1, 8 and 10) -------------------------------------------
+
+    def soft_value_log_weights(
+        self,
+        obs: PyTorchObs,
+        means: th.Tensor,
+        log_stds: th.Tensor,
+        pre_squash: "th.Tensor | None" = None,
+        alphas: "th.Tensor | None" = None,
+    ) -> th.Tensor:
+        """
+        ``log w(s)`` from the components' own soft values (docs/algorithm.md section 10), (B, N), without gradient:
+        ``V_i(s) = E_{a ~ pi_i}[min_k Qbar_{k,i}(s, a) - alpha_i log pi_i(a|s)]`` from head i of the target critic,
+        estimated on S samples per component; ``w = (1 - N eps) softmax(V / alpha) + eps`` with alpha the mean of
+        the temperatures.
+
+        :param means: pre-squash component means at ``obs``, (B, N, D)
+        :param log_stds: their log-stds (with gSDE, the stds of each state), (B, N, D)
+        :param pre_squash: S pre-squash samples of every component, (B, N, S, D); None draws
+            :data:`ACTING_VALUE_SAMPLES` of them
+        :param alphas: the temperatures alpha_i, (N,); None: ``component_temperatures``, as the algorithm last wrote them
+        """
+        batch_size, n_components, action_dim = means.shape
+        with th.no_grad():
+            if pre_squash is None:
+                noise = th.randn(batch_size, n_components, ACTING_VALUE_SAMPLES, action_dim, device=means.device)
+                pre_squash = means.unsqueeze(2) + log_stds.exp().unsqueeze(2) * noise  # (B, N, S, D)
+            n_samples = pre_squash.shape[2]
+            own_log_prob = gaussian_log_prob(pre_squash, means.unsqueeze(2), log_stds.unsqueeze(2))
+            own_log_prob = own_log_prob - squash_log_jacobian(pre_squash)
+            actions = th.tanh(pre_squash).view(batch_size, n_components * n_samples, action_dim)
+            q_values = self._soft_value_critic().q_values(obs, actions).min(dim=0).values  # (B, N * S, N heads)
+            q_values = q_values.view(batch_size, n_components, n_samples, n_components)
+            own_q = q_values.diagonal(dim1=1, dim2=3).permute(0, 2, 1)  # head i at component i's samples, (B, N, S)
+            alphas = self.component_temperatures if alphas is None else alphas
+            values = component_soft_values(own_q, own_log_prob, alphas)
+            return soft_value_log_weights(values, alphas.mean(), self.mixture_weight_floor)
+
+    def state_log_weights(self, obs: PyTorchObs, means: th.Tensor, log_stds: th.Tensor, log_weights: th.Tensor) -> th.Tensor:
+        """The ``log w(s)`` the mixture acts with: ``log_weights`` of :meth:`mixture_params` (fixed or learned), or
+        the soft-value weights."""
+        if self.mixture_weights == SOFT_VALUE_WEIGHTS:
+            return self.soft_value_log_weights(obs, means, log_stds)
+        return log_weights
+
+    def deterministic_components(
+        self, obs: PyTorchObs, means: th.Tensor, log_stds: th.Tensor, log_weights: "th.Tensor | None" = None
+    ) -> th.Tensor:
+        """
+        The component whose mean a deterministic action plays, (B,): the ``use_component`` override if set, else as
+        ``deterministic_component`` says (docs/algorithm.md section 6).
+
+        :param log_weights: ``log w(s)``, (B, N), for ``"mode"``; the fixed weights if None
+        """
+        batch_size = means.shape[0]
+        if self.component_override is not None:
+            return th.full((batch_size,), self.component_override, dtype=th.long, device=means.device)
+        if self.deterministic_component == "mode":
+            return self.mode_components(means, log_stds, log_weights)
+        if self.deterministic_component == "best_q":
+            return self._best_q_components(obs, means)
+        return th.full((batch_size,), int(self.deterministic_component), dtype=th.long, device=means.device)
+
+    def _best_q_components(self, obs: PyTorchObs, means: th.Tensor) -> th.Tensor:
+        critic = self.__dict__.get("_best_q_critic")
+        if critic is None:
+            raise ValueError(
+                "deterministic_component='best_q' needs the critic: build the actor through a MixturePolicy, "
+                "or hand it one with use_critic(critic)"
+            )
+        # The critic's weights enter as values, not as its parameters: the choice is an argmax, with no gradient to pass
+        # on, and an actor traced or exported on its own (SB3's recipe wraps policy.actor) holds them as constants,
+        # which a tracer can only do for tensors that do not require grad. TorchScript's tracer would record detach()
+        # on the parameter (so hold the parameter itself) but does not record .data; torch.export traces detach().
+        tracing = th.jit.is_tracing()
+        if tracing and not critic.share_features_extractor and any(True for _ in critic.features_extractor.parameters()):
+            raise ValueError(
+                "a traced actor with deterministic_component='best_q' needs a critic whose features extractor has no "
+                "weights of its own (e.g. MlpPolicy, or share_features_extractor=True)"
+            )
+        features = critic.extract_features(obs, critic.features_extractor)
+        ensemble = critic.q_ensemble
+        weights = [weight.data if tracing else weight.detach() for weight in ensemble.weights]
+        biases = [bias.data if tracing else bias.detach() for bias in ensemble.biases]
+        q_values = ensemble.forward_state_actions(features, th.tanh(means), weights, biases)  # (K, B, N actions, N heads)
+        # Head i judges component i's mean action; pessimistic over the critics
+        return q_values.diagonal(dim1=-2, dim2=-1).min(dim=0).values.argmax(dim=-1)
+
     def forward(self, obs: PyTorchObs, deterministic: bool = False) -> th.Tensor:
-        means, log_stds, log_weights, latent = self.mixture_params_latent(obs)
+        means, log_stds, log_weights, latent = self.mixture_params(obs)
+        log_weights = self.state_log_weights(obs, means, log_stds, log_weights)
         if deterministic:
-            components = self.mode_components(means, log_stds, log_weights)
+            components = self.deterministic_components(obs, means, log_stds, log_weights)
+        elif self.component_override is not None:
+            components = th.full((means.shape[0],), self.component_override, dtype=th.long, device=means.device)
         else:
             components = self.sample_components(means.shape[0], log_weights)
         return self.act(means, log_stds, components, deterministic, latent)
 
     def action_log_prob(self, obs: PyTorchObs) -> tuple[th.Tensor, th.Tensor]:
         """An action drawn from the mixture (component ~ w(s), then a ~ pi_i) and its mixture log-density."""
-        means, log_stds, log_weights, latent = self.mixture_params_latent(obs)
+        means, log_stds, log_weights, latent = self.mixture_params(obs)
+        log_weights = self.state_log_weights(obs, means, log_stds, log_weights)
         components = self.sample_components(means.shape[0], log_weights).view(-1, 1)
         pre_squash = gather_components(means, components) + self.component_noise(log_stds, components, latent)
         cross = cross_log_probs(pre_squash, means, log_stds)
@@ -395,8 +547,8 @@ class MixturePolicy(SACPolicy):
         self.mixture_weights = [1.0 / n_components] * n_components if mixture_weights is None else mixture_weights
         self.mixture_weight_floor = float(mixture_weight_floor)
         self.component_schedule = component_schedule
-        self.deterministic_component = deterministic_component
-        if optimizer_kwargs is None and optimizer_class is th.optim.Adam:
+        # The optimisers are built while the networks are on the CPU (SB3 moves the policy to its device afterwards)
+        if optimizer_kwargs is None and optimizer_class is th.optim.Adam and fused_adam_supported("cpu"):
             # One fused kernel per parameter instead of a dozen small ops: same update, less overhead on the CPU
             optimizer_kwargs = {"fused": True}
         super().__init__(
@@ -423,10 +575,24 @@ class MixturePolicy(SACPolicy):
         self._active_schedule = self.schedule
         self.acting_components: np.ndarray | None = None
         """the components of the last stochastic step, one per environment"""
-        self.component_override: int | None = None
-        if self.mixture_weights == SOFT_VALUE_WEIGHTS:
-            # alpha_i as the algorithm last tuned them (it writes them here): the soft values need them to act
-            self.register_buffer("component_temperatures", th.ones(self.n_components))
+        # The deterministic choice and the soft-value weights are the actor's (so that policy.actor alone acts as
+        # predict): it gets the setting, the critic that "best_q" asks and the target critic of the soft values
+        self.actor.deterministic_component = deterministic_component
+        self.actor.use_critic(self.critic, self.critic_target)
+
+    @property
+    def deterministic_component(self) -> "str | int":
+        """Component played by deterministic actions: ``"mode"``, ``"best_q"`` or an index (held by the actor)."""
+        return self.actor.deterministic_component
+
+    @deterministic_component.setter
+    def deterministic_component(self, deterministic_component: "str | int") -> None:
+        self.actor.deterministic_component = validate_deterministic_component(deterministic_component, self.n_components)
+
+    @property
+    def component_override(self) -> "int | None":
+        """The component set by :meth:`use_component`, None outside it (held by the actor)."""
+        return self.actor.component_override
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
@@ -461,62 +627,11 @@ class MixturePolicy(SACPolicy):
         """Act with one component only (stochastic and deterministic), e.g. to evaluate it alone."""
         if not 0 <= component < self.n_components:
             raise ValueError(f"component must be in [0, {self.n_components}), got {component}")
-        previous, self.component_override = self.component_override, component
+        previous, self.actor.component_override = self.actor.component_override, component
         try:
             yield
         finally:
-            self.component_override = previous
-
-    # Mixing weights at a state -----------------------------------------------------------------------------------
-
-    def soft_value_log_weights(
-        self,
-        obs: PyTorchObs,
-        means: th.Tensor,
-        log_stds: th.Tensor,
-        pre_squash: "th.Tensor | None" = None,
-        alphas: "th.Tensor | None" = None,
-    ) -> th.Tensor:
-        """
-        ``log w(s)`` from the components' own soft values (docs/algorithm.md section 10), (B, N), without gradient:
-        ``V_i(s) = E_{a ~ pi_i}[min_k Qbar_{k,i}(s, a) - alpha_i log pi_i(a|s)]`` from head i of the target critic,
-        estimated on S samples per component; ``w = (1 - N eps) softmax(V / alpha) + eps`` with alpha the mean of
-        the temperatures.
-
-        :param means: pre-squash component means at ``obs``, (B, N, D)
-        :param log_stds: their log-stds (with gSDE, the stds of each state), (B, N, D)
-        :param pre_squash: S pre-squash samples of every component, (B, N, S, D); None draws
-            :data:`ACTING_VALUE_SAMPLES` of them
-        :param alphas: the temperatures alpha_i, (N,); None: the copy the algorithm last wrote here
-        """
-        batch_size, n_components, action_dim = means.shape
-        with th.no_grad():
-            if pre_squash is None:
-                noise = th.randn(batch_size, n_components, ACTING_VALUE_SAMPLES, action_dim, device=means.device)
-                pre_squash = means.unsqueeze(2) + log_stds.exp().unsqueeze(2) * noise  # (B, N, S, D)
-            n_samples = pre_squash.shape[2]
-            own_log_prob = gaussian_log_prob(pre_squash, means.unsqueeze(2), log_stds.unsqueeze(2))
-            own_log_prob = own_log_prob - squash_log_jacobian(pre_squash)
-            actions = th.tanh(pre_squash).view(batch_size, n_components * n_samples, action_dim)
-            q_values = self.critic_target.q_values(obs, actions).min(dim=0).values  # (B, N * S, N heads)
-            q_values = q_values.view(batch_size, n_components, n_samples, n_components)
-            own_q = q_values.diagonal(dim1=1, dim2=3).permute(0, 2, 1)  # head i at component i's samples, (B, N, S)
-            alphas = self.component_temperatures if alphas is None else alphas
-            values = component_soft_values(own_q, own_log_prob, alphas)
-            return soft_value_log_weights(values, alphas.mean(), self.mixture_weight_floor)
-
-    def state_log_weights(
-        self, obs: PyTorchObs, means: th.Tensor, log_stds: th.Tensor, actor_log_weights: th.Tensor
-    ) -> th.Tensor:
-        """The ``log w(s)`` the policy acts with: the actor's own (fixed or learned), or the soft-value weights."""
-        if self.mixture_weights == SOFT_VALUE_WEIGHTS:
-            return self.soft_value_log_weights(obs, means, log_stds)
-        return actor_log_weights
-
-    def mixture_log_weights(self, obs: PyTorchObs) -> th.Tensor:
-        """``log w(s)`` the policy acts with at each state, (B, N), for every kind of ``mixture_weights``."""
-        means, log_stds, log_weights, _ = self.actor.mixture_params_latent(obs)
-        return self.state_log_weights(obs, means, log_stds, log_weights)
+            self.actor.component_override = previous
 
     @contextmanager
     def using_schedule(self, schedule: ComponentSchedule) -> Iterator[None]:
@@ -541,20 +656,6 @@ class MixturePolicy(SACPolicy):
         self.acting_components = components
         return components
 
-    def deterministic_components(
-        self, obs: PyTorchObs, means: th.Tensor, log_stds: th.Tensor, log_weights: "th.Tensor | None" = None
-    ) -> th.Tensor:
-        """The component whose mean is played by ``predict(deterministic=True)``, (B,)."""
-        if self.component_override is not None:
-            return th.full((means.shape[0],), self.component_override, dtype=th.long, device=means.device)
-        if self.deterministic_component == "mode":
-            return self.actor.mode_components(means, log_stds, log_weights)
-        if self.deterministic_component == "best_q":
-            # Head i judges component i's mean action; pessimistic over the twin critics
-            q_values = self.critic.q_values(obs, th.tanh(means)).diagonal(dim1=-2, dim2=-1)
-            return q_values.min(dim=0).values.argmax(dim=-1)
-        return th.full((means.shape[0],), int(self.deterministic_component), dtype=th.long, device=means.device)
-
     def predict(
         self,
         observation: "np.ndarray | dict[str, np.ndarray]",
@@ -568,12 +669,12 @@ class MixturePolicy(SACPolicy):
         return super().predict(observation, state, episode_start, deterministic)
 
     def _predict(self, observation: PyTorchObs, deterministic: bool = False) -> th.Tensor:
-        means, log_stds, log_weights, latent = self.actor.mixture_params_latent(observation)
-        log_weights = self.state_log_weights(observation, means, log_stds, log_weights)
         if deterministic:
-            components = self.deterministic_components(observation, means, log_stds, log_weights)
-        else:
-            components = th.as_tensor(self.next_components(means.shape[0], log_weights), device=means.device)
+            # The actor's own deterministic action: one code path for predict and an exported policy.actor
+            return self.actor(observation, deterministic=True)
+        means, log_stds, log_weights, latent = self.actor.mixture_params(observation)
+        log_weights = self.actor.state_log_weights(observation, means, log_stds, log_weights)
+        components = th.as_tensor(self.next_components(means.shape[0], log_weights), device=means.device)
         return self.actor.act(means, log_stds, components, deterministic, latent)
 
 

@@ -1,22 +1,17 @@
 """Soft Actor-Critic with a mixture policy (SACM), docs/algorithm.md sections 3-6."""
 
-import base64
 import contextlib
-import copy
 import io
-import json
 import pathlib
-import zipfile
 from collections.abc import Iterator
 from typing import Any, ClassVar, TypeVar
 
-import cloudpickle
 import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3 import SAC
 from stable_baselines3.common.base_class import maybe_make_env
-from stable_baselines3.common.buffers import DictReplayBuffer, ReplayBuffer
+from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.policies import BasePolicy
@@ -24,7 +19,7 @@ from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedul
 from stable_baselines3.common.utils import polyak_update
 
 from sb3_mixture.buffers import MixtureDictReplayBuffer, MixtureReplayBuffer
-from sb3_mixture.conversion import actor_pairs, copy_optimizer_state, copy_parameters, critic_pairs, module_pairs
+from sb3_mixture.conversion import check_saved_algorithm, mixture_from_sac
 from sb3_mixture.entropy import MixtureSamples, draw_mixture_samples, entropy_terms, weighted_entropy
 from sb3_mixture.mixture import gaussian_kl, weight_entropy
 from sb3_mixture.options import POLICY_OPTIONS, SOFT_VALUE_WEIGHTS, validate_ent_coef, validate_options
@@ -253,7 +248,7 @@ class SACM(SAC):
             return None
         observation, _ = self.policy.obs_to_tensor(self._last_obs)
         with th.no_grad():
-            return self.policy.mixture_log_weights(observation)
+            return self.policy.actor.mixture_log_weights(observation)
 
     # Training ---------------------------------------------------------------------------------------------------
 
@@ -283,7 +278,7 @@ class SACM(SAC):
     def _mixture_params(self, observations: th.Tensor) -> tuple[th.Tensor, th.Tensor, th.Tensor, th.Tensor]:
         """Means, log-stds (B, N, D), log mixing weights (B, N) and the trunk's output (B, L), in float32."""
         with self._network_precision():
-            params = self.actor.mixture_params_latent(observations)
+            params = self.actor.mixture_params(observations)
         return tuple(param.float() for param in params)  # type: ignore[return-value]
 
     def _q_values(self, critic: MixtureCritic, observations: th.Tensor, actions: th.Tensor) -> th.Tensor:
@@ -294,14 +289,14 @@ class SACM(SAC):
     def _sync_policy_temperatures(self) -> None:
         """Soft-value weights act with the alpha_i (docs/algorithm.md section 10): the policy keeps a copy to act with."""
         if self.mixture_weights == SOFT_VALUE_WEIGHTS:
-            self.policy.component_temperatures.copy_(self._temperatures())
+            self.policy.actor.component_temperatures.copy_(self._temperatures())
 
     def _soft_value_log_weights(
         self, observations: th.Tensor, samples: MixtureSamples, means: th.Tensor, log_stds: th.Tensor, alphas: th.Tensor
     ) -> th.Tensor:
         """w(s) from the soft values of the batch's own samples, one per component (docs/algorithm.md section 10)."""
         pre_squash = samples.pre_squash.detach().unsqueeze(2)
-        return self.policy.soft_value_log_weights(observations, means.detach(), log_stds.detach(), pre_squash, alphas)
+        return self.actor.soft_value_log_weights(observations, means.detach(), log_stds.detach(), pre_squash, alphas)
 
     def _temperatures(self) -> th.Tensor:
         """Current alpha_i of every component, (N,), detached."""
@@ -459,12 +454,7 @@ class SACM(SAC):
         **kwargs: Any,
     ) -> SelfSACM:
         """SB3's ``load``, after checking that the file was saved by this algorithm (one clear line if not)."""
-        saved = _saved_algorithm(path)
-        if saved is not None and saved != cls.__name__:
-            hint = f"load it with {saved}.load"
-            if saved == "SAC":
-                hint += f", or start a mixture from it with {cls.__name__}.from_sac(SAC.load(...))"
-            raise ValueError(f"{cls.__name__}.load: {_display_path(path)} holds a {saved} model, not a {cls.__name__}: {hint}")
+        check_saved_algorithm(cls.__name__, path)
         return super().load(path, env, device, custom_objects, print_system_info, force_reset, **kwargs)
 
     @classmethod
@@ -491,52 +481,7 @@ class SACM(SAC):
             ``critic_data="shared"``)
         :param env: the environment; by default the SAC model's own (with its wrappers, e.g. ``VecNormalize``)
         """
-        if isinstance(sac, SACM) or not isinstance(sac, SAC):
-            raise TypeError(f"from_sac needs a stable_baselines3.SAC model, got {type(sac).__name__}")
-        env = env if env is not None else sac.get_env()
-        if env is None:
-            raise ValueError("from_sac: the SAC model has no environment (it was loaded without one): pass env=")
-        if copy_replay_buffer and kwargs.get("critic_data", "shared") != "shared":
-            raise ValueError(f"from_sac: copy_replay_buffer=True needs critic_data='shared', got {kwargs['critic_data']!r}")
-        policy = next((name for name, klass in SAC.policy_aliases.items() if klass is sac.policy_class), None)
-        if policy is None:
-            aliases = list(SAC.policy_aliases)
-            raise TypeError(f"from_sac: the SAC model's policy {sac.policy_class.__name__} is not one of {aliases}")
-        # SB3 fills in the plain buffer class itself; a mixture with critic_data != "shared" then picks its own
-        buffer_class = None if sac.replay_buffer_class in (ReplayBuffer, DictReplayBuffer) else sac.replay_buffer_class
-        settings = dict(
-            learning_rate=sac.learning_rate, buffer_size=sac.buffer_size, learning_starts=sac.learning_starts,
-            batch_size=sac.batch_size, tau=sac.tau, gamma=sac.gamma,
-            train_freq=(sac.train_freq.frequency, sac.train_freq.unit.value), gradient_steps=sac.gradient_steps,
-            action_noise=sac.action_noise, replay_buffer_class=buffer_class,
-            replay_buffer_kwargs=copy.deepcopy(sac.replay_buffer_kwargs), optimize_memory_usage=sac.optimize_memory_usage,
-            n_steps=sac.n_steps, ent_coef=sac.ent_coef, target_update_interval=sac.target_update_interval,
-            target_entropy=sac.target_entropy, use_sde=sac.use_sde, sde_sample_freq=sac.sde_sample_freq,
-            use_sde_at_warmup=sac.use_sde_at_warmup, stats_window_size=sac._stats_window_size,
-            tensorboard_log=sac.tensorboard_log, policy_kwargs=copy.deepcopy(sac.policy_kwargs), verbose=sac.verbose,
-            seed=sac.seed, device=sac.device,
-        )  # fmt: skip
-        model = cls(policy, env, n_components=n_components, **{**settings, **kwargs})
-        n = model.n_components
-        actor = actor_pairs(sac.actor, model.actor, n)
-        critics = []
-        for sac_critic, critic in ((sac.critic, model.critic), (sac.critic_target, model.critic_target)):
-            pairs = critic_pairs(sac_critic.q_networks, critic.q_ensemble, n)
-            if not sac.policy.share_features_extractor:
-                pairs = module_pairs(sac_critic.features_extractor, critic.features_extractor) + pairs
-            critics.append(pairs)
-        copy_parameters(actor + critics[0] + critics[1])
-        copy_optimizer_state(sac.actor.optimizer, model.actor.optimizer, actor)
-        copy_optimizer_state(sac.critic.optimizer, model.critic.optimizer, critics[0])
-        if sac.log_ent_coef is not None and model.log_ent_coef is not None:
-            temperature = [([sac.log_ent_coef], model.log_ent_coef, lambda tensor: tensor.expand(n))]
-            copy_parameters(temperature)  # type: ignore[arg-type]
-            copy_optimizer_state(sac.ent_coef_optimizer, model.ent_coef_optimizer, temperature)  # type: ignore[arg-type]
-        model.num_timesteps, model._n_updates, model._episode_num = sac.num_timesteps, sac._n_updates, sac._episode_num
-        model._current_progress_remaining = sac._current_progress_remaining
-        if copy_replay_buffer:
-            model.replay_buffer = copy.deepcopy(sac.replay_buffer)
-        return model
+        return mixture_from_sac(cls, sac, n_components, copy_replay_buffer, env, **kwargs)
 
     def learn(
         self: SelfSACM,
@@ -556,44 +501,3 @@ class SACM(SAC):
             reset_num_timesteps=reset_num_timesteps,
             progress_bar=progress_bar,
         )
-
-
-def _display_path(path: Any) -> str:
-    return repr(str(path)) if isinstance(path, (str, pathlib.Path)) else "the file"
-
-
-def _saved_algorithm(path: "str | pathlib.Path | io.BufferedIOBase") -> "str | None":
-    """
-    Name of the algorithm that saved a model file, read from its ``data`` without loading it; None if unknown.
-
-    SACM and S2ACM files record it (``algorithm_name``); a mixture file from before that is taken as the loader's own;
-    other files are named after their policy's package (``stable_baselines3.sac.policies`` -> ``SAC``).
-    """
-    try:
-        if isinstance(path, (str, pathlib.Path)):
-            file = pathlib.Path(path)
-            if not file.exists():
-                file = pathlib.Path(f"{path}.zip")
-            with zipfile.ZipFile(file) as archive:
-                data = json.loads(archive.read("data"))
-        else:
-            position = path.tell()
-            try:
-                with zipfile.ZipFile(path) as archive:  # type: ignore[arg-type]
-                    data = json.loads(archive.read("data"))
-            finally:
-                path.seek(position)
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
-        return None  # let SB3's load report what is wrong with the file
-    if "algorithm_name" in data:
-        return str(data["algorithm_name"])
-    if "n_components" in data:
-        return None
-    policy = data.get("policy_class", {})
-    module = str(policy.get("__module__", "")).split(".")
-    if len(module) >= 2 and module[-1] == "policies":
-        return module[-2].upper()
-    try:
-        return str(cloudpickle.loads(base64.b64decode(policy[":serialized:"])).__name__)
-    except Exception:
-        return "another algorithm's"
