@@ -73,7 +73,7 @@ def test_soft_values_against_quadrature():
     with th.no_grad():
         model.log_ent_coef.copy_(th.log(th.tensor([0.6, 1.4])))
         model.actor.mu.bias.copy_(th.tensor([-0.8, 0.9]))
-    model._sync_policy_temperatures()
+    model._sync_actor_temperatures()
     policy, alphas = model.policy, th.tensor([0.6, 1.4])
     observations = th.as_tensor(np.random.default_rng(0).normal(size=(3, 3)), dtype=th.float32)
     with th.no_grad():

@@ -178,7 +178,7 @@ class SACM(SAC):
             initial_log_ent_coef = self.log_ent_coef.detach()
             self.log_ent_coef = initial_log_ent_coef.expand(self.n_components).clone().requires_grad_(True)
             self.ent_coef_optimizer = th.optim.Adam([self.log_ent_coef], lr=self.lr_schedule(1))
-        self._sync_policy_temperatures()
+        self._sync_actor_temperatures()
         self._component_counts = np.zeros(self.n_components, dtype=np.int64)
         # The training envs' component schedule (docs/algorithm.md section 6); the policy has its own for predict()
         self._training_schedule = ComponentSchedule(self.component_schedule, self.actor.sample_components)
@@ -198,7 +198,7 @@ class SACM(SAC):
         if reset_num_timesteps or self._last_obs is None:
             # SB3 resets the envs: every env starts a new episode, so the schedule starts afresh
             self._training_schedule.reset()
-        self._sync_policy_temperatures()  # after load() or from_sac(), which set the temperatures afterwards
+        self._sync_actor_temperatures()  # after load() or from_sac(), which set the temperatures afterwards
         return super()._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar)
 
     # Acting -----------------------------------------------------------------------------------------------------
@@ -286,10 +286,10 @@ class SACM(SAC):
             q_values = critic.q_values(observations, actions)
         return q_values.float()
 
-    def _sync_policy_temperatures(self) -> None:
-        """Soft-value weights act with the alpha_i (docs/algorithm.md section 10): the policy keeps a copy to act with."""
+    def _sync_actor_temperatures(self) -> None:
+        """Soft-value weights act with the alpha_i (docs/algorithm.md section 10): the actor keeps a copy to act with."""
         if self.mixture_weights == SOFT_VALUE_WEIGHTS:
-            self.policy.actor.component_temperatures.copy_(self._temperatures())
+            self.actor.component_temperatures.copy_(self._temperatures())
 
     def _soft_value_log_weights(
         self, observations: th.Tensor, samples: MixtureSamples, means: th.Tensor, log_stds: th.Tensor, alphas: th.Tensor
@@ -395,7 +395,7 @@ class SACM(SAC):
             if self.ent_coef_optimizer is not None and self.log_ent_coef is not None:
                 ent_coef_loss = temperature_loss(self.log_ent_coef, samples, self.target_entropy)
                 self._optimizer_step(self.ent_coef_optimizer, ent_coef_loss, "entropy coefficient loss")
-                self._sync_policy_temperatures()
+                self._sync_actor_temperatures()
 
             # Critic (docs/algorithm.md section 3)
             target_q = self._critic_target(replay_data, alphas)
