@@ -24,6 +24,7 @@ from sb3_mixture.mixture import (
     gather_components,
     gaussian_log_prob,
     mixture_log_prob,
+    sample_pre_squash,
     sde_log_stds,
     sde_noise,
     sde_std,
@@ -349,7 +350,7 @@ class MixtureActor(Actor):
         with th.no_grad():
             if pre_squash is None:
                 noise = th.randn(batch_size, n_components, ACTING_VALUE_SAMPLES, action_dim, device=means.device)
-                pre_squash = means.unsqueeze(2) + log_stds.exp().unsqueeze(2) * noise  # (B, N, S, D)
+                pre_squash = sample_pre_squash(means.unsqueeze(2), log_stds.unsqueeze(2), noise)  # (B, N, S, D)
             n_samples = pre_squash.shape[2]
             own_log_prob = gaussian_log_prob(pre_squash, means.unsqueeze(2), log_stds.unsqueeze(2))
             own_log_prob = own_log_prob - squash_log_jacobian(pre_squash)
