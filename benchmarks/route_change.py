@@ -89,6 +89,13 @@ ALGOS = {
     ),
     "sacm_soft_value_n4": ("SACM", {"n_components": 4, "mixture_weights": "soft_value"}),
     "sacm_soft_value_n2_own": ("SACM", {"n_components": 2, "mixture_weights": "soft_value", "critic_data": "own"}),
+    # Own-data heads ground V_i in component i's own experience; the soft values then route the episodes that uniform
+    # weights wasted on components that cannot reach the goal
+    "sacm_soft_value_n4_own": ("SACM", {"n_components": 4, "mixture_weights": "soft_value", "critic_data": "own"}),
+    "sacm_soft_value_n4_episode_own": (
+        "SACM",
+        {"n_components": 4, "mixture_weights": "soft_value", "component_schedule": "episode", "critic_data": "own"},
+    ),
 }
 LABELS = {
     **ALGORITHM_LABELS,
@@ -103,6 +110,8 @@ LABELS = {
     "sacm_soft_value_n2_episode": "SACM soft-value weights N=2, episodic",
     "sacm_soft_value_n4": "SACM soft-value weights N=4",
     "sacm_soft_value_n2_own": "SACM soft-value weights N=2, own-data heads",
+    "sacm_soft_value_n4_own": "SACM soft-value weights N=4, own-data heads",
+    "sacm_soft_value_n4_episode_own": "SACM soft-value weights N=4, episodic, own-data heads",
 }
 CONFIG = {
     "phase1_steps": 6_000,
