@@ -1,6 +1,6 @@
 """
 Tables of the MuJoCo benchmark (``mujoco_suite.py``) from its result files: final returns with IQM and bootstrap CIs
-(rliable), the aggregate over tasks, the learned weights' entropy, and the per-seed table of docs/modules.
+(rliable), the aggregate over tasks, the entropy of learned and soft-value weights, and the per-seed table of docs/modules.
 
     python benchmarks/mujoco_suite.py report     # mujoco_table.md and .json, mujoco_aggregate*.json and the plots
     python benchmarks/mujoco_suite.py table      # the Results table of docs/modules/sacm.md and s2acm.md
@@ -13,8 +13,10 @@ import numpy as np
 from common import bootstrap, load_runs
 from mujoco_suite import DEFAULT_COMPONENTS, MAIN_ALGOS, MIN_AGGREGATE_SEEDS, SUITES
 
-# Labels per task in the learned-weight table and figure (one colour each in the figure); more are left out
+# Labels per task in the weight tables and figures (one colour each in the figure); more are left out
 WEIGHT_LABELS = 3
+# The suites of state-dependent mixing weights, each reported beside the main suite with the weights' entropy
+WEIGHT_SUITES = {"learned": "learned", "soft_value": "soft-value"}
 
 
 def load_results(folder: Path, suite: "str | None" = None) -> list[dict]:
@@ -64,7 +66,7 @@ def report(out: Path) -> None:
              "| deterministic | best single component |", "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     table = []
     main_finals: dict[str, dict[str, np.ndarray]] = {}
-    learned_finals: dict[str, dict[str, np.ndarray]] = {}
+    weight_finals: dict[str, dict[str, dict[str, np.ndarray]]] = {suite: {} for suite in WEIGHT_SUITES}
     for suite in SUITES:
         results = load_results(out / "mujoco", suite)
         if not results:
@@ -75,8 +77,8 @@ def report(out: Path) -> None:
             for name, (x, returns, group) in by_label.items():
                 steps = returns.shape[1]
                 final = returns[:, -1]
-                if suite in ("main", "learned"):
-                    (main_finals if suite == "main" else learned_finals).setdefault(env, {})[name] = final
+                if suite == "main" or suite in WEIGHT_SUITES:
+                    (main_finals if suite == "main" else weight_finals[suite]).setdefault(env, {})[name] = final
                 scores = {name: final.reshape(-1, 1)}
                 iqm, ci = bootstrap(scores, lambda s: np.array([metrics.aggregate_iqm(s)]))
                 deterministic = np.array([result["evaluations"][steps - 1]["deterministic"][0] for result in group])
@@ -97,13 +99,15 @@ def report(out: Path) -> None:
                 )
     if main_finals:
         lines += ["", *aggregate_report(main_finals, out)]
-    if learned_finals:
-        # The learned-weight runs beside the main suite's algorithms, over the tasks and seeds both have
-        combined = {env: {**main_finals.get(env, {}), **algos} for env, algos in learned_finals.items()}
-        aggregate = aggregate_report(combined, out, "mujoco_aggregate_learned")
+    for suite, kind in WEIGHT_SUITES.items():
+        if not weight_finals[suite]:
+            continue
+        # The suite's runs beside the main suite's algorithms, over the tasks and seeds both have
+        combined = {env: {**main_finals.get(env, {}), **algos} for env, algos in weight_finals[suite].items()}
+        aggregate = aggregate_report(combined, out, f"mujoco_aggregate_{suite}")
         if aggregate:
-            lines += ["", "With learned mixing weights:", "", *aggregate]
-        lines += ["", *weight_report(load_results(out / "mujoco", "learned"), out)]
+            lines += ["", f"With {kind} mixing weights:", "", *aggregate]
+        lines += ["", *weight_report(load_results(out / "mujoco", suite), out, suite)]
     (out / "mujoco_table.md").write_text("\n".join(lines) + "\n")
     (out / "mujoco_table.json").write_text(json.dumps(table, indent=1))
     print("\n".join(lines))
@@ -134,17 +138,18 @@ def random_returns(envs: list[str], out: Path, episodes: int = 20) -> dict[str, 
     return {env_id: cached[env_id]["mean"] for env_id in envs}
 
 
-def weight_report(results: list[dict], out: Path) -> list[str]:
-    """Do learned mixing weights stay spread or collapse? H(w(s)) / log N over training, from the eval records."""
+def weight_report(results: list[dict], out: Path, suite: str) -> list[str]:
+    """Do state-dependent mixing weights stay spread or collapse? H(w(s)) / log N over training, from the eval
+    records of ``suite``'s runs."""
     from mujoco_plot import plot_weight_entropy
 
     results = [result for result in results if any("weights" in record for record in result["evaluations"])]
     if not results:
         return []
     lines = [
-        "Learned mixing weights at the last evaluation (mean over the replay buffer's 1000 most recent states): weight "
-        "entropy H(w(s)) as a share of log N (1 = uniform, 0 = one component), the mean largest weight, and the smallest "
-        "mean weight of a component.",
+        f"{WEIGHT_SUITES[suite].capitalize()} mixing weights at the last evaluation (mean over the replay buffer's 1000 "
+        "most recent states): weight entropy H(w(s)) as a share of log N (1 = uniform, 0 = one component), the mean "
+        "largest weight, and the smallest mean weight of a component.",
         "",
         "| env | algorithm | seeds | H(w) / log N mean [per seed] | largest weight | smallest mean weight |",
         "|---|---|---|---|---|---|",
@@ -172,8 +177,9 @@ def weight_report(results: list[dict], out: Path) -> list[str]:
                 f"| {np.mean([final['max_weight'] for final in finals]):.2f} "
                 f"| {np.mean([min(final['mean']) for final in finals]):.3f} |"
             )
-    plot_weight_entropy(entropy, out / "mujoco_learned_weight_entropy.png")
-    return [*lines, "", "![weight entropy](mujoco_learned_weight_entropy.png)"]
+    figure = f"mujoco_{suite}_weight_entropy.png"
+    plot_weight_entropy(entropy, out / figure)
+    return [*lines, "", f"![weight entropy]({figure})"]
 
 
 def aggregate_report(finals: dict[str, dict[str, np.ndarray]], out: Path, name: str = "mujoco_aggregate") -> list[str]:

@@ -23,6 +23,8 @@ ALGO_COLORS = {
     "sacm_soft_value_n2_episode": "darkgoldenrod",
     "sacm_soft_value_n4": "navy",
     "sacm_soft_value_n2_own": "teal",
+    "sacm_soft_value_n4_own": "darkviolet",
+    "sacm_soft_value_n4_episode_own": "crimson",
 }
 
 
