@@ -67,10 +67,13 @@ def report(out: Path) -> None:
     table = []
     main_finals: dict[str, dict[str, np.ndarray]] = {}
     weight_finals: dict[str, dict[str, dict[str, np.ndarray]]] = {suite: {} for suite in WEIGHT_SUITES}
+    weight_results: dict[str, list[dict]] = {}
     for suite in SUITES:
         results = load_results(out / "mujoco", suite)
         if not results:
             continue
+        if suite in WEIGHT_SUITES:
+            weight_results[suite] = results
         for env in sorted({result["env"] for result in results}):
             by_label = curves([result for result in results if result["env"] == env])
             plot_curves(by_label, f"{env} ({suite}): stochastic evaluation return", out / f"mujoco_{suite}_{env}.png")
@@ -107,7 +110,7 @@ def report(out: Path) -> None:
         aggregate = aggregate_report(combined, out, f"mujoco_aggregate_{suite}")
         if aggregate:
             lines += ["", f"With {kind} mixing weights:", "", *aggregate]
-        lines += ["", *weight_report(load_results(out / "mujoco", suite), out, suite)]
+        lines += ["", *weight_report(weight_results[suite], out, suite)]
     (out / "mujoco_table.md").write_text("\n".join(lines) + "\n")
     (out / "mujoco_table.json").write_text(json.dumps(table, indent=1))
     print("\n".join(lines))
