@@ -1,8 +1,6 @@
 """
-Replay buffers that remember which critic heads may learn from each transition (docs/algorithm.md section 3, ``critic_data``).
-
-- ``bootstrap``: each transition carries a Bernoulli(p) mask per head, drawn once when stored (bootstrapped DQN).
-- ``own``: head i learns only from transitions that component i acted in (the paper's section 4.2).
+Replay buffers that remember which component acted in each transition, for ``critic_data="own"`` (docs/algorithm.md
+section 3): head i learns only from the transitions that component i acted in (the paper's section 4.2).
 """
 
 from typing import Any, NamedTuple
@@ -11,8 +9,6 @@ import numpy as np
 import torch as th
 from stable_baselines3.common.buffers import DictReplayBuffer, ReplayBuffer
 from stable_baselines3.common.vec_env import VecNormalize
-
-CRITIC_DATA = ("shared", "bootstrap", "own")
 
 
 class MixtureReplayBufferSamples(NamedTuple):
@@ -27,28 +23,15 @@ class MixtureReplayBufferSamples(NamedTuple):
 
 
 class _HeadMaskMixin:
-    """Stores a per-head mask next to every transition; the algorithm tells it which component acted."""
+    """Stores a one-hot mask of the acting component next to every transition; the algorithm tells it which acted."""
 
     buffer_size: int
     n_envs: int
     pos: int
 
-    def __init__(
-        self,
-        *args: Any,
-        n_components: int = 1,
-        critic_data: str = "own",
-        bootstrap_mask_prob: float = 0.5,
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, *args: Any, n_components: int = 1, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[call-arg]
-        if critic_data not in ("bootstrap", "own"):
-            raise ValueError(f"critic_data for a head-mask buffer must be 'bootstrap' or 'own', got {critic_data!r}")
-        if not 0.0 < bootstrap_mask_prob <= 1.0:
-            raise ValueError(f"bootstrap_mask_prob must be in (0, 1], got {bootstrap_mask_prob}")
         self.n_components = n_components
-        self.critic_data = critic_data
-        self.bootstrap_mask_prob = bootstrap_mask_prob
         self.head_masks = np.zeros((self.buffer_size, self.n_envs, n_components), dtype=np.float32)
         self.acting_components: np.ndarray | None = None
 
@@ -57,9 +40,6 @@ class _HeadMaskMixin:
         self.acting_components = np.asarray(components, dtype=np.int64)
 
     def _store_head_mask(self) -> None:
-        if self.critic_data == "bootstrap":
-            self.head_masks[self.pos] = np.random.binomial(1, self.bootstrap_mask_prob, (self.n_envs, self.n_components))
-            return
         if self.acting_components is None:
             raise RuntimeError("critic_data='own' needs each transition's acting component: call set_acting_components()")
         self.head_masks[self.pos] = np.eye(self.n_components, dtype=np.float32)[self.acting_components]

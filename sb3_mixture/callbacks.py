@@ -78,7 +78,7 @@ class MixtureEvalCallback(BaseCallback):
                 mean, std = evaluate_policy(self.model, self.eval_env, self.n_eval_episodes, deterministic=deterministic)
                 results[name] = (float(mean), float(std))  # type: ignore[arg-type]
         record: dict[str, Any] = {"timesteps": self.num_timesteps, **{key: list(value) for key, value in results.items()}}
-        if isinstance(self.model, SACM) and self.model.actor.state_dependent_weights:
+        if isinstance(self.model, SACM) and self.model.policy.component_choice.state_dependent_weights:
             weights = self.weight_statistics()
             if weights is not None:
                 record["weights"] = weights
@@ -102,7 +102,8 @@ class MixtureEvalCallback(BaseCallback):
             observations = recent(buffer.observations)
         observations = buffer._normalize_obs(observations, self.model.get_vec_normalize_env())
         with th.no_grad():
-            log_weights = self.model.policy.actor.mixture_log_weights(self.model.policy.obs_to_tensor(observations)[0])
+            observation_tensor = self.model.policy.obs_to_tensor(observations)[0]
+            log_weights = self.model.policy.mixture_log_weights(observation_tensor, deterministic=True)
         return {
             "states": int(log_weights.shape[0]),
             "mean": log_weights.exp().mean(dim=0).tolist(),

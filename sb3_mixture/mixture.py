@@ -212,3 +212,26 @@ def sde_noise(latent: th.Tensor, exploration: th.Tensor) -> th.Tensor:
     if exploration.dim() == 3:
         return th.einsum("bl,nld->bnd", latent, exploration)
     return th.einsum("bl,bnld->bnd", latent, exploration)
+
+
+def mode_components(means: th.Tensor, log_stds: th.Tensor, log_weights: th.Tensor) -> th.Tensor:
+    """
+    Index of the component whose mean action has the highest mixture density, (B,): the deterministic rule
+    ``deterministic_component="mode"`` (docs/algorithm.md section 6).
+
+    :param means: pre-squash component means, (B, N, D)
+    :param log_stds: their log-stds, (B, N, D)
+    :param log_weights: ``log w(s)``, (B, N) or (N,)
+    """
+    cross = cross_log_probs(means, means, log_stds)
+    return mixture_log_prob(cross, squash_log_jacobian(means), log_weights).argmax(dim=-1)
+
+
+def draw_components(log_weights: th.Tensor, count: int) -> th.Tensor:
+    """
+    ``count`` component indices drawn from the mixing weights, (count,): from one weight vector shared by every draw
+    (``log_weights`` of shape (N,), fixed weights) or one draw per row (shape (count, N), weights of each state).
+    """
+    if log_weights.dim() == 1:
+        return th.multinomial(log_weights.exp(), count, replacement=True)
+    return th.multinomial(log_weights.detach().exp(), 1).view(count)

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from sb3_mixture.buffers import CRITIC_DATA
+from sb3_mixture.buffers import MixtureDictReplayBuffer, MixtureReplayBuffer
 from sb3_mixture.entropy import ENTROPY_ESTIMATORS
 
 LEARNED_WEIGHTS = "learned"
@@ -28,7 +28,8 @@ every seed (benchmarks/results/multimodal.md); capped at half the uniform weight
 
 COMPONENT_SAMPLING = ("all", "sample")
 MATMUL_PRECISION = ("fp32", "bf16")
-DETERMINISTIC_COMPONENTS = ("mode", "best_q")
+COMPONENT_SCHEDULES = ("step", "episode")
+CRITIC_DATA = ("shared", "own")
 # The options the policy (and its actor) is built with; the others are the algorithm's
 POLICY_OPTIONS = ("n_components", "mixture_weights", "mixture_weight_floor", "component_schedule", "deterministic_component")
 
@@ -106,28 +107,15 @@ def validate_weight_floor(
     return floor
 
 
-def validate_component_schedule(component_schedule: "str | int") -> "str | int":
-    """``"step"``, ``"episode"`` or an int k >= 1 (a new component every k steps), docs/algorithm.md section 6."""
-    if isinstance(component_schedule, str):
-        if component_schedule in ("step", "episode"):
-            return component_schedule
-    elif isinstance(component_schedule, (int, np.integer)) and not isinstance(component_schedule, bool):
-        if component_schedule >= 1:
-            return int(component_schedule)
-    raise ValueError(f"component_schedule must be 'step', 'episode' or an int >= 1, got {component_schedule!r}")
-
-
 def validate_deterministic_component(deterministic_component: "str | int", n_components: int) -> "str | int":
-    """``"mode"``, ``"best_q"`` or a component index in ``[0, n_components)``, docs/algorithm.md section 6."""
-    if isinstance(deterministic_component, str):
-        if deterministic_component in DETERMINISTIC_COMPONENTS:
-            return deterministic_component
-    elif isinstance(deterministic_component, (int, np.integer)) and not isinstance(deterministic_component, bool):
+    """``"mode"`` or a component index in ``[0, n_components)``, docs/algorithm.md section 6."""
+    if deterministic_component == "mode":
+        return deterministic_component
+    if isinstance(deterministic_component, (int, np.integer)) and not isinstance(deterministic_component, bool):
         if 0 <= deterministic_component < n_components:
             return int(deterministic_component)
     raise ValueError(
-        f"deterministic_component must be 'mode', 'best_q' or a component index in [0, {n_components}), "
-        f"got {deterministic_component!r}"
+        f"deterministic_component must be 'mode' or a component index in [0, {n_components}), got {deterministic_component!r}"
     )
 
 
@@ -161,15 +149,10 @@ class MixtureOptions:
     mixture_weight_floor: float
     entropy_estimator: str
     critic_data: str
-    bootstrap_mask_prob: float
-    component_schedule: "str | int"
+    component_schedule: str
     deterministic_component: "str | int"
     component_sampling: str
     matmul_precision: str
-
-    def policy_kwargs(self) -> dict[str, Any]:
-        """The options the policy is built with (:data:`POLICY_OPTIONS`)."""
-        return {name: getattr(self, name) for name in POLICY_OPTIONS}
 
 
 def validate_options(
@@ -179,8 +162,7 @@ def validate_options(
     mixture_weight_floor: "float | None",
     entropy_estimator: str,
     critic_data: str,
-    bootstrap_mask_prob: float,
-    component_schedule: "str | int",
+    component_schedule: str,
     deterministic_component: "str | int",
     component_sampling: str,
     matmul_precision: str,
@@ -196,8 +178,8 @@ def validate_options(
     :param algorithm: the algorithm's name, for the messages
     :param per_head_entropy: the algorithm gives each critic head its own entropy bonus (S2ACM), which soft-value
         weights leave no place for
-    :param replay_buffer_class: SAC's argument: ``critic_data`` other than ``"shared"`` needs the package's buffer
-    :param n_steps: SAC's argument: ``critic_data`` other than ``"shared"`` needs 1
+    :param replay_buffer_class: SAC's argument: ``critic_data="own"`` needs the package's buffer
+    :param n_steps: SAC's argument: ``critic_data="own"`` needs 1
     """
     weights = validate_mixture_weights(mixture_weights, n_components)
     n_components = int(n_components)
@@ -209,9 +191,8 @@ def validate_options(
         critic_data=validate_choice("critic_data", critic_data, CRITIC_DATA),
         component_sampling=validate_choice("component_sampling", component_sampling, COMPONENT_SAMPLING),
         matmul_precision=validate_choice("matmul_precision", matmul_precision, MATMUL_PRECISION),
-        component_schedule=validate_component_schedule(component_schedule),
+        component_schedule=validate_choice("component_schedule", component_schedule, COMPONENT_SCHEDULES),
         deterministic_component=validate_deterministic_component(deterministic_component, n_components),
-        bootstrap_mask_prob=_validate_probability(bootstrap_mask_prob),
     )
     if weights == LEARNED_WEIGHTS and options.component_sampling == "sample" and n_components > 1:
         raise ValueError(
@@ -229,13 +210,10 @@ def validate_options(
                 f"mixture_weights='soft_value' is only available with SACM: its critic heads are the components' "
                 f"own soft Q-functions, which leaves {algorithm}'s per-head entropy bonus no place"
             )
+    mixture_buffers = (MixtureReplayBuffer, MixtureDictReplayBuffer)
     if options.critic_data != "shared":
-        # The package's buffers, imported here: they import nothing of the options
-        from sb3_mixture.buffers import MixtureDictReplayBuffer, MixtureReplayBuffer
-
-        mixture_buffers = (MixtureReplayBuffer, MixtureDictReplayBuffer)
         if replay_buffer_class is not None and not issubclass(replay_buffer_class, mixture_buffers):
-            her = " (HerReplayBuffer relabels goals, so a stored acting component or mask no longer fits)"
+            her = " (HerReplayBuffer relabels goals, so a stored acting component no longer fits)"
             raise ValueError(
                 f"critic_data={critic_data!r} needs SACM's own replay buffer; replay_buffer_class="
                 f"{replay_buffer_class.__name__} is only supported with critic_data='shared'"
@@ -244,9 +222,3 @@ def validate_options(
         if n_steps != 1:
             raise ValueError(f"critic_data={critic_data!r} supports only n_steps=1, got n_steps={n_steps}")
     return options
-
-
-def _validate_probability(bootstrap_mask_prob: float) -> float:
-    if not isinstance(bootstrap_mask_prob, (int, float)) or not 0.0 < bootstrap_mask_prob <= 1.0:
-        raise ValueError(f"bootstrap_mask_prob must be a float in (0, 1], got {bootstrap_mask_prob!r}")
-    return float(bootstrap_mask_prob)

@@ -1,5 +1,6 @@
-"""Batched ensembles of MLPs: ``n_members`` networks of the same shape evaluated with one batched matmul per layer."""
+"""Torch building blocks: batched ensembles of MLPs (one batched matmul per layer), and whether Adam can run fused."""
 
+import functools
 import math
 from collections.abc import Sequence
 
@@ -88,3 +89,21 @@ class EnsembleMLP(nn.Module):
         action_part = th.bmm(action_rows, first_weight[:, state_dim:]).view(self.n_members, batch_size, n_actions, -1)
         hidden = (action_part + state_part.unsqueeze(2)).view(self.n_members, batch_size * n_actions, -1)
         return self._later_layers(hidden, weights, biases).view(self.n_members, batch_size, n_actions, -1)
+
+
+@functools.cache
+def fused_adam_supported(device_type: str = "cpu") -> bool:
+    """
+    Whether this torch's Adam can run fused on tensors of ``device_type`` (on the CPU from torch 2.4 on).
+
+    Found by trying one step on a one-element tensor rather than from version strings: builds differ, and torch has
+    moved the check between the constructor and ``step``. Cached: one probe per process and device type.
+    """
+    try:
+        param = th.zeros(1, device=device_type, requires_grad=True)
+        optimizer = th.optim.Adam([param], fused=True)
+        param.grad = th.zeros_like(param)
+        optimizer.step()
+    except (RuntimeError, TypeError, ValueError):
+        return False
+    return True

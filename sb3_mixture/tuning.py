@@ -26,7 +26,7 @@ from typing import Any
 
 from rl_zoo3.exp_manager import ExperimentManager
 
-from sb3_mixture.buffers import CRITIC_DATA
+from sb3_mixture.options import CRITIC_DATA
 from sb3_mixture.entropy import ENTROPY_ESTIMATORS
 
 # The mixture's own search space, searched on top of RL Zoo's SAC space (rl_zoo3.hyperparams_opt.sample_sac_params).

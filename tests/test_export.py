@@ -1,7 +1,9 @@
 """
-Exporting the deterministic policy as SB3's docs do for SAC ("Exporting models"): a module wrapping
-``policy.actor(observation, deterministic=True)``, traced with TorchScript or exported to ONNX, must act as
-``model.predict(observation, deterministic=True)`` for every ``deterministic_component`` and with ``use_component``.
+Exporting the deterministic policy as SB3's docs do for SAC ("Exporting models"): a module wrapping the policy's
+deterministic action, ``policy(observation, deterministic=True)``, traced with TorchScript or exported to ONNX, must act
+as ``model.predict(observation, deterministic=True)`` for every ``mixture_weights``, every ``deterministic_component``
+and with ``use_component``. SB3's own recipe, which wraps ``policy.actor`` alone, plays the mixture's mode: the same
+action wherever the weights are the actor's own and no other rule is set.
 """
 
 import contextlib
@@ -16,11 +18,37 @@ from sb3_mixture import S2ACM, SACM
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 N_OBSERVATIONS = 24
-# (deterministic_component, use_component): every choice of the deterministic component, and an override of each kind
-SETTINGS = [("mode", None), ("best_q", None), (0, None), (1, None), ("mode", 2), ("best_q", 1)]
+FIXED = [0.5, 0.3, 0.2]
+# (mixture_weights, deterministic_component, use_component): every deterministic rule and override, with every kind of
+# weights
+SETTINGS = [
+    (None, "mode", None),
+    (None, 0, None),
+    (None, 1, None),
+    (None, "mode", 2),
+    (FIXED, "mode", None),
+    ("learned", "mode", None),
+    ("learned", "mode", 1),
+    ("soft_value", "mode", None),
+    ("soft_value", 1, None),
+    ("soft_value", "mode", 2),
+]
+# Where the actor alone acts as predict: its own weights, the mode, no override
+ACTOR_SETTINGS = [(None, "mode", None), (FIXED, "mode", None), ("learned", "mode", None)]
 
 
 class OnnxablePolicy(th.nn.Module):
+    """docs/export.md's wrapper: the policy's deterministic action in [-1, 1]."""
+
+    def __init__(self, policy: th.nn.Module):
+        super().__init__()
+        self.policy = policy
+
+    def forward(self, observation: th.Tensor) -> th.Tensor:
+        return self.policy(observation, deterministic=True)
+
+
+class OnnxableActor(th.nn.Module):
     """SB3's wrapper for SAC (docs, "Exporting models"): the actor alone, deterministic."""
 
     def __init__(self, actor: th.nn.Module):
@@ -31,11 +59,11 @@ class OnnxablePolicy(th.nn.Module):
         return self.actor(observation, deterministic=True)
 
 
-def trained_model(algo, deterministic_component):
+def trained_model(algo, mixture_weights, deterministic_component):
     env = gym.make("Pendulum-v1", max_episode_steps=20)
     model = algo(
-        "MlpPolicy", env, n_components=3, deterministic_component=deterministic_component, seed=0, learning_starts=20,
-        batch_size=16, buffer_size=1_000, policy_kwargs=dict(net_arch=[16]), device="cpu",
+        "MlpPolicy", env, n_components=3, mixture_weights=mixture_weights, deterministic_component=deterministic_component,
+        seed=0, learning_starts=20, batch_size=16, buffer_size=1_000, policy_kwargs=dict(net_arch=[16]), device="cpu",
     )  # fmt: skip
     model.learn(40)
     return model
@@ -67,25 +95,47 @@ def check_exported(model, component, run_exported) -> None:
 
 def test_the_settings_tell_the_components_apart():
     # Without this the tests below could not fail: on some observations every setting plays another action than the
-    # mode (what the actor played whatever the setting), and an override another than the setting alone
-    # (same seed, same training: the models differ only in their setting)
-    actions = {}
-    for deterministic_component, component in SETTINGS:
-        model = trained_model(SACM, deterministic_component)
-        with component_override(model, component):
-            actions[deterministic_component, component] = model.predict(observations(model), deterministic=True)[0]
-    for setting, played in actions.items():
-        if setting != ("mode", None):
-            assert not np.allclose(played, actions["mode", None]), setting
-        if setting[1] is not None:
-            assert not np.allclose(played, actions[setting[0], None]), setting
+    # mode, and an override another than the setting alone (same seed, same training: the models differ only in their
+    # setting)
+    for weights in (None, "soft_value"):
+        actions = {}
+        for mixture_weights, deterministic_component, component in SETTINGS:
+            if mixture_weights == weights:
+                model = trained_model(SACM, weights, deterministic_component)
+                with component_override(model, component):
+                    played = model.predict(observations(model), deterministic=True)[0]
+                actions[deterministic_component, component] = played
+        for setting, played in actions.items():
+            if setting != ("mode", None):
+                assert not np.allclose(played, actions["mode", None]), (weights, setting)
 
 
-@pytest.mark.parametrize("deterministic_component, component", SETTINGS)
+@pytest.mark.parametrize("mixture_weights, deterministic_component, component", ACTOR_SETTINGS)
 @pytest.mark.parametrize("algo", [SACM, S2ACM])
-def test_actor_of_the_sb3_recipe_acts_as_predict(algo, deterministic_component, component):
-    model = trained_model(algo, deterministic_component)
-    wrapper = OnnxablePolicy(model.policy.actor)
+def test_actor_of_the_sb3_recipe_acts_as_predict(algo, mixture_weights, deterministic_component, component):
+    model = trained_model(algo, mixture_weights, deterministic_component)
+    wrapper = OnnxableActor(model.policy.actor)
+
+    def run(obs: np.ndarray) -> np.ndarray:
+        with th.no_grad():
+            return wrapper(th.as_tensor(obs)).numpy()
+
+    check_exported(model, component, run)
+
+
+def test_actor_alone_refuses_soft_value_weights():
+    model = trained_model(SACM, "soft_value", "mode")
+    with pytest.raises(ValueError, match="soft_value.* act through the policy"):
+        model.policy.actor(th.as_tensor(observations(model)), deterministic=True)
+
+
+@pytest.mark.parametrize("mixture_weights, deterministic_component, component", SETTINGS)
+@pytest.mark.parametrize("algo", [SACM, S2ACM])
+def test_policy_wrapper_acts_as_predict(algo, mixture_weights, deterministic_component, component):
+    if algo is S2ACM and mixture_weights == "soft_value":
+        pytest.skip("soft-value weights are SACM's only")
+    model = trained_model(algo, mixture_weights, deterministic_component)
+    wrapper = OnnxablePolicy(model.policy)
 
     def run(obs: np.ndarray) -> np.ndarray:
         with component_override(model, component), th.no_grad():
@@ -94,69 +144,56 @@ def test_actor_of_the_sb3_recipe_acts_as_predict(algo, deterministic_component, 
     check_exported(model, component, run)
 
 
-def test_stochastic_actor_samples_the_component_of_use_component():
-    model = trained_model(SACM, "mode")
-    obs = th.as_tensor(observations(model))
-    with th.no_grad():
-        means, log_stds = model.actor.mixture_params(obs)[:2]
-        for component in range(3):
-            with model.policy.use_component(component):
-                th.manual_seed(component)
-                sampled = model.policy.actor(obs)
-            th.manual_seed(component)
-            expected = model.actor.act(means, log_stds, th.full((len(obs),), component))
-            assert th.equal(sampled, expected), component
-
-
-@pytest.mark.parametrize("deterministic_component, component", SETTINGS)
-def test_torchscript_trace(deterministic_component, component, tmp_path):
-    model = trained_model(SACM, deterministic_component)
+@pytest.mark.parametrize("mixture_weights, deterministic_component, component", SETTINGS)
+def test_torchscript_trace(mixture_weights, deterministic_component, component, tmp_path):
+    model = trained_model(SACM, mixture_weights, deterministic_component)
     dummy_input = th.randn(1, *model.observation_space.shape)
     # Traced as SB3's docs do (trace, freeze, optimise for inference, save, load); an override is traced in
     with component_override(model, component):
-        traced = th.jit.trace(OnnxablePolicy(model.policy.actor).eval(), dummy_input)
+        traced = th.jit.trace(OnnxablePolicy(model.policy).eval(), dummy_input)
     frozen = th.jit.optimize_for_inference(th.jit.freeze(traced))
-    th.jit.save(frozen, tmp_path / "actor.pt")
-    loaded = th.jit.load(tmp_path / "actor.pt")
+    th.jit.save(frozen, tmp_path / "policy.pt")
+    loaded = th.jit.load(tmp_path / "policy.pt")
     check_exported(model, component, lambda obs: loaded(th.as_tensor(obs)).numpy())
 
 
-@pytest.mark.parametrize("deterministic_component, component", SETTINGS)
-def test_onnx_export(deterministic_component, component, tmp_path):
+@pytest.mark.parametrize("mixture_weights, deterministic_component, component", SETTINGS)
+def test_onnx_export(mixture_weights, deterministic_component, component, tmp_path):
     onnx = pytest.importorskip("onnx")
     pytest.importorskip("onnxscript")  # torch.onnx.export's exporter since torch 2.9
     ort = pytest.importorskip("onnxruntime")
-    model = trained_model(SACM, deterministic_component)
+    model = trained_model(SACM, mixture_weights, deterministic_component)
     dummy_input = th.randn(1, *model.observation_space.shape)
-    path = tmp_path / "actor.onnx"
+    path = tmp_path / "policy.onnx"
     with component_override(model, component):
         # Opset 18 or later: torch's exporter writes 18, and its conversion of logsumexp to 17 gives an invalid model
-        th.onnx.export(OnnxablePolicy(model.policy.actor).eval(), dummy_input, path, opset_version=18, input_names=["input"])
+        th.onnx.export(OnnxablePolicy(model.policy).eval(), dummy_input, path, opset_version=18, input_names=["input"])
     onnx.checker.check_model(onnx.load(path))
     session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
     check_exported(model, component, lambda obs: session.run(None, {"input": obs.astype(np.float32)})[0])
 
 
-def test_image_policy_with_best_q():
-    # The critic of an image policy has a features extractor of its own (share_features_extractor=False): ONNX holds
-    # its weights as constants, TorchScript's tracer cannot (a clear error, naming what to change)
+def test_image_policy_exports_with_soft_value_weights(tmp_path):
+    # The target critic of an image policy has a features extractor of its own (share_features_extractor=False): the
+    # export holds it as the wrapped policy's submodule
     onnx = pytest.importorskip("onnx")
     pytest.importorskip("onnxscript")
     ort = pytest.importorskip("onnxruntime")
     from conftest import TinyImageEnv
 
     model = SACM(
-        "CnnPolicy", TinyImageEnv(), n_components=3, deterministic_component="best_q", seed=0, buffer_size=100,
+        "CnnPolicy", TinyImageEnv(), n_components=3, mixture_weights="soft_value", seed=0, buffer_size=100,
         policy_kwargs=dict(net_arch=[16], features_extractor_kwargs=dict(features_dim=16)), device="cpu",
     )  # fmt: skip
     obs = np.stack([model.observation_space.sample() for _ in range(8)])
-    wrapper = OnnxablePolicy(model.policy.actor).eval()
+    wrapper = OnnxablePolicy(model.policy).eval()
     dummy_input = th.as_tensor(obs[:1], dtype=th.float32)
-    with pytest.raises(ValueError, match=r"deterministic_component='best_q' .* share_features_extractor=True"):
-        th.jit.trace(wrapper, dummy_input)
+    expected, _ = model.predict(obs, deterministic=True)
+    traced = th.jit.trace(wrapper, dummy_input)
+    traced_actions = [rescale(model, traced(th.as_tensor(obs[row : row + 1])).detach().numpy()) for row in range(8)]
+    np.testing.assert_allclose(np.concatenate(traced_actions), expected, rtol=1e-5, atol=1e-5)
     onnx_model = th.onnx.export(wrapper, dummy_input, opset_version=18, input_names=["input"]).model_proto
     onnx.checker.check_model(onnx_model)
     session = ort.InferenceSession(onnx_model.SerializeToString(), providers=["CPUExecutionProvider"])
-    expected, _ = model.predict(obs, deterministic=True)
     exported = [rescale(model, session.run(None, {"input": obs[row : row + 1].astype(np.float32)})[0]) for row in range(8)]
     np.testing.assert_allclose(np.concatenate(exported), expected, rtol=1e-5, atol=1e-5)

@@ -66,7 +66,7 @@ def test_gsde_density_is_a_true_density(seed, full_std, use_expln, weights):
     actor.reset_noise(n_samples)  # one exploration matrix per row: independent draws
     with th.no_grad():
         actions, log_prob = actor.action_log_prob(state.expand(n_samples, -1))
-        log_weights = actor.mixture_log_weights(state)[0]
+        log_weights = actor.mixture_params(state).log_weights[0]
         means = actor.mixture_params(state)[0][0, :, 0]
     low, high = -0.5, 0.5
     inside = ((actions[:, 0] > low) & (actions[:, 0] < high)).double()

@@ -97,7 +97,6 @@ def test_one_component_matches_sac(algo, ent_coef, entropy_estimator, component_
     missing, unexpected = sacm.actor.load_state_dict(sac.actor.state_dict(), strict=False)
     assert not unexpected and missing == {
         "learned": ["gate.weight", "gate.bias"],
-        "soft_value": ["component_temperatures"],
     }.get(mixture_weights, [])
     if mixture_weights == "learned":
         th.nn.init.normal_(sacm.actor.gate.weight)

@@ -15,10 +15,9 @@ NON_DEFAULT = dict(
     n_components=4,
     mixture_weights=[0.1, 0.2, 0.3, 0.4],
     entropy_estimator="pairwise_kl",
-    critic_data="bootstrap",
-    bootstrap_mask_prob=0.7,
-    component_schedule=3,
-    deterministic_component="best_q",
+    critic_data="own",
+    component_schedule="episode",
+    deterministic_component=2,
     component_sampling="sample",
     matmul_precision="bf16",
 )
@@ -59,7 +58,7 @@ def test_save_load_round_trip(algo, tmp_path):
         assert getattr(loaded.policy, name) == NON_DEFAULT[name], name
     assert loaded.actor.n_components == 4 and loaded.actor.mixture_weights == NON_DEFAULT["mixture_weights"]
     assert th.allclose(loaded.actor.log_mixture_weights.exp(), th.tensor(NON_DEFAULT["mixture_weights"]))
-    assert isinstance(loaded.replay_buffer, MixtureReplayBuffer) and loaded.replay_buffer.bootstrap_mask_prob == 0.7
+    assert isinstance(loaded.replay_buffer, MixtureReplayBuffer) and loaded.replay_buffer.n_components == 4
     # Every temperature, not just the first
     assert loaded.log_ent_coef.shape == (4,) and loaded.log_ent_coef.requires_grad
     assert th.equal(loaded.log_ent_coef.detach(), temperatures)
@@ -90,14 +89,12 @@ def test_save_load_fixed_ent_coef(algo, tmp_path):
     assert float(loaded.ent_coef_tensor) == pytest.approx(0.3)
 
 
-@pytest.mark.parametrize("critic_data", ["bootstrap", "own"])
-def test_replay_buffer_round_trip(critic_data, tmp_path):
-    kwargs = dict(SMALL, critic_data=critic_data, n_components=3)
+def test_replay_buffer_round_trip(tmp_path):
+    kwargs = dict(SMALL, critic_data="own", n_components=3)
     model = SACM("MlpPolicy", pendulum(), seed=0, **kwargs)
     model.learn(60)
     masks = model.replay_buffer.head_masks[:60, 0]
-    if critic_data == "own":
-        np.testing.assert_array_equal(masks.sum(axis=1), 1.0)
+    np.testing.assert_array_equal(masks.sum(axis=1), 1.0)
     assert 0 < masks.mean() < 1 and len(np.unique(masks, axis=0)) > 1
     model.save_replay_buffer(tmp_path / "buffer.pkl")
 
@@ -105,7 +102,7 @@ def test_replay_buffer_round_trip(critic_data, tmp_path):
     other.load_replay_buffer(tmp_path / "buffer.pkl")
     original, restored = model.replay_buffer, other.replay_buffer
     assert type(restored) is MixtureReplayBuffer
-    assert (restored.pos, restored.full, restored.critic_data) == (original.pos, original.full, critic_data)
+    assert (restored.pos, restored.full, restored.n_components) == (original.pos, original.full, 3)
     for name in ("observations", "next_observations", "actions", "rewards", "dones", "head_masks"):
         np.testing.assert_array_equal(getattr(restored, name), getattr(original, name), err_msg=name)
     assert restored.head_masks.shape == (1_000, 1, 3)

@@ -22,6 +22,7 @@ from torch.distributions import Independent, Normal
 
 from sb3_mixture import S2ACM, SACM
 from sb3_mixture.mixture import component_soft_values, soft_value_log_weights
+from sb3_mixture.sacm.acting import soft_value_log_weights_at
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -73,7 +74,7 @@ def test_soft_values_against_quadrature():
     with th.no_grad():
         model.log_ent_coef.copy_(th.log(th.tensor([0.6, 1.4])))
         model.actor.mu.bias.copy_(th.tensor([-0.8, 0.9]))
-    model._sync_actor_temperatures()
+    model._sync_acting_temperatures()
     policy, alphas = model.policy, th.tensor([0.6, 1.4])
     observations = th.as_tensor(np.random.default_rng(0).normal(size=(3, 3)), dtype=th.float32)
     with th.no_grad():
@@ -94,7 +95,9 @@ def test_soft_values_against_quadrature():
     th.manual_seed(0)
     noise = th.randn(3, 2, 40_000, 1)
     pre_squash = means.unsqueeze(2) + log_stds.exp().unsqueeze(2) * noise
-    weights = policy.actor.soft_value_log_weights(observations, means, log_stds, pre_squash).exp()
+    weights = soft_value_log_weights_at(
+        policy.critic_target, observations, means, log_stds, pre_squash, alphas, model.mixture_weight_floor
+    ).exp()
     assert th.allclose(weights, expected, atol=5e-3)
     assert not th.allclose(expected, th.full_like(expected, 0.5), atol=0.05)  # the check is not about uniform weights
 
@@ -187,7 +190,7 @@ def test_update_matches_reference():
     for got, ref in zip(captured["actor"], ref_actor_grads, strict=True):
         assert th.allclose(got, ref, rtol=1e-3, atol=1e-5)
     # The policy acts with the temperatures the update just tuned
-    assert th.allclose(model.policy.actor.component_temperatures, model.log_ent_coef.detach().exp())
+    assert th.allclose(model.policy.component_choice.component_temperatures, model.log_ent_coef.detach().exp())
 
 
 # --- Acting, save/load, bad input ----------------------------------------------------------------------------------
@@ -203,7 +206,7 @@ def test_acting_follows_the_soft_value_weights():
     model = SACM("MlpPolicy", "Pendulum-v1", n_components=2, mixture_weights="soft_value", seed=0, **SMALL)
     _favour_component(model, 1)
     observation = model.env.reset()
-    weights = model.policy.actor.mixture_log_weights(th.as_tensor(observation)).exp()[0]
+    weights = model.policy.mixture_log_weights(th.as_tensor(observation)).exp()[0]
     assert weights.tolist() == pytest.approx([0.05, 0.95], abs=1e-4)  # default floor 0.05
     drawn = []
     for _ in range(2000):
@@ -216,14 +219,10 @@ def test_acting_follows_the_soft_value_weights():
     action, _ = model.predict(observation, deterministic=True)
     low, high = model.action_space.low, model.action_space.high
     assert np.allclose(action, low + (th.tanh(means[0, 1]).numpy() + 1) * (high - low) / 2, atol=1e-5)
-    # ... and so does the actor alone, as SB3's export recipe calls it
+    # ... and so does the policy's own forward, which an exported policy runs (docs/export.md)
     with th.no_grad():
-        exported = model.policy.actor(th.as_tensor(observation), deterministic=True)
+        exported = model.policy(th.as_tensor(observation), deterministic=True)
     assert th.allclose(exported, th.tanh(means[:, 1]), atol=1e-6)
-    # The stochastic actor draws from the same weights
-    with th.no_grad():
-        _, log_prob = model.policy.actor.action_log_prob(th.as_tensor(observation).expand(4000, -1))
-    assert th.isfinite(log_prob).all()
 
 
 def test_training_runs_and_logs_the_weights():
@@ -242,11 +241,11 @@ def test_save_load_restores_the_weights(tmp_path):
     loaded = SACM.load(tmp_path / "model")
     observations = th.as_tensor(np.random.default_rng(1).normal(size=(5, 3)), dtype=th.float32)
     th.manual_seed(3)
-    before = model.policy.actor.mixture_log_weights(observations)
+    before = model.policy.mixture_log_weights(observations)
     th.manual_seed(3)
-    after = loaded.policy.actor.mixture_log_weights(observations)
+    after = loaded.policy.mixture_log_weights(observations)
     assert th.allclose(before, after)
-    assert th.allclose(loaded.policy.actor.component_temperatures, model.log_ent_coef.detach().exp())
+    assert th.allclose(loaded.policy.component_choice.component_temperatures, model.log_ent_coef.detach().exp())
 
 
 def test_bad_input_is_refused_at_construction():

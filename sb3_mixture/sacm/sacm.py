@@ -4,7 +4,7 @@ import contextlib
 import io
 import pathlib
 from collections.abc import Iterator
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, NamedTuple, TypeVar
 
 import numpy as np
 import torch as th
@@ -21,19 +21,37 @@ from stable_baselines3.common.utils import polyak_update
 from sb3_mixture.buffers import MixtureDictReplayBuffer, MixtureReplayBuffer
 from sb3_mixture.conversion import check_saved_algorithm, mixture_from_sac
 from sb3_mixture.entropy import MixtureSamples, draw_mixture_samples, entropy_terms, weighted_entropy
-from sb3_mixture.mixture import gaussian_kl, weight_entropy
+from sb3_mixture.mixture import draw_components, gaussian_kl, weight_entropy
 from sb3_mixture.options import POLICY_OPTIONS, SOFT_VALUE_WEIGHTS, validate_ent_coef, validate_options
+from sb3_mixture.sacm.acting import soft_value_log_weights_at
+from sb3_mixture.sacm.critic import MixtureCritic
 from sb3_mixture.sacm.losses import actor_loss, critic_loss, mixture_next_values, own_next_values, temperature_loss
-from sb3_mixture.sacm.policies import (
-    CnnPolicy,
-    MixtureCritic,
-    MixturePolicy,
-    MlpPolicy,
-    MultiInputPolicy,
-)
-from sb3_mixture.sacm.schedule import ComponentSchedule
+from sb3_mixture.sacm.policies import CnnPolicy, MixturePolicy, MlpPolicy, MultiInputPolicy
 
 SelfSACM = TypeVar("SelfSACM", bound="SACM")
+
+
+class UpdateStats(NamedTuple):
+    """What one gradient step logs (``train/...``), each a tensor without gradient."""
+
+    actor_loss: th.Tensor
+    critic_loss: th.Tensor
+    ent_coef_loss: th.Tensor
+    entropy: th.Tensor
+    """the estimator's mixture entropy, mean over the batch"""
+    entropy_marginal: th.Tensor
+    """the components' own entropies weighted by w, mean over the batch"""
+    weight_entropy: th.Tensor
+    """H(w(s)), mean over the batch"""
+    ent_coefs: th.Tensor
+    """alpha_i, (N,)"""
+    mean_weights: th.Tensor
+    """each component's mean weight over the batch, (N,)"""
+
+    @staticmethod
+    def mean(steps: "list[UpdateStats]") -> "UpdateStats":
+        """Field by field, the mean over gradient steps."""
+        return UpdateStats(*(th.stack(values).mean(dim=0) for values in zip(*steps, strict=True)))
 
 
 class SACM(SAC):
@@ -43,7 +61,7 @@ class SACM(SAC):
     Paper: "Maximum Entropy Reinforcement Learning with Mixture Policies"; the algorithm as implemented is
     stated in docs/algorithm.md. Takes every argument of SB3's :class:`~stable_baselines3.SAC`, plus the mixture's
     own: ``n_components``, ``mixture_weights`` (fixed, ``"learned"`` or ``"soft_value"``),
-    ``mixture_weight_floor``, ``entropy_estimator``, ``critic_data``, ``bootstrap_mask_prob``, ``component_schedule``,
+    ``mixture_weight_floor``, ``entropy_estimator``, ``critic_data``, ``component_schedule``,
     ``deterministic_component``, ``component_sampling`` and ``matmul_precision``, each described in
     docs/modules/sacm.md ("Parameters"), and checked at construction by :func:`sb3_mixture.options.validate_options`.
     """
@@ -89,8 +107,7 @@ class SACM(SAC):
         mixture_weight_floor: "float | None" = None,
         entropy_estimator: str = "mixed_marginal",
         critic_data: str = "shared",
-        bootstrap_mask_prob: float = 0.5,
-        component_schedule: "str | int" = "step",
+        component_schedule: str = "step",
         deterministic_component: "str | int" = "mode",
         component_sampling: str = "all",
         matmul_precision: str = "fp32",
@@ -103,7 +120,6 @@ class SACM(SAC):
             mixture_weight_floor=mixture_weight_floor,
             entropy_estimator=entropy_estimator,
             critic_data=critic_data,
-            bootstrap_mask_prob=bootstrap_mask_prob,
             component_schedule=component_schedule,
             deterministic_component=deterministic_component,
             component_sampling=component_sampling,
@@ -167,9 +183,7 @@ class SACM(SAC):
             if self.replay_buffer_class is None:
                 is_dict = isinstance(self.observation_space, spaces.Dict)
                 self.replay_buffer_class = MixtureDictReplayBuffer if is_dict else MixtureReplayBuffer
-            self.replay_buffer_kwargs.update(
-                n_components=self.n_components, critic_data=self.critic_data, bootstrap_mask_prob=self.bootstrap_mask_prob
-            )
+            self.replay_buffer_kwargs.update(n_components=self.n_components)
         super()._setup_model()
         # Saved with the model, so that load() can tell which algorithm wrote a file (SACM and S2ACM files look alike)
         self.algorithm_name = type(self).__name__
@@ -178,14 +192,8 @@ class SACM(SAC):
             initial_log_ent_coef = self.log_ent_coef.detach()
             self.log_ent_coef = initial_log_ent_coef.expand(self.n_components).clone().requires_grad_(True)
             self.ent_coef_optimizer = th.optim.Adam([self.log_ent_coef], lr=self.lr_schedule(1))
-        self._sync_actor_temperatures()
+        self._sync_acting_temperatures()
         self._component_counts = np.zeros(self.n_components, dtype=np.int64)
-        # The training envs' component schedule (docs/algorithm.md section 6); the policy has its own for predict()
-        self._training_schedule = ComponentSchedule(self.component_schedule, self.actor.sample_components)
-
-    def _excluded_save_params(self) -> list[str]:
-        # A loaded model draws afresh, as SB3 resets the envs
-        return [*super()._excluded_save_params(), "_training_schedule"]
 
     def _setup_learn(
         self,
@@ -197,8 +205,8 @@ class SACM(SAC):
     ) -> tuple[int, BaseCallback]:
         if reset_num_timesteps or self._last_obs is None:
             # SB3 resets the envs: every env starts a new episode, so the schedule starts afresh
-            self._training_schedule.reset()
-        self._sync_actor_temperatures()  # after load() or from_sac(), which set the temperatures afterwards
+            self.policy.component_choice.training_schedule.reset()
+        self._sync_acting_temperatures()  # after load() or from_sac(), which set the temperatures afterwards
         return super()._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar)
 
     # Acting -----------------------------------------------------------------------------------------------------
@@ -209,13 +217,16 @@ class SACM(SAC):
         action_noise: "ActionNoise | None" = None,
         n_envs: int = 1,
     ) -> tuple[np.ndarray, np.ndarray]:
-        # The training envs act with their own schedule: evaluations in between (callbacks) use the policy's
-        with self.policy.using_schedule(self._training_schedule):
+        choice = self.policy.component_choice
+        # The training envs act with their own schedule: evaluations in between (callbacks) use predict's
+        with choice.training_envs():
             if self.num_timesteps < learning_starts and not (self.use_sde and self.use_sde_at_warmup):
                 # Warm-up actions are uniform, but the schedule still runs so that every transition has a component
-                self.policy.next_components(n_envs, self._acting_log_weights())
+                observation, _ = self.policy.obs_to_tensor(self._last_obs)
+                with th.no_grad():
+                    choice.next_components(self.policy.mixture_log_weights(observation))
             action, buffer_action = super()._sample_action(learning_starts, action_noise, n_envs)
-        acting = self.policy.acting_components
+        acting = choice.last_components
         assert acting is not None
         self._component_counts += np.bincount(acting, minlength=self.n_components)
         if isinstance(self.replay_buffer, (MixtureReplayBuffer, MixtureDictReplayBuffer)):
@@ -232,7 +243,7 @@ class SACM(SAC):
         infos: list[dict[str, Any]],
     ) -> None:
         super()._store_transition(replay_buffer, buffer_action, new_obs, reward, dones, infos)
-        self._training_schedule.mark_episode_start(dones)
+        self.policy.component_choice.episodes_started(dones, training=True)
 
     def dump_logs(self) -> None:
         total = self._component_counts.sum()
@@ -241,14 +252,6 @@ class SACM(SAC):
                 self.logger.record(f"rollout/component_share_{index}", count / total)
             self._component_counts[:] = 0
         super().dump_logs()
-
-    def _acting_log_weights(self) -> "th.Tensor | None":
-        """``log w(s)`` at the training envs' current observations with state-dependent weights (None with fixed ones)."""
-        if not self.actor.state_dependent_weights or self._last_obs is None:
-            return None
-        observation, _ = self.policy.obs_to_tensor(self._last_obs)
-        with th.no_grad():
-            return self.policy.actor.mixture_log_weights(observation)
 
     # Training ---------------------------------------------------------------------------------------------------
 
@@ -261,7 +264,8 @@ class SACM(SAC):
         """
         components = None
         if self.component_sampling == "sample" and self.n_components > 1:
-            components = self.actor.sample_components(means.shape[0], log_weights).view(-1, 1)
+            # Only fixed weights allow it (sb3_mixture/options.py): every state's component from the one weight vector
+            components = draw_components(self.actor.log_mixture_weights, means.shape[0]).view(-1, 1)
         additive_noise = self.actor.exploration_noise(latent) if self.use_sde else None
         return draw_mixture_samples(means, log_stds, log_weights, components, additive_noise=additive_noise)
 
@@ -286,17 +290,19 @@ class SACM(SAC):
             q_values = critic.q_values(observations, actions)
         return q_values.float()
 
-    def _sync_actor_temperatures(self) -> None:
-        """Soft-value weights act with the alpha_i (docs/algorithm.md section 10): the actor keeps a copy to act with."""
+    def _sync_acting_temperatures(self) -> None:
+        """Soft-value weights act with the alpha_i (docs/algorithm.md section 10): the policy keeps a copy to act with."""
         if self.mixture_weights == SOFT_VALUE_WEIGHTS:
-            self.actor.component_temperatures.copy_(self._temperatures())
+            self.policy.component_choice.component_temperatures.copy_(self._temperatures())
 
     def _soft_value_log_weights(
         self, observations: th.Tensor, samples: MixtureSamples, means: th.Tensor, log_stds: th.Tensor, alphas: th.Tensor
     ) -> th.Tensor:
         """w(s) from the soft values of the batch's own samples, one per component (docs/algorithm.md section 10)."""
         pre_squash = samples.pre_squash.detach().unsqueeze(2)
-        return self.actor.soft_value_log_weights(observations, means.detach(), log_stds.detach(), pre_squash, alphas)
+        return soft_value_log_weights_at(
+            self.critic_target, observations, means.detach(), log_stds.detach(), pre_squash, alphas, self.mixture_weight_floor
+        )
 
     def _temperatures(self) -> th.Tensor:
         """Current alpha_i of every component, (N,), detached."""
@@ -348,16 +354,22 @@ class SACM(SAC):
         terms: th.Tensor,
         log_weights: th.Tensor,
         alphas: th.Tensor,
-    ) -> th.Tensor:
-        """What one update logs, as one tensor (read back by :meth:`_record_train_stats`)."""
+    ) -> UpdateStats:
+        """What one update logs (averaged over the gradient steps and recorded by :meth:`_record_train_stats`)."""
         with th.no_grad():
             # With soft-value weights the samples' weights are 1/N: the mixture's entropy weighs them by w(s)
             soft_value = self.mixture_weights == SOFT_VALUE_WEIGHTS
             entropy_samples = samples._replace(sample_weights=log_weights.exp()) if soft_value else samples
-            entropy = weighted_entropy(entropy_samples, terms).mean()
-            marginal = (samples.sample_weights * -samples.own_log_prob).sum(dim=-1).mean()
-            losses = [policy_loss.detach(), q_loss.detach(), ent_coef_loss.detach(), entropy, marginal]
-            return th.cat([th.stack([*losses, weight_entropy(log_weights).mean()]), alphas, log_weights.exp().mean(dim=0)])
+            return UpdateStats(
+                actor_loss=policy_loss.detach(),
+                critic_loss=q_loss.detach(),
+                ent_coef_loss=ent_coef_loss.detach(),
+                entropy=weighted_entropy(entropy_samples, terms).mean(),
+                entropy_marginal=(samples.sample_weights * -samples.own_log_prob).sum(dim=-1).mean(),
+                weight_entropy=weight_entropy(log_weights).mean(),
+                ent_coefs=alphas,
+                mean_weights=log_weights.exp().mean(dim=0),
+            )
 
     @staticmethod
     def _check_finite(loss: th.Tensor, name: str) -> None:
@@ -374,7 +386,7 @@ class SACM(SAC):
             optimizers += [self.ent_coef_optimizer]
         self._update_learning_rate(optimizers)
 
-        stats: list[th.Tensor] = []
+        stats: list[UpdateStats] = []
         for gradient_step in range(gradient_steps):
             replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
             if self.use_sde:
@@ -395,7 +407,7 @@ class SACM(SAC):
             if self.ent_coef_optimizer is not None and self.log_ent_coef is not None:
                 ent_coef_loss = temperature_loss(self.log_ent_coef, samples, self.target_entropy)
                 self._optimizer_step(self.ent_coef_optimizer, ent_coef_loss, "entropy coefficient loss")
-                self._sync_actor_temperatures()
+                self._sync_acting_temperatures()
 
             # Critic (docs/algorithm.md section 3)
             target_q = self._critic_target(replay_data, alphas)
@@ -415,26 +427,25 @@ class SACM(SAC):
             stats.append(self._update_stats(policy_loss, q_loss, ent_coef_loss, samples, terms, log_weights, alphas))
 
         self._n_updates += gradient_steps
-        self._record_train_stats(th.stack(stats).mean(dim=0).cpu().numpy(), means.detach(), log_stds.detach())
+        self._record_train_stats(UpdateStats.mean(stats), means.detach(), log_stds.detach())
 
-    def _record_train_stats(self, stats: np.ndarray, means: th.Tensor, log_stds: th.Tensor) -> None:
+    def _record_train_stats(self, stats: "UpdateStats", means: th.Tensor, log_stds: th.Tensor) -> None:
         # Temperatures as used by the updates (before their own step), like SAC's train/ent_coef
-        actor_loss, critic_loss, ent_coef_loss, entropy, marginal, mean_weight_entropy = stats[:6].tolist()
-        alphas, mean_weights = stats[6 : 6 + self.n_components], stats[6 + self.n_components :]
+        alphas, mean_weights = stats.ent_coefs.tolist(), stats.mean_weights.tolist()
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         self.logger.record("train/ent_coef", float(np.dot(mean_weights, alphas)))
         for index, alpha in enumerate(alphas):
-            self.logger.record(f"train/ent_coef_{index}", float(alpha))
-        self.logger.record("train/actor_loss", actor_loss)
-        self.logger.record("train/critic_loss", critic_loss)
+            self.logger.record(f"train/ent_coef_{index}", alpha)
+        self.logger.record("train/actor_loss", stats.actor_loss.item())
+        self.logger.record("train/critic_loss", stats.critic_loss.item())
         if self.ent_coef_optimizer is not None:
-            self.logger.record("train/ent_coef_loss", ent_coef_loss)
-        self.logger.record("train/entropy", entropy)
-        self.logger.record("train/entropy_marginal", marginal)
+            self.logger.record("train/ent_coef_loss", stats.ent_coef_loss.item())
+        self.logger.record("train/entropy", stats.entropy.item())
+        self.logger.record("train/entropy_marginal", stats.entropy_marginal.item())
         # Mean H(w(s)) over the batches and each component's mean weight: constant unless the weights are learned
-        self.logger.record("train/weight_entropy", mean_weight_entropy)
+        self.logger.record("train/weight_entropy", stats.weight_entropy.item())
         for index, weight in enumerate(mean_weights):
-            self.logger.record(f"train/mixture_weight_{index}", float(weight))
+            self.logger.record(f"train/mixture_weight_{index}", weight)
         if self.n_components > 1:
             # Spread of the components on the last batch: mean closed-form KL over ordered pairs i != j
             kl = gaussian_kl(means, log_stds).mean(dim=0)

@@ -1,0 +1,237 @@
+"""
+Which mixture component acts, and with which weights (docs/algorithm.md sections 6 and 10): the one home of the
+acting rules, held by the policy (:class:`ComponentChoice`).
+
+- The weights: the actor's own (fixed or learned), or the components' soft values read from the target critic.
+- The stochastic choice: a component per environment, redrawn at every step or at each episode start
+  (:class:`ComponentSchedule`).
+- The deterministic choice: the mode component or a fixed one.
+- ``use_component``: one component, whatever the rules say.
+"""
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import numpy as np
+import torch as th
+from stable_baselines3.common.type_aliases import PyTorchObs
+from torch import nn
+
+from sb3_mixture.mixture import (
+    component_soft_values,
+    draw_components,
+    gaussian_log_prob,
+    mode_components,
+    sample_pre_squash,
+    soft_value_log_weights,
+    squash_log_jacobian,
+)
+from sb3_mixture.options import SOFT_VALUE_WEIGHTS, STATE_DEPENDENT_WEIGHTS
+from sb3_mixture.sacm.actor import MixtureParams
+from sb3_mixture.sacm.critic import MixtureCritic
+
+SOFT_VALUE_SAMPLES = 8
+"""Samples per component behind the soft values V_i(s) that set the acting weights with mixture_weights="soft_value\""""
+
+
+def soft_value_log_weights_at(
+    critic: MixtureCritic,
+    obs: PyTorchObs,
+    means: th.Tensor,
+    log_stds: th.Tensor,
+    pre_squash: th.Tensor,
+    alphas: th.Tensor,
+    floor: float,
+) -> th.Tensor:
+    """
+    ``log w(s)`` from the components' own soft values (docs/algorithm.md section 10), (B, N), without gradient:
+    ``V_i(s) = E_{a ~ pi_i}[min_k Q_{k,i}(s, a) - alpha_i log pi_i(a|s)]`` from head i of ``critic`` (the target
+    critic), estimated on the S given samples of component i; ``w = (1 - N eps) softmax(V / alpha) + eps`` with alpha
+    the mean of the temperatures.
+
+    :param means: pre-squash component means at ``obs``, (B, N, D)
+    :param log_stds: their log-stds (with gSDE, the stds of each state), (B, N, D)
+    :param pre_squash: S pre-squash samples of every component, (B, N, S, D)
+    :param alphas: the temperatures alpha_i, (N,)
+    :param floor: ``eps`` in ``[0, 1/N)``
+    """
+    batch_size, n_components, n_samples, action_dim = pre_squash.shape
+    with th.no_grad():
+        own_log_prob = gaussian_log_prob(pre_squash, means.unsqueeze(2), log_stds.unsqueeze(2))
+        own_log_prob = own_log_prob - squash_log_jacobian(pre_squash)
+        actions = th.tanh(pre_squash).view(batch_size, n_components * n_samples, action_dim)
+        q_values = critic.q_values(obs, actions).min(dim=0).values  # (B, N * S, N heads)
+        q_values = q_values.view(batch_size, n_components, n_samples, n_components)
+        own_q = q_values.diagonal(dim1=1, dim2=3).permute(0, 2, 1)  # head i at component i's samples, (B, N, S)
+        values = component_soft_values(own_q, own_log_prob, alphas)
+        return soft_value_log_weights(values, alphas.mean(), floor)
+
+
+class ComponentSchedule:
+    """
+    The acting component of every environment and when it is redrawn: at every step (``"step"``) or at each episode
+    start (``"episode"``), and whenever the number of environments changes.
+
+    Episode starts reach it through :meth:`mark_episode_start`, because SB3's call chain from ``collect_rollouts`` to
+    the policy does not pass them on.
+
+    :param schedule: ``"step"`` or ``"episode"`` (already validated)
+    """
+
+    def __init__(self, schedule: str):
+        self.schedule = schedule
+        self.components: np.ndarray | None = None
+        """acting component of each env, (n_envs,); None before the first step"""
+        self.episode_start: np.ndarray | None = None
+        """which envs start an episode at the next step (None: unknown, i.e. none)"""
+
+    def reset(self) -> None:
+        """Forget every draw: the next step draws afresh for every env (the envs were reset)."""
+        self.components = self.episode_start = None
+
+    def mark_episode_start(self, episode_start: "np.ndarray | None") -> None:
+        self.episode_start = None if episode_start is None else np.asarray(episode_start, dtype=bool)
+
+    def advance(self, n_envs: int, draw: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+        """
+        One step: redraw the components that are due and return the acting component of each env, (n_envs,).
+
+        :param draw: ``draw(redraw)``: new components for the envs where the mask ``redraw`` (n_envs,) is True
+        """
+        episode_start, self.episode_start = self.episode_start, None
+        if self.components is None or len(self.components) != n_envs:
+            self.components = np.zeros(n_envs, dtype=np.int64)
+            redraw = np.ones(n_envs, dtype=bool)
+        elif self.schedule == "step":
+            redraw = np.ones(n_envs, dtype=bool)
+        else:
+            redraw = np.zeros(n_envs, dtype=bool) if episode_start is None else episode_start.copy()
+        if redraw.any():
+            self.components[redraw] = draw(redraw)
+        return self.components.copy()
+
+
+class ComponentChoice(nn.Module):
+    """
+    Which component acts and with which weights (docs/algorithm.md sections 6 and 10): the policy's acting rules.
+
+    A module so that its state (the temperatures the soft-value weights act with) is saved with the policy. It keeps
+    two schedules: the training envs' (selected by :meth:`training_envs`, which the algorithm wraps its rollout steps in) and
+    ``predict``'s, so that evaluations between rollouts never disturb the training envs' draws.
+
+    :param n_components: number of components N
+    :param action_dim: action dimensions D
+    :param mixture_weights: fixed weights (a list), ``"learned"`` or ``"soft_value"`` (checked by the algorithm)
+    :param mixture_weight_floor: least weight of a component with soft-value weights
+    :param component_schedule: ``"step"`` or ``"episode"``
+    :param deterministic_component: ``"mode"`` or a component index
+    """
+
+    def __init__(
+        self,
+        n_components: int,
+        action_dim: int,
+        mixture_weights: "list[float] | str",
+        mixture_weight_floor: float,
+        component_schedule: str,
+        deterministic_component: "str | int",
+    ):
+        super().__init__()
+        self.n_components = n_components
+        self.state_dependent_weights = mixture_weights in STATE_DEPENDENT_WEIGHTS
+        self.soft_value_weights = mixture_weights == SOFT_VALUE_WEIGHTS
+        self.mixture_weight_floor = mixture_weight_floor
+        self.deterministic_component = deterministic_component
+        self.override: int | None = None
+        """the component set by :meth:`use_component`, None outside it"""
+        self.training_schedule = ComponentSchedule(component_schedule)
+        self.predict_schedule = ComponentSchedule(component_schedule)
+        self._schedule = self.predict_schedule
+        self.last_components: np.ndarray | None = None
+        """the components of the last stochastic step, one per environment"""
+        if self.soft_value_weights:
+            # alpha_i as the algorithm last tuned them (it writes them here, and they are saved): acting needs them
+            self.register_buffer("component_temperatures", th.ones(n_components))
+            # Deterministic acting estimates V_i(s) on fixed standard-normal draws, the same at every call (and, drawn
+            # from their own seeded generator, in every process), so that it is a function of the observation
+            generator = th.Generator().manual_seed(0)
+            noise = th.randn(SOFT_VALUE_SAMPLES, action_dim, generator=generator)
+            self.register_buffer("value_noise", noise, persistent=False)
+
+    # The weights ---------------------------------------------------------------------------------------------------
+
+    def log_weights(
+        self, obs: PyTorchObs, params: MixtureParams, critic_target: MixtureCritic, deterministic: bool = False
+    ) -> th.Tensor:
+        """
+        ``log w(s)`` the mixture acts with at each state, (B, N): the actor's own weights, or the soft-value weights
+        (estimated on fresh samples, or with ``deterministic`` on the fixed ``value_noise``).
+        """
+        if not self.soft_value_weights:
+            return params.log_weights
+        means, log_stds = params.means.unsqueeze(2), params.log_stds.unsqueeze(2)
+        shape = (means.shape[0], self.n_components, SOFT_VALUE_SAMPLES, means.shape[-1])
+        noise = self.value_noise.expand(shape) if deterministic else th.randn(shape, device=means.device)
+        pre_squash = sample_pre_squash(means, log_stds, noise)
+        alphas = self.component_temperatures
+        return soft_value_log_weights_at(
+            critic_target, obs, params.means, params.log_stds, pre_squash, alphas, self.mixture_weight_floor
+        )
+
+    # Stochastic acting ---------------------------------------------------------------------------------------------
+
+    def next_components(self, log_weights: th.Tensor) -> np.ndarray:
+        """
+        Advance the schedule in use by one step and return the acting component of each env, (n_envs,): a redraw
+        draws from the weights of its env's state.
+
+        :param log_weights: ``log w(s)`` at each env's observation, (n_envs, N)
+        """
+        n_envs = log_weights.shape[0]
+        if self.override is not None:
+            components = np.full(n_envs, self.override, dtype=np.int64)
+        else:
+            components = self._schedule.advance(n_envs, lambda redraw: self._draw(log_weights, redraw))
+        self.last_components = components
+        return components
+
+    def _draw(self, log_weights: th.Tensor, redraw: np.ndarray) -> np.ndarray:
+        # Fixed weights draw every row from the one weight vector at once
+        rows = log_weights[th.as_tensor(redraw, device=log_weights.device)] if self.state_dependent_weights else log_weights[0]
+        return draw_components(rows, int(redraw.sum())).cpu().numpy()
+
+    @contextmanager
+    def training_envs(self) -> Iterator[None]:
+        """Act with the training envs' schedule (the algorithm's rollout steps)."""
+        previous, self._schedule = self._schedule, self.training_schedule
+        try:
+            yield
+        finally:
+            self._schedule = previous
+
+    def episodes_started(self, episode_start: "np.ndarray | None", training: bool = False) -> None:
+        """Which envs start an episode at their next step (the training envs' if ``training``, else predict's)."""
+        (self.training_schedule if training else self._schedule).mark_episode_start(episode_start)
+
+    # Deterministic acting ------------------------------------------------------------------------------------------
+
+    def deterministic_components(self, params: MixtureParams, log_weights: th.Tensor) -> th.Tensor:
+        """The component whose mean a deterministic action plays, (B,): as :meth:`use_component` or
+        ``deterministic_component`` says."""
+        component = self.override if self.override is not None else self.deterministic_component
+        if component == "mode":
+            return mode_components(params.means, params.log_stds, log_weights)
+        return th.full((params.means.shape[0],), int(component), dtype=th.long, device=params.means.device)
+
+    # One component -------------------------------------------------------------------------------------------------
+
+    @contextmanager
+    def use_component(self, component: int) -> Iterator[None]:
+        """Act with one component only (stochastic and deterministic)."""
+        if not 0 <= component < self.n_components:
+            raise ValueError(f"component must be in [0, {self.n_components}), got {component}")
+        previous, self.override = self.override, component
+        try:
+            yield
+        finally:
+            self.override = previous
