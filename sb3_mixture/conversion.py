@@ -12,21 +12,19 @@ A copy is described by *pairs* ``(source tensors, target parameter, transform)``
 target's shape. The same pairs copy the parameters and, key by key, their Adam moments.
 
 Loading (:func:`check_saved_algorithm`, behind ``SACM.load``): a file of another algorithm is refused with one line
-that says what the file holds, read from its ``data`` without loading (or unpickling) anything.
+that says what the file holds, read from its ``data`` (JSON: the recorded ``algorithm_name`` of a mixture, the module
+of the policy class) without loading or unpickling anything.
 """
 
-import base64
-import binascii
 import copy
 import functools
 import io
 import json
 import pathlib
-import pickletools
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import torch as th
 from stable_baselines3 import SAC
@@ -36,10 +34,9 @@ from torch import nn
 
 from sb3_mixture.torch_layers import EnsembleMLP
 
-if TYPE_CHECKING:
-    from sb3_mixture.sacm.sacm import SACM
-
-SelfMixture = TypeVar("SelfMixture", bound="SACM")
+# The mixture class from_sac builds (SACM, S2ACM), bound to their base class SAC: sacm.py imports this module, which
+# does not import it back
+SelfMixture = TypeVar("SelfMixture", bound=SAC)
 Pair = tuple[list[th.Tensor], th.Tensor, Callable[..., th.Tensor]]
 
 
@@ -153,9 +150,8 @@ def mixture_from_sac(
     **kwargs: Any,
 ) -> "SelfMixture":
     """``cls.from_sac(sac, ...)``: see :meth:`sb3_mixture.SACM.from_sac`, whose arguments these are."""
-    from sb3_mixture.sacm.sacm import SACM  # sacm.py imports this module
-
-    if isinstance(sac, SACM) or not isinstance(sac, SAC):
+    # A class of SAC's with policies of its own (a mixture's) is not a SAC model to copy
+    if not isinstance(sac, SAC) or type(sac).policy_aliases is not SAC.policy_aliases:
         raise TypeError(f"from_sac needs a stable_baselines3.SAC model, got {type(sac).__name__}")
     env = env if env is not None else sac.get_env()
     if env is None:
@@ -210,23 +206,20 @@ ModelPath = str | pathlib.Path | io.BufferedIOBase
 
 # DDPG is TD3 with these settings fixed by its constructor: a td3.policies file with other values was saved by TD3
 _FIXED_BY_CONSTRUCTOR = {"DDPG": {"policy_delay": 1, "target_noise_clip": 0.0}}
-# The opcodes of a pickle that is one class by reference and nothing else (as cloudpickle writes an importable class)
-_STRING_OPCODES = {"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE"}
-_REFERENCE_OPCODES = _STRING_OPCODES | {"PROTO", "FRAME", "MEMOIZE", "PUT", "BINPUT", "LONG_BINPUT", "STOP"}
 
 
 @dataclass(frozen=True)
 class SavedModel:
     """
-    What a model file says about the algorithm that saved it.
+    What a model file's ``data`` says about the algorithm that saved it.
 
-    :param algorithms: the algorithms that can have saved it: one where the file tells (a recorded ``algorithm_name``,
+    :param algorithms: the algorithms that can have saved it: one where the data tells (a recorded ``algorithm_name``,
         or a policy module of a single algorithm), several where it does not, none for a policy no known algorithm has
-    :param policy: its policy class, ``"policy module.qualname"``, or what can be told of it
+    :param policy_module: the module of its policy class, "" if the data does not name it
     """
 
     algorithms: tuple[str, ...]
-    policy: str
+    policy_module: str
 
 
 def display_path(path: Any) -> str:
@@ -253,25 +246,6 @@ def _read_data(path: ModelPath) -> "dict[str, Any] | None":
         return None  # SB3's load then reports what is wrong with the file
 
 
-def _pickled_class_name(serialized: Any) -> "str | None":
-    """
-    ``module.qualname`` of a class pickled by reference, read from the pickle's opcodes: nothing is unpickled, so no
-    module is imported and no code runs. None for anything else (e.g. a class cloudpickle pickled by value).
-    """
-    try:
-        operations = list(pickletools.genops(base64.b64decode(str(serialized))))
-    except (ValueError, binascii.Error):
-        return None
-    names = [opcode.name for opcode, _, _ in operations]
-    strings = [argument for opcode, argument, _ in operations if opcode.name in _STRING_OPCODES]
-    if names.count("STACK_GLOBAL") == 1 and set(names) <= _REFERENCE_OPCODES | {"STACK_GLOBAL"} and len(strings) == 2:
-        return ".".join(strings)  # protocol 4 and later: the module and the qualified name, then STACK_GLOBAL
-    if names.count("GLOBAL") == 1 and set(names) <= _REFERENCE_OPCODES | {"GLOBAL"}:
-        (argument,) = [argument for opcode, argument, _ in operations if opcode.name == "GLOBAL"]
-        return ".".join(str(argument).split(" "))  # protocols 0-3: GLOBAL "module qualname"
-    return None
-
-
 @functools.cache
 def _policy_module_users() -> dict[str, tuple[str, ...]]:
     """The module of each policy class of SB3's and sb3-contrib's algorithms (their policy aliases) -> the algorithms."""
@@ -291,24 +265,19 @@ def _policy_module_users() -> dict[str, tuple[str, ...]]:
 
 def saved_model(path: ModelPath) -> "SavedModel | None":
     """
-    Which algorithm saved a model file, from its ``data`` without loading it; None if that cannot be read, or for a
-    mixture file from before ``algorithm_name`` was recorded (which is taken as the loader's own).
+    Which algorithm saved a model file, from its ``data`` (JSON) alone: nothing is loaded or unpickled. None if that
+    cannot be read, or for a mixture file from before ``algorithm_name`` was recorded (taken as the loader's own).
+
+    SB3 writes the policy class into ``data`` as a dict of the class's attributes, ``__module__`` among them; models
+    of this package also record ``algorithm_name``.
     """
     data = _read_data(path)
     if data is None:
         return None
     entry = data.get("policy_class")
-    entry = entry if isinstance(entry, dict) else {}
-    module = str(entry.get("__module__", ""))
-    name = _pickled_class_name(entry.get(":serialized:", ""))
-    if name is not None:
-        policy = f"policy {name}"
-    elif module:
-        policy = f"a policy class pickled by value from module {module}"
-    else:
-        policy = "a policy class the file does not name"
+    module = str(entry.get("__module__", "")) if isinstance(entry, dict) else ""
     if "algorithm_name" in data:
-        return SavedModel((str(data["algorithm_name"]),), policy)
+        return SavedModel((str(data["algorithm_name"]),), module)
     if "n_components" in data:
         return None
     algorithms = tuple(
@@ -316,7 +285,7 @@ def saved_model(path: ModelPath) -> "SavedModel | None":
         for algorithm in _policy_module_users().get(module, ())
         if all(data.get(key, value) == value for key, value in _FIXED_BY_CONSTRUCTOR.get(algorithm, {}).items())
     )
-    return SavedModel(algorithms, policy)
+    return SavedModel(algorithms, module)
 
 
 def _one_of(names: tuple[str, ...]) -> str:
@@ -328,8 +297,9 @@ def check_saved_algorithm(loader: str, path: ModelPath) -> None:
     """
     Raise a one-line ``ValueError`` if ``path`` holds a model of another algorithm than ``loader`` (e.g. ``"SACM"``).
 
-    It names the algorithm where the file tells it, else the file's policy class and the algorithms known to use it.
-    A file that cannot be read passes: SB3's load then says what is wrong with it.
+    It names the algorithm where the file's data tells it, else the module of the file's policy class and the
+    algorithms known to use that module's policies. A file that cannot be read passes: SB3's load then says what is
+    wrong with it.
     """
     saved = saved_model(path)
     if saved is None or saved.algorithms == (loader,):
@@ -341,7 +311,10 @@ def check_saved_algorithm(loader: str, path: ModelPath) -> None:
         if algorithm == "SAC":
             hint += f", or start a mixture from it with {loader}.from_sac(SAC.load(...))"
         raise ValueError(f"{where} a {algorithm} model, not a {loader}: {hint}")
+    policy = "whose policy class the file does not name"
+    if saved.policy_module:
+        policy = f"whose policy is from module {saved.policy_module}"
     hint = "load it with the algorithm that saved it"
     if saved.algorithms:
-        hint += f" ({_one_of(saved.algorithms)} use that policy)"
-    raise ValueError(f"{where} a model with {saved.policy}, not a {loader}: {hint}")
+        hint += f" ({_one_of(saved.algorithms)} use that module's policies)"
+    raise ValueError(f"{where} a model {policy}, not a {loader}: {hint}")

@@ -2,8 +2,10 @@
 Hyperparameter tuning of SACM and S2ACM with RL Zoo's ``-optimize`` (Optuna), on one machine or on many.
 
 - :func:`sample_sacm_params` / :func:`convert_sacm_params`: the search space (RL Zoo's SAC space plus the mixture's
-  settings) and the converter RL Zoo applies to a stored trial's parameters (``--trial-id``). Both keep the
-  hyperparameter file's other ``policy_kwargs``: RL Zoo's own converter replaces them by ``{"net_arch": ...}``.
+  settings, each offered only the values that the options' own check, :func:`sb3_mixture.options.validate_options`,
+  accepts with the hyperparameter file's settings) and the converter RL Zoo applies to a stored trial's parameters
+  (``--trial-id``). Both keep the hyperparameter file's other ``policy_kwargs``: RL Zoo's own converter replaces them
+  by ``{"net_arch": ...}``.
 - :class:`MixtureExperimentManager`: RL Zoo's ``ExperimentManager`` (what ``python -m sb3_mixture.train`` runs) with
   the checks and fixes tuning needs: clear errors for a bad ``--storage``/``--study-name``/``--trial-id``,
   ``--trial-id 0`` honoured (RL Zoo skips it), and no crash in the final report when no trial has completed yet.
@@ -16,10 +18,12 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import inspect
+import itertools
 import random
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from pprint import pprint
 from typing import Any
@@ -28,31 +32,46 @@ from rl_zoo3.exp_manager import ExperimentManager
 
 from sb3_mixture.options import CRITIC_DATA
 from sb3_mixture.entropy import ENTROPY_ESTIMATORS
+from sb3_mixture.options import validate_options
+from sb3_mixture.sacm.sacm import SACM
 
 # The mixture's own search space, searched on top of RL Zoo's SAC space (rl_zoo3.hyperparams_opt.sample_sac_params).
 # Every entropy estimator and critic_data mode is searched: the choices are the package's own (imported above), so a
-# new one is searched as soon as it exists.
+# new one is searched as soon as it exists. Which values of these can work together with the experiment's other
+# settings is validate_options' to say (see sample_sacm_params).
 N_COMPONENTS_RANGE = (1, 8)
 COMPONENT_SCHEDULES = ("step", "episode")
 # Fixed uniform or learned mixing weights (Optuna's choices must be plain values: "uniform" stands for None)
 MIXTURE_WEIGHTS = ("uniform", "learned")
 
-# The hyperparameters (from the yaml file and --hyperparams) of the experiment being tuned or replayed, for the
-# sampler and the converter, whose signatures RL Zoo fixes. A context variable: with --n-jobs > 1 Optuna runs
-# trials in threads, and each sets it for its own trial.
-_EXPERIMENT_HYPERPARAMS: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
-    "sb3_mixture_experiment_hyperparams", default=None
+# The hyperparameters (from the yaml file and --hyperparams) of the experiment being tuned or replayed, and its
+# algorithm class, for the sampler and the converter, whose signatures RL Zoo fixes. A context variable: with
+# --n-jobs > 1 Optuna runs trials in threads, and each sets it for its own trial.
+_EXPERIMENT: contextvars.ContextVar[tuple[dict[str, Any], type] | None] = contextvars.ContextVar(
+    "sb3_mixture_experiment", default=None
 )
 
 
 @contextlib.contextmanager
-def tuned_experiment(hyperparams: dict[str, Any]) -> Iterator[None]:
-    """Within it, :func:`sample_sacm_params` and :func:`convert_sacm_params` build on ``hyperparams``."""
-    token = _EXPERIMENT_HYPERPARAMS.set(hyperparams)
+def tuned_experiment(hyperparams: dict[str, Any], algorithm: type = SACM) -> Iterator[None]:
+    """
+    Within it, :func:`sample_sacm_params` and :func:`convert_sacm_params` build on ``hyperparams``, and the sampler
+    searches what ``algorithm`` (SACM, S2ACM) accepts.
+    """
+    token = _EXPERIMENT.set((hyperparams, algorithm))
     try:
         yield
     finally:
-        _EXPERIMENT_HYPERPARAMS.reset(token)
+        _EXPERIMENT.reset(token)
+
+
+# SACM's arguments and their defaults: what a hyperparameter file leaves out
+_SACM_DEFAULTS = {name: parameter.default for name, parameter in inspect.signature(SACM.__init__).parameters.items()}
+
+
+def _experiment_hyperparams() -> dict[str, Any] | None:
+    experiment = _EXPERIMENT.get()
+    return None if experiment is None else experiment[0]
 
 
 class TuningOptionError(Exception):
@@ -80,35 +99,104 @@ def _keep_other_policy_kwargs(hyperparams: dict[str, Any], base: dict[str, Any] 
     return hyperparams
 
 
+def _option_error(base: dict[str, Any], algorithm: type, additional_args: dict) -> Callable[[dict[str, Any]], str | None]:
+    """
+    The options' own check (:func:`sb3_mixture.options.validate_options`) of searched settings (Optuna's choices) over
+    the experiment's: a function of the searched settings that returns the check's message, or None if they are
+    valid. What neither gives is SACM's default; the call is built from ``validate_options``' parameters, whichever
+    they are.
+    """
+    if not (isinstance(algorithm, type) and issubclass(algorithm, SACM)):
+        algorithm = SACM
+    # What SACM's constructor passes besides its arguments
+    context: dict[str, Any] = {
+        "algorithm": algorithm.__name__,
+        "per_head_entropy": algorithm._head_entropies is not SACM._head_entropies,
+    }
+    if additional_args.get("using_her_replay_buffer") and base.get("replay_buffer_class") is None:
+        from stable_baselines3 import HerReplayBuffer
+
+        context["replay_buffer_class"] = HerReplayBuffer
+    names = list(inspect.signature(validate_options).parameters)
+
+    def error(searched: dict[str, Any]) -> str | None:
+        searched = {name: _argument(name, value) for name, value in searched.items()}
+        settings = {**_SACM_DEFAULTS, **base, **context, **searched}
+        try:
+            validate_options(**{name: settings[name] for name in names})
+        except (TypeError, ValueError) as exception:
+            return str(exception)
+        return None
+
+    return error
+
+
+def _argument(name: str, choice: Any) -> Any:
+    """A searched value as the argument it stands for: ``"uniform"`` weights are None."""
+    return None if name == "mixture_weights" and choice == "uniform" else choice
+
+
+def _file_choice(base: dict[str, Any], name: str) -> Any:
+    """The value the experiment gives a searched setting (SACM's default if none), as a choice."""
+    value = base.get(name, _SACM_DEFAULTS[name])
+    return "uniform" if name == "mixture_weights" and value is None else value
+
+
 def sample_sacm_params(trial: Any, n_actions: int, n_envs: int, additional_args: dict) -> dict[str, Any]:
     """
     Optuna sampler for SACM / S2ACM: RL Zoo's SAC search space plus the mixture's settings.
 
-    Searched: ``n_components`` (1-8), ``mixture_weights`` (uniform or learned), ``entropy_estimator``, ``critic_data``
-    and ``component_schedule``. Left at the hyperparameter file's value where a sampled value could not work:
-    ``n_components`` and ``mixture_weights`` when the file fixes the weights, ``mixture_weights`` when it sets
-    ``component_sampling="sample"`` (which learned weights do not support), and ``critic_data`` with a replay buffer or
-    ``n_steps`` of its own (HER, n-step returns).
+    Searched: ``mixture_weights`` (uniform or learned) and ``n_components`` (1-8) unless the hyperparameter file sets
+    the weights, ``entropy_estimator``, ``critic_data`` and ``component_schedule``. Each is offered only the values
+    that :func:`sb3_mixture.options.validate_options` accepts together with the file's settings (and the buffer of
+    ``additional_args``, HER's): a categorical the values valid for every number of components the file's settings
+    allow, fixed for the whole study as Optuna needs; ``n_components`` then the range valid with the values drawn
+    (e.g. more components than a fixed ``deterministic_component``, fewer than ``1 / mixture_weight_floor``). A setting
+    whose only valid value is the file's (or the default) is left to the file: not searched.
     """
+    import optuna
     from rl_zoo3.hyperparams_opt import sample_sac_params
 
-    base = _EXPERIMENT_HYPERPARAMS.get() or {}
+    base, algorithm = _EXPERIMENT.get() or ({}, SACM)
     hyperparams = sample_sac_params(trial, n_actions, n_envs, additional_args)
-    if base.get("mixture_weights") is None:
-        low, high = N_COMPONENTS_RANGE
-        fixed_component = base.get("deterministic_component")
-        if isinstance(fixed_component, int):
-            # A fixed component index must stay a valid component
-            low = max(low, fixed_component + 1)
-        hyperparams["n_components"] = trial.suggest_int("n_components", low, high)
-        if base.get("component_sampling", "all") == "all":
-            weights = trial.suggest_categorical("mixture_weights", MIXTURE_WEIGHTS)
-            hyperparams["mixture_weights"] = None if weights == "uniform" else weights
-    hyperparams["entropy_estimator"] = trial.suggest_categorical("entropy_estimator", ENTROPY_ESTIMATORS)
-    own_buffer = base.get("replay_buffer_class") is None and not additional_args.get("using_her_replay_buffer")
-    if own_buffer and base.get("n_steps", 1) == 1:
-        hyperparams["critic_data"] = trial.suggest_categorical("critic_data", CRITIC_DATA)
-    hyperparams["component_schedule"] = trial.suggest_categorical("component_schedule", COMPONENT_SCHEDULES)
+    error = _option_error(base, algorithm, additional_args)
+    space = {
+        "mixture_weights": MIXTURE_WEIGHTS,
+        "entropy_estimator": ENTROPY_ESTIMATORS,
+        "critic_data": CRITIC_DATA,
+        "component_schedule": COMPONENT_SCHEDULES,
+    }
+    search_weights = base.get("mixture_weights") is None
+    if not search_weights:
+        del space["mixture_weights"]
+    # Every combination of the searched values and a number of components (the range's, or the file's own) that
+    # validates with the file's settings
+    low, high = N_COMPONENTS_RANGE
+    numbers = sorted({*range(low, high + 1), _file_choice(base, "n_components")})
+    combinations = [dict(zip(space, values, strict=True)) for values in itertools.product(*space.values())]
+    valid = [(choices, n) for choices in combinations for n in numbers if error({**choices, "n_components": n}) is None]
+    if not valid:
+        searched = ", ".join([*space, "n_components"])
+        raise ValueError(f"no value of the searched {searched} works with the experiment's hyperparameters: {error({})}")
+    allowed = {n for _, n in valid}
+    drawn: dict[str, Any] = {}
+    for name, choices in space.items():
+        # The values valid with each number of components allowed, else (should that leave none) with one of them
+        pairs = {(v[name], n) for v, n in valid}
+        offered = tuple(c for c in choices if all((c, n) in pairs for n in allowed))
+        offered = offered or tuple(c for c in choices if any((c, n) in pairs for n in allowed))
+        if offered != (_file_choice(base, name),):
+            drawn[name] = trial.suggest_categorical(name, offered)
+    if search_weights:
+        fits = [n for n in numbers if error({**drawn, "n_components": n}) is None]
+        if not fits:  # values drawn that exclude each other (no options do yet)
+            raise optuna.TrialPruned(f"no number of components works with {drawn}: {error(drawn)}")
+        last = fits[0]
+        while last + 1 in fits:
+            last += 1
+        if (fits[0], last) != (_file_choice(base, "n_components"),) * 2:
+            drawn["n_components"] = trial.suggest_int("n_components", fits[0], last)
+    hyperparams.update({name: _argument(name, value) for name, value in drawn.items()})
     return _keep_other_policy_kwargs(hyperparams, base)
 
 
@@ -124,7 +212,7 @@ def convert_sacm_params(sampled_params: dict[str, Any]) -> dict[str, Any]:
     hyperparams = convert_offpolicy_params(sampled_params)
     if hyperparams.get("mixture_weights") == "uniform":
         hyperparams["mixture_weights"] = None
-    return _keep_other_policy_kwargs(hyperparams, _EXPERIMENT_HYPERPARAMS.get())
+    return _keep_other_policy_kwargs(hyperparams, _experiment_hyperparams())
 
 
 def _display_url(storage: str) -> str:
@@ -227,6 +315,7 @@ class MixtureExperimentManager(ExperimentManager):
 
     - Before anything runs: ``--storage`` is opened (a bad URL, a missing driver or an unreachable server is a
       :class:`TuningOptionError` naming the option), and ``--trial-id`` needs an existing study and trial.
+    - Trials search what the algorithm tuned (SACM or S2ACM) accepts with the file's settings.
     - ``--trial-id N`` (N = 0 too) replays trial N's hyperparameters over the file's, below ``--hyperparams``
       (RL Zoo's order), keeping the file's other ``policy_kwargs`` for SACM/S2ACM.
     - The report after ``-optimize`` is skipped, not crashed, when the study has no completed trial yet (a worker
@@ -268,7 +357,9 @@ class MixtureExperimentManager(ExperimentManager):
         return hyperparams, OrderedDict(sorted(hyperparams.items()))
 
     def objective(self, trial: Any) -> float:
-        with tuned_experiment(self._hyperparams):
+        import rl_zoo3.utils
+
+        with tuned_experiment(self._hyperparams, rl_zoo3.utils.ALGOS[self.algo]):
             return super().objective(trial)
 
     def hyperparameters_optimization(self) -> None:

@@ -5,6 +5,7 @@ import io
 import json
 import re
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from stable_baselines3.common.logger import configure
 from stable_baselines3.sac.policies import SACPolicy
 
 from sb3_mixture import S2ACM, SACM
+from sb3_mixture.conversion import check_saved_algorithm
 
 
 def small() -> dict:
@@ -65,15 +67,15 @@ def tiny_model(algo, tmp_path):
     return path
 
 
-# What each file tells: its policy class always; the algorithm only where the policy's module has one user, or the
+# What each file's data tells: its policy's module always; the algorithm only where that module has one user, or the
 # file's settings leave one (DDPG is TD3 with policy_delay=1 and target_noise_clip=0 fixed by its constructor)
 OTHER_ALGORITHMS = [
-    (PPO, r"holds a model with policy stable_baselines3\.common\.policies\.ActorCriticPolicy, not a {loader}: "
-          r"load it with the algorithm that saved it \(A2C, PPO or TRPO use that policy\)"),
-    (A2C, r"holds a model with policy stable_baselines3\.common\.policies\.ActorCriticPolicy, not a {loader}: "
-          r"load it with the algorithm that saved it \(A2C, PPO or TRPO use that policy\)"),
-    (DDPG, r"holds a model with policy stable_baselines3\.td3\.policies\.TD3Policy, not a {loader}: "
-           r"load it with the algorithm that saved it \(DDPG or TD3 use that policy\)"),
+    (PPO, r"holds a model whose policy is from module stable_baselines3\.common\.policies, not a {loader}: "
+          r"load it with the algorithm that saved it \(A2C, PPO or TRPO use that module's policies\)"),
+    (A2C, r"holds a model whose policy is from module stable_baselines3\.common\.policies, not a {loader}: "
+          r"load it with the algorithm that saved it \(A2C, PPO or TRPO use that module's policies\)"),
+    (DDPG, r"holds a model whose policy is from module stable_baselines3\.td3\.policies, not a {loader}: "
+           r"load it with the algorithm that saved it \(DDPG or TD3 use that module's policies\)"),
     (TD3, r"holds a TD3 model, not a {loader}: load it with TD3\.load"),
     (SAC, r"holds a SAC model, not a {loader}: load it with SAC\.load, or start a mixture from it with "
           r"{loader}\.from_sac\(SAC\.load\(\.\.\.\)\)"),
@@ -95,38 +97,81 @@ class TinySACPolicy(SACPolicy):
     """A user's policy class, importable: pickled by reference."""
 
 
-def rewrite_policy_class(path, serialized: bytes, module: str) -> None:
-    """Replace a saved model's policy class entry (as SB3 writes it) by the given pickle."""
+def rewrite_policy_class(path, entry: dict) -> None:
+    """Replace a saved model's policy class entry in its ``data`` (as SB3 writes it, a dict) by ``entry``."""
     with zipfile.ZipFile(path) as archive:
         members = {name: archive.read(name) for name in archive.namelist()}
     data = json.loads(members["data"])
-    data["policy_class"] = {":type:": "<class 'abc.ABCMeta'>", ":serialized:": base64.b64encode(serialized).decode(),
-                            "__module__": module}  # fmt: skip
+    data["policy_class"] = entry
     members["data"] = json.dumps(data).encode()
     with zipfile.ZipFile(path, "w") as archive:
         for name, content in members.items():
             archive.writestr(name, content)
 
 
-def test_files_with_policies_of_no_known_algorithm_name_the_policy(tmp_path):
+def test_files_with_policies_of_no_known_algorithm_name_the_policys_module(tmp_path):
     SAC(TinySACPolicy, pendulum(), **small()).save(tmp_path / "custom.zip")
     here = re.escape(__name__)  # this module's name, as pytest imported it
-    with pytest.raises(ValueError, match=rf"holds a model with policy {here}\.TinySACPolicy, not a SACM: "
+    with pytest.raises(ValueError, match=rf"holds a model whose policy is from module {here}, not a SACM: "
                                          r"load it with the algorithm that saved it$"):  # fmt: skip
         SACM.load(tmp_path / "custom.zip")
-    # The name is read from the pickle's opcodes: nothing is imported (this module does not exist) ...
-    rewrite_policy_class(tmp_path / "custom.zip", b"\x80\x02cmy_lab.agents\nLabPolicy\nq\x00.", "my_lab.agents")
-    with pytest.raises(ValueError, match=r"holds a model with policy my_lab\.agents\.LabPolicy, not a S2ACM: "):
-        S2ACM.load(tmp_path / "custom.zip")
 
-    # ... and a class pickled by value (defined in a function) is named by its module
+    # ... a class pickled by value (defined in a function) likewise
     class LocalPolicy(SACPolicy):
         pass
 
     SAC(LocalPolicy, pendulum(), **small()).save(tmp_path / "local.zip")
-    with pytest.raises(ValueError, match=rf"holds a model with a policy class pickled by value from module {here}, "
-                                         r"not a SACM: load it with the algorithm that saved it$"):  # fmt: skip
+    with pytest.raises(ValueError, match=rf"holds a model whose policy is from module {here}, not a SACM: "
+                                         r"load it with the algorithm that saved it$"):  # fmt: skip
         SACM.load(tmp_path / "local.zip")
+
+    # The module is the data's, not the pickle's: a pickle of another class (or none) changes nothing ...
+    pickled = base64.b64encode(b"\x80\x02cmy_lab.agents\nLabPolicy\nq\x00.").decode()
+    rewrite_policy_class(tmp_path / "custom.zip", {":serialized:": pickled, "__module__": "other_lab.agents"})
+    with pytest.raises(ValueError, match=r"holds a model whose policy is from module other_lab\.agents, not a S2ACM: "):
+        S2ACM.load(tmp_path / "custom.zip")
+    rewrite_policy_class(tmp_path / "custom.zip", {"__module__": "stable_baselines3.sac.policies"})
+    with pytest.raises(ValueError, match=r"holds a SAC model, not a S2ACM: "):
+        S2ACM.load(tmp_path / "custom.zip")
+    # ... and without a module, the message says so
+    rewrite_policy_class(tmp_path / "custom.zip", {":serialized:": pickled})
+    with pytest.raises(ValueError, match=r"holds a model whose policy class the file does not name, not a SACM: "
+                                         r"load it with the algorithm that saved it$"):  # fmt: skip
+        SACM.load(tmp_path / "custom.zip")
+
+
+def test_telling_the_algorithm_unpickles_nothing(tmp_path, monkeypatch):
+    import pickle
+    import pickletools
+
+    import cloudpickle
+
+    paths = [tiny_model(algo, tmp_path) for algo in (SAC, PPO)]
+    SAC(TinySACPolicy, pendulum(), **small()).save(tmp_path / "custom.zip")
+    S2ACM("MlpPolicy", pendulum(50), n_components=2, **small()).save(tmp_path / "s2acm.zip")
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a pickle was read")
+
+    for module, name in [(pickle, "loads"), (pickle, "load"), (pickle, "Unpickler"), (pickletools, "genops"),
+                         (pickletools, "dis"), (cloudpickle, "loads"), (cloudpickle, "load")]:  # fmt: skip
+        monkeypatch.setattr(module, name, refuse)
+    for path in [*paths, tmp_path / "custom.zip", tmp_path / "s2acm.zip"]:
+        with pytest.raises(ValueError, match=r"^SACM\.load: .* holds a "):
+            check_saved_algorithm("SACM", path)
+
+
+def test_conversion_imports_neither_algorithm():
+    # sacm.py imports the conversion module: the conversion module imports no algorithm module back (no import circle)
+    import ast
+
+    import sb3_mixture.conversion
+
+    tree = ast.parse(Path(sb3_mixture.conversion.__file__).read_text())
+    imported = [node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
+    imported += [alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names]
+    assert "sb3_mixture" not in imported and "stable_baselines3" in imported
+    assert not [name for name in imported if name.startswith(("sb3_mixture.sacm", "sb3_mixture.s2acm"))]
 
 
 def test_missing_file_is_still_sb3s_error(tmp_path):

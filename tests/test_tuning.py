@@ -107,6 +107,76 @@ def test_search_space_leaves_what_the_file_fixes():
     assert set(sampled["policy_kwargs"]) == {"net_arch"}
 
 
+# Hyperparameter files whose settings leave only some of the searched values valid
+CONSTRAINING_FILES = {
+    "floor": {"mixture_weight_floor": 0.05},  # a floor needs state-dependent weights: learned, not uniform
+    "big floor": {"mixture_weight_floor": 0.3},  # ... and fewer than 1 / 0.3 components
+    "sampled component": {"component_sampling": "sample"},  # learned weights need every component sampled
+    "fixed component": {"deterministic_component": 2},  # component 2 needs 3 components or more
+    "sampled component and floor": {"component_sampling": "sample", "mixture_weight_floor": 0.05},  # one component
+    "n-step": {"n_steps": 3, "deterministic_component": 5, "mixture_weight_floor": 0.1},  # 6-9 components, shared data
+    "many components": {"n_components": 12, "deterministic_component": 10},  # none of 1-8: the file's 12 stay
+}
+
+
+@pytest.mark.parametrize("base", CONSTRAINING_FILES.values(), ids=CONSTRAINING_FILES.keys())
+def test_every_sampled_trial_is_valid_with_the_files_settings(base):
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(12):
+        trial = study.ask()
+        with tuned_experiment(base):
+            sampled = sample_sacm_params(trial, 1, 1, NO_HER)
+        # The trial's arguments over the file's, as RL Zoo passes them: the constructors' checks must pass
+        for algo in (SACM, S2ACM):
+            algo("MlpPolicy", "Pendulum-v1", buffer_size=100, **{**base, **sampled})
+        with tuned_experiment(base):
+            assert convert_sacm_params(trial.params) == sampled  # --trial-id replays it
+
+
+def searched(base: dict, additional_args: dict = NO_HER, algorithm=SACM) -> dict:
+    """The mixture's searched settings of one trial: name -> the choices or the (low, high) of n_components."""
+    trial = optuna.create_study().ask()
+    with tuned_experiment(base, algorithm):
+        sample_sacm_params(trial, 1, 1, additional_args)
+    space = {name: trial.distributions[name] for name in MIXTURE_SPACE if name in trial.distributions}
+    return {name: getattr(space, "choices", None) or (space.low, space.high) for name, space in space.items()}
+
+
+def test_search_space_offers_what_validates_with_the_file():
+    everything = searched({})
+    assert everything["mixture_weights"] == MIXTURE_WEIGHTS and everything["n_components"] == (1, 8)
+    floor = searched({"mixture_weight_floor": 0.05})
+    assert floor == {**everything, "mixture_weights": ("learned",)}  # weights with a floor to keep: learned ones
+    assert searched({"mixture_weight_floor": 0.3})["n_components"] == (1, 3)  # a floor under 1 / n_components
+    assert searched({"deterministic_component": 2}) == {**everything, "n_components": (3, 8)}
+    # HER relabels goals and n-step returns span components: critic_data stays the default, "shared"
+    her = searched({"mixture_weight_floor": 0.1}, {"using_her_replay_buffer": True, "her_kwargs": {}})
+    assert "critic_data" not in her and her["n_components"] == (1, 8) and her["mixture_weights"] == ("learned",)
+    assert "critic_data" not in searched({"n_steps": 3})
+    # A file no searched value can make valid is refused with the options' own message
+    with pytest.raises(ValueError, match=r"^no value of the searched .* works .*: matmul_precision must be one of"):
+        searched({"matmul_precision": "fp64"})
+
+
+def test_search_space_follows_the_algorithm(monkeypatch):
+    from rl_zoo3.exp_manager import ExperimentManager
+
+    from sb3_mixture import tuning
+
+    # Soft-value weights are SACM's only: an S2ACM file with them cannot work, whatever is drawn
+    assert "entropy_estimator" in searched({"mixture_weights": "soft_value"}, algorithm=SACM)
+    with pytest.raises(ValueError, match="only available with SACM"):
+        searched({"mixture_weights": "soft_value"}, algorithm=S2ACM)
+    # The manager tells the sampler which algorithm it tunes
+    register_zoo()
+    seen = []
+    monkeypatch.setattr(ExperimentManager, "objective", lambda self, trial: seen.append(tuning._EXPERIMENT.get()))
+    manager = tuning.MixtureExperimentManager.__new__(tuning.MixtureExperimentManager)
+    manager.algo, manager._hyperparams = "s2acm", {"n_timesteps": 200}
+    manager.objective(None)
+    assert seen == [({"n_timesteps": 200}, S2ACM)]
+
+
 @pytest.mark.slow
 def test_optimize_then_replay_a_trial(tmp_path):
     conf = write_conf(tmp_path)
