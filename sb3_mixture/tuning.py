@@ -30,9 +30,8 @@ from typing import Any
 
 from rl_zoo3.exp_manager import ExperimentManager
 
-from sb3_mixture.options import CRITIC_DATA
 from sb3_mixture.entropy import ENTROPY_ESTIMATORS
-from sb3_mixture.options import validate_options
+from sb3_mixture.options import CRITIC_DATA, validate_options
 from sb3_mixture.sacm.sacm import SACM
 
 # The mixture's own search space, searched on top of RL Zoo's SAC space (rl_zoo3.hyperparams_opt.sample_sac_params).
@@ -101,29 +100,26 @@ def _keep_other_policy_kwargs(hyperparams: dict[str, Any], base: dict[str, Any] 
 
 def _option_error(base: dict[str, Any], algorithm: type, additional_args: dict) -> Callable[[dict[str, Any]], str | None]:
     """
-    The options' own check (:func:`sb3_mixture.options.validate_options`) of searched settings (Optuna's choices) over
-    the experiment's: a function of the searched settings that returns the check's message, or None if they are
-    valid. What neither gives is SACM's default; the call is built from ``validate_options``' parameters, whichever
-    they are.
+    The algorithm's own check of its options (``SACM.check_options``, i.e. :func:`sb3_mixture.options.validate_options`)
+    of searched settings (Optuna's choices) over the experiment's: a function of the searched settings that returns the
+    check's message, or None if they are valid. What neither gives is SACM's default; the call is built from
+    ``validate_options``' parameters, whichever they are.
     """
     if not (isinstance(algorithm, type) and issubclass(algorithm, SACM)):
         algorithm = SACM
-    # What SACM's constructor passes besides its arguments
-    context: dict[str, Any] = {
-        "algorithm": algorithm.__name__,
-        "per_head_entropy": algorithm._head_entropies is not SACM._head_entropies,
-    }
+    context: dict[str, Any] = {}
     if additional_args.get("using_her_replay_buffer") and base.get("replay_buffer_class") is None:
         from stable_baselines3 import HerReplayBuffer
 
         context["replay_buffer_class"] = HerReplayBuffer
-    names = list(inspect.signature(validate_options).parameters)
+    # What the algorithm's check takes: validate_options' parameters less those the algorithm itself supplies
+    names = [name for name in inspect.signature(validate_options).parameters if name not in ("algorithm", "per_head_entropy")]
 
     def error(searched: dict[str, Any]) -> str | None:
         searched = {name: _argument(name, value) for name, value in searched.items()}
         settings = {**_SACM_DEFAULTS, **base, **context, **searched}
         try:
-            validate_options(**{name: settings[name] for name in names})
+            algorithm.check_options(**{name: settings[name] for name in names})
         except (TypeError, ValueError) as exception:
             return str(exception)
         return None

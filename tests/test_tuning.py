@@ -10,7 +10,7 @@ import pytest
 import yaml
 from conftest import run_python
 
-from sb3_mixture import S2ACM, SACM, buffers, entropy
+from sb3_mixture import S2ACM, SACM, entropy, options
 from sb3_mixture.tuning import (
     COMPONENT_SCHEDULES,
     CRITIC_DATA,
@@ -84,7 +84,7 @@ def test_search_space_offers_every_choice_the_package_has():
     trial = optuna.create_study().ask()
     sample_sacm_params(trial, 1, 1, NO_HER)
     assert trial.distributions["entropy_estimator"].choices == entropy.ENTROPY_ESTIMATORS
-    assert trial.distributions["critic_data"].choices == buffers.CRITIC_DATA
+    assert trial.distributions["critic_data"].choices == options.CRITIC_DATA
 
 
 def test_search_space_leaves_what_the_file_fixes():

@@ -22,7 +22,7 @@ from sb3_mixture.buffers import MixtureDictReplayBuffer, MixtureReplayBuffer
 from sb3_mixture.conversion import check_saved_algorithm, mixture_from_sac
 from sb3_mixture.entropy import MixtureSamples, draw_mixture_samples, entropy_terms, weighted_entropy
 from sb3_mixture.mixture import draw_components, gaussian_kl, weight_entropy
-from sb3_mixture.options import POLICY_OPTIONS, SOFT_VALUE_WEIGHTS, validate_ent_coef, validate_options
+from sb3_mixture.options import POLICY_OPTIONS, SOFT_VALUE_WEIGHTS, MixtureOptions, validate_ent_coef, validate_options
 from sb3_mixture.sacm.acting import soft_value_log_weights_at
 from sb3_mixture.sacm.critic import MixtureCritic
 from sb3_mixture.sacm.losses import actor_loss, critic_loss, mixture_next_values, own_next_values, temperature_loss
@@ -114,7 +114,7 @@ class SACM(SAC):
         _init_setup_model: bool = True,
     ):
         # Every argument is checked here, once, at construction, so that bad input never reaches train()
-        options = validate_options(
+        options = self.check_options(
             n_components=n_components,
             mixture_weights=mixture_weights,
             mixture_weight_floor=mixture_weight_floor,
@@ -124,8 +124,6 @@ class SACM(SAC):
             deterministic_component=deterministic_component,
             component_sampling=component_sampling,
             matmul_precision=matmul_precision,
-            algorithm=type(self).__name__,
-            per_head_entropy=type(self)._head_entropies is not SACM._head_entropies,
             replay_buffer_class=replay_buffer_class,
             n_steps=n_steps,
         )
@@ -175,6 +173,15 @@ class SACM(SAC):
         )
         if _init_setup_model:
             self._setup_model()
+
+    @classmethod
+    def check_options(cls, **options: Any) -> MixtureOptions:
+        """
+        The mixture's arguments (and SAC's ``replay_buffer_class`` and ``n_steps``) checked as this algorithm's
+        constructor checks them, by :func:`sb3_mixture.options.validate_options`: the tuner asks the same question.
+        """
+        per_head_entropy = cls._head_entropies is not SACM._head_entropies
+        return validate_options(**options, algorithm=cls.__name__, per_head_entropy=per_head_entropy)
 
     def _setup_model(self) -> None:
         for key in POLICY_OPTIONS:
