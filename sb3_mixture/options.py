@@ -28,10 +28,23 @@ every seed (benchmarks/results/multimodal.md); capped at half the uniform weight
 
 COMPONENT_SAMPLING = ("all", "sample")
 MATMUL_PRECISION = ("fp32", "bf16")
-COMPONENT_SCHEDULES = ("step", "episode")
+COMPONENT_SCHEDULES = ("step", "episode", "returns")
+RETURN_SCHEDULE = "returns"
+"""``component_schedule`` value for an episodic mixture whose episodes' components a bandit picks from the returns the
+components earned in their recent training episodes (docs/algorithm.md section 12)"""
+BEST_RETURN = "best_return"
+"""``deterministic_component`` value: the component with the best recent return (needs ``component_schedule="returns"``)"""
 CRITIC_DATA = ("shared", "own")
 # The options the policy (and its actor) is built with; the others are the algorithm's
-POLICY_OPTIONS = ("n_components", "mixture_weights", "mixture_weight_floor", "component_schedule", "deterministic_component")
+POLICY_OPTIONS = (
+    "n_components",
+    "mixture_weights",
+    "mixture_weight_floor",
+    "component_schedule",
+    "deterministic_component",
+    "return_window",
+    "return_exploration",
+)
 
 
 def validate_mixture_weights(
@@ -108,15 +121,30 @@ def validate_weight_floor(
 
 
 def validate_deterministic_component(deterministic_component: "str | int", n_components: int) -> "str | int":
-    """``"mode"`` or a component index in ``[0, n_components)``, docs/algorithm.md section 6."""
-    if deterministic_component == "mode":
+    """``"mode"``, ``"best_return"`` or a component index in ``[0, n_components)``, docs/algorithm.md sections 6, 12."""
+    if deterministic_component in ("mode", BEST_RETURN):
         return deterministic_component
     if isinstance(deterministic_component, (int, np.integer)) and not isinstance(deterministic_component, bool):
         if 0 <= deterministic_component < n_components:
             return int(deterministic_component)
     raise ValueError(
-        f"deterministic_component must be 'mode' or a component index in [0, {n_components}), got {deterministic_component!r}"
+        f"deterministic_component must be 'mode', 'best_return' or a component index in [0, {n_components}), "
+        f"got {deterministic_component!r}"
     )
+
+
+def validate_return_choice(return_window: int, return_exploration: float) -> tuple[int, float]:
+    """
+    The bandit of ``component_schedule="returns"`` (docs/algorithm.md section 12): ``return_window``, the episodes of
+    each component its recent return averages (an int >= 1), and ``return_exploration``, the probability of a uniformly
+    drawn component at an episode start (a float in [0, 1]).
+    """
+    if isinstance(return_window, (bool, np.bool_)) or not isinstance(return_window, (int, np.integer)) or return_window < 1:
+        raise ValueError(f"return_window must be an int >= 1, got {return_window!r}")
+    valid_number = isinstance(return_exploration, (int, float, np.floating)) and not isinstance(return_exploration, bool)
+    if not (valid_number and math.isfinite(return_exploration) and 0.0 <= return_exploration <= 1.0):
+        raise ValueError(f"return_exploration must be a float in [0, 1], got {return_exploration!r}")
+    return int(return_window), float(return_exploration)
 
 
 def validate_choice(name: str, value: Any, allowed: tuple[str, ...]) -> str:
@@ -153,6 +181,8 @@ class MixtureOptions:
     deterministic_component: "str | int"
     component_sampling: str
     matmul_precision: str
+    return_window: int
+    return_exploration: float
 
 
 def validate_options(
@@ -166,6 +196,8 @@ def validate_options(
     deterministic_component: "str | int",
     component_sampling: str,
     matmul_precision: str,
+    return_window: int,
+    return_exploration: float,
     algorithm: str,
     per_head_entropy: bool,
     replay_buffer_class: "type | None",
@@ -183,6 +215,7 @@ def validate_options(
     """
     weights = validate_mixture_weights(mixture_weights, n_components)
     n_components = int(n_components)
+    return_window, return_exploration = validate_return_choice(return_window, return_exploration)
     options = MixtureOptions(
         n_components=n_components,
         mixture_weights=weights,
@@ -193,7 +226,14 @@ def validate_options(
         matmul_precision=validate_choice("matmul_precision", matmul_precision, MATMUL_PRECISION),
         component_schedule=validate_choice("component_schedule", component_schedule, COMPONENT_SCHEDULES),
         deterministic_component=validate_deterministic_component(deterministic_component, n_components),
+        return_window=return_window,
+        return_exploration=return_exploration,
     )
+    if options.deterministic_component == BEST_RETURN and options.component_schedule != RETURN_SCHEDULE:
+        raise ValueError(
+            f"deterministic_component='best_return' needs component_schedule='returns' (the recent returns it picks "
+            f"by are kept for that schedule), got component_schedule={options.component_schedule!r}"
+        )
     if weights == LEARNED_WEIGHTS and options.component_sampling == "sample" and n_components > 1:
         raise ValueError(
             "component_sampling='sample' is not supported with mixture_weights='learned': one sampled component "

@@ -75,7 +75,7 @@ def test_search_space_is_sac_plus_the_mixture():
             assert model.n_components == trial.params["n_components"]
             assert model.critic_data == trial.params["critic_data"]
             learned = trial.params["mixture_weights"] == "learned"
-            assert model.actor.learned_weights == learned and (model.mixture_weights == "learned") == learned
+            assert (model.actor.gate is not None) == learned and (model.mixture_weights == "learned") == learned
             assert model.policy_kwargs["log_std_init"] == -2
 
 

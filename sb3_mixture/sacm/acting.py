@@ -4,8 +4,9 @@ acting rules, held by the policy (:class:`ComponentChoice`).
 
 - The weights: the actor's own (fixed or learned), or the components' soft values read from the target critic.
 - The stochastic choice: a component per environment, redrawn at every step or at each episode start
-  (:class:`ComponentSchedule`).
-- The deterministic choice: the mode component or a fixed one.
+  (:class:`ComponentSchedule`), from the weights or, with ``component_schedule="returns"``, by a bandit over the
+  returns each component earned in its recent training episodes (:func:`bandit_components`).
+- The deterministic choice: the mode component, the one with the best recent return, or a fixed one.
 - ``use_component``: one component, whatever the rules say.
 """
 
@@ -26,7 +27,7 @@ from sb3_mixture.mixture import (
     soft_value_log_weights,
     squash_log_jacobian,
 )
-from sb3_mixture.options import SOFT_VALUE_WEIGHTS, STATE_DEPENDENT_WEIGHTS
+from sb3_mixture.options import BEST_RETURN, RETURN_SCHEDULE, SOFT_VALUE_WEIGHTS, STATE_DEPENDENT_WEIGHTS
 from sb3_mixture.sacm.actor import MixtureParams
 from sb3_mixture.sacm.critic import MixtureCritic
 
@@ -67,15 +68,42 @@ def soft_value_log_weights_at(
         return soft_value_log_weights(values, alphas.mean(), floor)
 
 
+def recent_returns(returns: th.Tensor) -> th.Tensor:
+    """
+    Each component's recent return: the mean of its window of episode returns, (N,), NaN for a component without one.
+
+    :param returns: the last ``return_window`` training-episode returns of each component, NaN where none yet, (N, K)
+    """
+    return returns.nanmean(dim=1)
+
+
+def bandit_components(returns: th.Tensor, count: int, exploration: float) -> th.Tensor:
+    """
+    ``count`` components for new episodes, (count,), by an epsilon-greedy bandit over the recent returns
+    (docs/algorithm.md section 12): a component without any episode yet first (the lowest index), else with probability
+    ``exploration`` a uniformly drawn component, else the one with the best recent return (the lowest index on a tie).
+
+    :param returns: as in :func:`recent_returns`, (N, K)
+    """
+    n_components = returns.shape[0]
+    means = recent_returns(returns)
+    untried = th.isnan(means)
+    greedy = int(untried.nonzero()[0, 0]) if untried.any() else int(means.argmax())
+    components = th.full((count,), greedy, dtype=th.long)
+    explore = th.rand(count) < exploration
+    components[explore] = th.randint(n_components, (int(explore.sum()),))
+    return components
+
+
 class ComponentSchedule:
     """
     The acting component of every environment and when it is redrawn: at every step (``"step"``) or at each episode
-    start (``"episode"``), and whenever the number of environments changes.
+    start (``"episode"``, ``"returns"``), and whenever the number of environments changes.
 
     Episode starts reach it through :meth:`mark_episode_start`, because SB3's call chain from ``collect_rollouts`` to
     the policy does not pass them on.
 
-    :param schedule: ``"step"`` or ``"episode"`` (already validated)
+    :param schedule: ``"step"``, ``"episode"`` or ``"returns"`` (already validated)
     """
 
     def __init__(self, schedule: str):
@@ -123,8 +151,10 @@ class ComponentChoice(nn.Module):
     :param action_dim: action dimensions D
     :param mixture_weights: fixed weights (a list), ``"learned"`` or ``"soft_value"`` (checked by the algorithm)
     :param mixture_weight_floor: least weight of a component with soft-value weights
-    :param component_schedule: ``"step"`` or ``"episode"``
-    :param deterministic_component: ``"mode"`` or a component index
+    :param component_schedule: ``"step"``, ``"episode"`` or ``"returns"``
+    :param deterministic_component: ``"mode"``, ``"best_return"`` or a component index
+    :param return_window: the episodes of each component its recent return averages
+    :param return_exploration: the bandit's probability of a uniformly drawn component at an episode start
     """
 
     def __init__(
@@ -135,6 +165,8 @@ class ComponentChoice(nn.Module):
         mixture_weight_floor: float,
         component_schedule: str,
         deterministic_component: "str | int",
+        return_window: int = 10,
+        return_exploration: float = 0.1,
     ):
         super().__init__()
         self.n_components = n_components
@@ -142,6 +174,8 @@ class ComponentChoice(nn.Module):
         self.soft_value_weights = mixture_weights == SOFT_VALUE_WEIGHTS
         self.mixture_weight_floor = mixture_weight_floor
         self.deterministic_component = deterministic_component
+        self.choose_by_returns = component_schedule == RETURN_SCHEDULE
+        self.return_exploration = return_exploration
         self.override: int | None = None
         """the component set by :meth:`use_component`, None outside it"""
         self.training_schedule = ComponentSchedule(component_schedule)
@@ -149,6 +183,10 @@ class ComponentChoice(nn.Module):
         self._schedule = self.predict_schedule
         self.last_components: np.ndarray | None = None
         """the components of the last stochastic step, one per environment"""
+        # The last return_window training-episode returns of each component (NaN: none yet), and how many it has had: a
+        # ring buffer per component. Saved with the policy; only the algorithm's training episodes write them
+        self.register_buffer("episode_returns", th.full((n_components, return_window), float("nan")))
+        self.register_buffer("episode_counts", th.zeros(n_components, dtype=th.long))
         if self.soft_value_weights:
             # alpha_i as the algorithm last tuned them (it writes them here, and they are saved): acting needs them
             self.register_buffer("component_temperatures", th.ones(n_components))
@@ -196,6 +234,8 @@ class ComponentChoice(nn.Module):
         return components
 
     def _draw(self, log_weights: th.Tensor, redraw: np.ndarray) -> np.ndarray:
+        if self.choose_by_returns:
+            return bandit_components(self.episode_returns.cpu(), int(redraw.sum()), self.return_exploration).numpy()
         # Fixed weights draw every row from the one weight vector at once
         rows = log_weights[th.as_tensor(redraw, device=log_weights.device)] if self.state_dependent_weights else log_weights[0]
         return draw_components(rows, int(redraw.sum())).cpu().numpy()
@@ -213,6 +253,18 @@ class ComponentChoice(nn.Module):
         """Which envs start an episode at their next step (the training envs' if ``training``, else predict's)."""
         (self.training_schedule if training else self._schedule).mark_episode_start(episode_start)
 
+    # The returns the components earn -------------------------------------------------------------------------------
+
+    def record_episode(self, component: int, episode_return: float) -> None:
+        """A training episode that ``component`` acted in from start to end earned ``episode_return``."""
+        window = self.episode_returns.shape[1]
+        self.episode_returns[component, int(self.episode_counts[component]) % window] = episode_return
+        self.episode_counts[component] += 1
+
+    def recent_returns(self) -> th.Tensor:
+        """Each component's mean return over its last ``return_window`` training episodes, (N,), NaN without one."""
+        return recent_returns(self.episode_returns)
+
     # Deterministic acting ------------------------------------------------------------------------------------------
 
     def deterministic_components(self, params: MixtureParams, log_weights: th.Tensor) -> th.Tensor:
@@ -221,6 +273,10 @@ class ComponentChoice(nn.Module):
         component = self.override if self.override is not None else self.deterministic_component
         if component == "mode":
             return mode_components(params.means, params.log_stds, log_weights)
+        if component == BEST_RETURN:
+            # Without any recorded episode every mean is NaN, and the first component plays
+            best = self.recent_returns().nan_to_num(nan=-float("inf")).argmax()
+            return best.expand(params.means.shape[0])
         return th.full((params.means.shape[0],), int(component), dtype=th.long, device=params.means.device)
 
     # One component -------------------------------------------------------------------------------------------------

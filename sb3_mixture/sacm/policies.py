@@ -34,8 +34,11 @@ class MixturePolicy(SACPolicy):
     :param mixture_weights: fixed mixing weights (uniform if None), ``"learned"`` (a gating head, docs/algorithm.md
         section 8) or ``"soft_value"`` (from the components' soft values, section 10)
     :param mixture_weight_floor: least weight of a component with state-dependent weights, in ``[0, 1/N)``
-    :param component_schedule: ``"step"`` or ``"episode"``
-    :param deterministic_component: ``"mode"`` or a fixed component index
+    :param component_schedule: ``"step"``, ``"episode"`` or ``"returns"`` (episodic, chosen by a bandit over the
+        components' recent returns, docs/algorithm.md section 12)
+    :param deterministic_component: ``"mode"``, ``"best_return"`` or a fixed component index
+    :param return_window: with ``"returns"``, the episodes of each component its recent return averages
+    :param return_exploration: with ``"returns"``, the probability of a uniformly drawn component at an episode start
     :param full_std: with gSDE, one std per latent feature and action dimension (True, SAC's default) or per latent
         feature only
     """
@@ -67,6 +70,8 @@ class MixturePolicy(SACPolicy):
         mixture_weight_floor: float = 0.0,
         component_schedule: str = "step",
         deterministic_component: "str | int" = "mode",
+        return_window: int = 10,
+        return_exploration: float = 0.1,
         full_std: bool = True,
     ):
         # Needed by make_actor/make_critic, which SACPolicy.__init__ calls. The algorithm has checked every option
@@ -76,6 +81,8 @@ class MixturePolicy(SACPolicy):
         self.mixture_weights = validate_mixture_weights(mixture_weights, self.n_components)
         self.mixture_weight_floor = float(mixture_weight_floor)
         self.component_schedule = component_schedule
+        self.return_window = return_window
+        self.return_exploration = return_exploration
         # The optimisers are built while the networks are on the CPU (SB3 moves the policy to its device afterwards)
         if optimizer_kwargs is None and optimizer_class is th.optim.Adam and fused_adam_supported("cpu"):
             # One fused kernel per parameter instead of a dozen small ops: same update, less overhead on the CPU
@@ -105,7 +112,9 @@ class MixturePolicy(SACPolicy):
             self.mixture_weight_floor,
             component_schedule,
             deterministic_component,
-        ).to(self.device)
+            return_window,
+            return_exploration,
+        )
 
     @property
     def deterministic_component(self) -> "str | int":
@@ -131,6 +140,8 @@ class MixturePolicy(SACPolicy):
             mixture_weight_floor=self.mixture_weight_floor,
             component_schedule=self.component_schedule,
             deterministic_component=self.deterministic_component,
+            return_window=self.return_window,
+            return_exploration=self.return_exploration,
             full_std=self.full_std,
         )
         return data

@@ -62,7 +62,8 @@ class SACM(SAC):
     stated in docs/algorithm.md. Takes every argument of SB3's :class:`~stable_baselines3.SAC`, plus the mixture's
     own: ``n_components``, ``mixture_weights`` (fixed, ``"learned"`` or ``"soft_value"``),
     ``mixture_weight_floor``, ``entropy_estimator``, ``critic_data``, ``component_schedule``,
-    ``deterministic_component``, ``component_sampling`` and ``matmul_precision``, each described in
+    ``deterministic_component``, ``return_window``, ``return_exploration``, ``component_sampling`` and
+    ``matmul_precision``, each described in
     docs/modules/sacm.md ("Parameters"), and checked at construction by :func:`sb3_mixture.options.validate_options`.
     """
 
@@ -111,6 +112,8 @@ class SACM(SAC):
         deterministic_component: "str | int" = "mode",
         component_sampling: str = "all",
         matmul_precision: str = "fp32",
+        return_window: int = 10,
+        return_exploration: float = 0.1,
         _init_setup_model: bool = True,
     ):
         # Every argument is checked here, once, at construction, so that bad input never reaches train()
@@ -124,6 +127,8 @@ class SACM(SAC):
             deterministic_component=deterministic_component,
             component_sampling=component_sampling,
             matmul_precision=matmul_precision,
+            return_window=return_window,
+            return_exploration=return_exploration,
             replay_buffer_class=replay_buffer_class,
             n_steps=n_steps,
         )
@@ -201,6 +206,8 @@ class SACM(SAC):
             self.ent_coef_optimizer = th.optim.Adam([self.log_ent_coef], lr=self.lr_schedule(1))
         self._sync_acting_temperatures()
         self._component_counts = np.zeros(self.n_components, dtype=np.int64)
+        # What each training env's episode in progress has earned so far (component_schedule other than "step")
+        self._episode_returns: np.ndarray | None = None
 
     def _setup_learn(
         self,
@@ -213,6 +220,7 @@ class SACM(SAC):
         if reset_num_timesteps or self._last_obs is None:
             # SB3 resets the envs: every env starts a new episode, so the schedule starts afresh
             self.policy.component_choice.training_schedule.reset()
+            self._episode_returns = None
         self._sync_acting_temperatures()  # after load() or from_sac(), which set the temperatures afterwards
         return super()._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar)
 
@@ -250,7 +258,20 @@ class SACM(SAC):
         infos: list[dict[str, Any]],
     ) -> None:
         super()._store_transition(replay_buffer, buffer_action, new_obs, reward, dones, infos)
-        self.policy.component_choice.episodes_started(dones, training=True)
+        choice = self.policy.component_choice
+        if self.component_schedule != "step":
+            # One component acts for a whole episode: what the episode earned (the env's own reward, before any
+            # VecNormalize) is that component's (docs/algorithm.md section 12)
+            original = self._vec_normalize_env.get_original_reward() if self._vec_normalize_env is not None else reward
+            if self._episode_returns is None or len(self._episode_returns) != len(dones):
+                self._episode_returns = np.zeros(len(dones))
+            self._episode_returns += original
+            components = choice.training_schedule.components
+            assert components is not None
+            for env_index in np.flatnonzero(dones):
+                choice.record_episode(int(components[env_index]), float(self._episode_returns[env_index]))
+                self._episode_returns[env_index] = 0.0
+        choice.episodes_started(dones, training=True)
 
     def dump_logs(self) -> None:
         total = self._component_counts.sum()
@@ -258,6 +279,9 @@ class SACM(SAC):
             for index, count in enumerate(self._component_counts):
                 self.logger.record(f"rollout/component_share_{index}", count / total)
             self._component_counts[:] = 0
+        for index, recent in enumerate(self.policy.component_choice.recent_returns().tolist()):
+            if np.isfinite(recent):
+                self.logger.record(f"rollout/component_return_{index}", recent)
         super().dump_logs()
 
     # Training ---------------------------------------------------------------------------------------------------
