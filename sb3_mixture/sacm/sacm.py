@@ -24,6 +24,7 @@ from sb3_mixture.entropy import MixtureSamples, draw_mixture_samples, entropy_te
 from sb3_mixture.mixture import draw_components, gaussian_kl, weight_entropy
 from sb3_mixture.options import POLICY_OPTIONS, SOFT_VALUE_WEIGHTS, MixtureOptions, validate_ent_coef, validate_options
 from sb3_mixture.sacm.acting import soft_value_log_weights_at
+from sb3_mixture.sacm.actor import MixtureParams
 from sb3_mixture.sacm.critic import MixtureCritic
 from sb3_mixture.sacm.losses import actor_loss, critic_loss, mixture_next_values, own_next_values, temperature_loss
 from sb3_mixture.sacm.policies import CnnPolicy, MixturePolicy, MlpPolicy, MultiInputPolicy
@@ -310,11 +311,11 @@ class SACM(SAC):
             return th.autocast(device_type=self.device.type, dtype=th.bfloat16)
         return contextlib.nullcontext()
 
-    def _mixture_params(self, observations: th.Tensor) -> tuple[th.Tensor, th.Tensor, th.Tensor, th.Tensor]:
-        """Means, log-stds (B, N, D), log mixing weights (B, N) and the trunk's output (B, L), in float32."""
+    def _mixture_params(self, observations: th.Tensor) -> MixtureParams:
+        """The actor's mixture at the batch's states, in float32."""
         with self._network_precision():
             params = self.actor.mixture_params(observations)
-        return tuple(param.float() for param in params)  # type: ignore[return-value]
+        return MixtureParams(*(param.float() for param in params))
 
     def _q_values(self, critic: MixtureCritic, observations: th.Tensor, actions: th.Tensor) -> th.Tensor:
         with self._network_precision():
