@@ -1,0 +1,116 @@
+"""
+A SMERL-style diversity bonus for the mixture's critic heads (docs/algorithm.md section 11, experimental).
+
+SMERL (Kumar, Kumar, Levine, Finn, *One Solution is Not All You Need: Few-Shot Extrapolation via Structured MaxEnt
+RL*, NeurIPS 2020, <https://arxiv.org/abs/2010.14484>) pays latent z the reward
+``r + w 1[R(z) >= R* - eps] (log q(z|s') - log p(z))``, q a discriminator over states: only the latents whose return
+is near the best are pushed apart. Here the latent is the mixture component i (one component acts for a whole
+episode), ``p(i) = 1/N``, and head i's target gets component i's bonus.
+
+Shapes: B transitions, N components (and critic heads), ``obs_dim`` flat observation features.
+"""
+
+import math
+
+import numpy as np
+import torch as th
+from stable_baselines3.common.torch_layers import create_mlp
+from torch import nn
+
+
+class StateDiscriminator(nn.Module):
+    """
+    ``q(i|s)``: which component's episode a state comes from, an MLP with ReLU and N output logits.
+
+    :param obs_dim: features of a flat float observation
+    :param n_components: number of components N
+    :param net_arch: hidden layer sizes
+    """
+
+    def __init__(self, obs_dim: int, n_components: int, net_arch: list[int]):
+        super().__init__()
+        self.n_components = n_components
+        self.net = nn.Sequential(*create_mlp(obs_dim, n_components, net_arch, activation_fn=nn.ReLU))
+
+    def forward(self, obs: th.Tensor) -> th.Tensor:
+        """Logits of ``q(.|s)``: (B, obs_dim) -> (B, N)."""
+        return self.net(obs)
+
+    def log_probs(self, obs: th.Tensor) -> th.Tensor:
+        """``log q(i|s)`` of every component: (B, obs_dim) -> (B, N), each row normalised."""
+        return th.log_softmax(self(obs), dim=-1)
+
+
+def discriminator_loss(log_probs: th.Tensor, components: th.Tensor) -> th.Tensor:
+    """
+    Cross-entropy of the acting component, ``-mean_b log q(c_b|s'_b)`` (docs/algorithm.md section 11): SMERL's
+    discriminator is trained by maximum likelihood of the latent that visited the state.
+
+    :param log_probs: ``log q(.|s')`` at the stored next observations, (B, N)
+    :param components: the component that acted in each transition, (B,) long (from a one-hot mask:
+        ``head_masks.argmax(dim=-1)``)
+    :return: scalar
+    """
+    return -log_probs.gather(-1, components.long().unsqueeze(-1)).mean()
+
+
+def return_gate(component_returns: "th.Tensor | np.ndarray", margin: float) -> th.Tensor:
+    """
+    Which components' recent returns are near the best, SMERL's ``1[R_i >= R* - eps]`` with ``eps = margin |R*|``
+    (docs/algorithm.md section 11): ``R* = max_i R_i`` over the components with data.
+
+    ``|R*|`` makes the margin a fraction of the best return whatever its sign (with ``R* < 0``, ``R* - margin R*``
+    would lie above R* and shut every gate). A component without data (NaN) has its gate shut; so does every
+    component when none has data.
+
+    :param component_returns: each component's recent training-episode return R_i, (N,), NaN where it has none
+    :param margin: in [0, 1] (:func:`validate_diversity`)
+    :return: (N,) bool
+    """
+    returns = th.as_tensor(component_returns, dtype=th.float64)
+    has_data = ~th.isnan(returns)
+    if not has_data.any():
+        return th.zeros_like(has_data)
+    best = returns[has_data].max()
+    # NaN >= x is False, so a component without data stays shut
+    return returns >= best - margin * best.abs()
+
+
+def diversity_bonus(log_probs: th.Tensor, gate: th.Tensor, weight: float) -> th.Tensor:
+    """
+    Every head's bonus at every transition, ``bonus_i(s') = w gate_i (log q(i|s') - log(1/N))`` (SMERL's reward with
+    ``p(i) = 1/N``; docs/algorithm.md section 11), added to head i's target ``y_i = r + bonus_i(s') + ...``.
+
+    Positive where ``q(i|s') > 1/N`` (the discriminator recognises component i's states), zero at a uniform ``q``.
+
+    :param log_probs: ``log q(.|s')`` at the next observations, (B, N), computed without gradient (a target)
+    :param gate: :func:`return_gate`, (N,) bool or float
+    :param weight: ``w >= 0`` (:func:`validate_diversity`)
+    :return: (B, N)
+    """
+    n_components = log_probs.shape[-1]
+    gate = gate.to(device=log_probs.device, dtype=log_probs.dtype)
+    return weight * gate * (log_probs + math.log(n_components))
+
+
+def _real(name: str, value: float) -> float:
+    # numpy numbers are numbers to a user (a sweep, an Optuna trial); bools are not
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a float, got {value!r} ({type(value).__name__})")
+    return float(value)
+
+
+def validate_diversity(weight: float, margin: float) -> tuple[float, float]:
+    """
+    The diversity bonus's settings, checked (docs/algorithm.md section 11) and returned as floats: the weight w, a
+    finite float >= 0 (0: no bonus), and the margin, in [0, 1] (a fraction of ``|R*|``).
+
+    :raises TypeError: a setting is not a real number
+    :raises ValueError: a setting is out of range
+    """
+    weight, margin = _real("diversity_weight", weight), _real("diversity_margin", margin)
+    if not (math.isfinite(weight) and weight >= 0.0):
+        raise ValueError(f"diversity_weight must be a finite float >= 0, got {weight!r}")
+    if not 0.0 <= margin <= 1.0:
+        raise ValueError(f"diversity_margin must be a float in [0, 1], got {margin!r}")
+    return weight, margin

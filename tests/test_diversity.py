@@ -1,0 +1,153 @@
+"""
+The SMERL-style diversity bonus (``sb3_mixture.sacm.diversity``, docs/algorithm.md section 11) against independent
+computations: ``torch.nn.functional.cross_entropy`` on the logits, gates worked out by hand, the bonus from
+``torch.distributions.Categorical`` component by component, and a discriminator that learns to separate two clusters.
+"""
+
+import math
+
+import numpy as np
+import pytest
+import torch as th
+import torch.nn.functional as F
+from torch.distributions import Categorical
+
+from sb3_mixture.sacm.diversity import (
+    StateDiscriminator,
+    discriminator_loss,
+    diversity_bonus,
+    return_gate,
+    validate_diversity,
+)
+
+NAN = float("nan")
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    th.manual_seed(0)
+
+
+# --- The discriminator and its loss ---------------------------------------------------------------------------------
+
+
+def test_discriminator_log_probs_are_normalised():
+    discriminator = StateDiscriminator(obs_dim=5, n_components=3, net_arch=[8, 8])
+    log_probs = discriminator.log_probs(th.randn(7, 5))
+    assert log_probs.shape == (7, 3)
+    assert th.allclose(log_probs.logsumexp(dim=-1), th.zeros(7), atol=1e-6)
+
+
+@pytest.mark.parametrize("n_components", [1, 2, 4])
+def test_discriminator_loss_is_cross_entropy(n_components):
+    logits = 3.0 * th.randn(32, n_components, dtype=th.float64)
+    components = th.randint(n_components, (32,))
+    loss = discriminator_loss(th.log_softmax(logits, dim=-1), components)
+    assert th.allclose(loss, F.cross_entropy(logits, components), rtol=1e-12, atol=1e-12)
+
+
+def test_discriminator_separates_two_clusters():
+    """Trained on states of two clusters labelled 0 and 1, it labels fresh states of both correctly."""
+
+    def clusters(n: int) -> tuple[th.Tensor, th.Tensor]:
+        labels = th.randint(2, (n,))
+        centres = th.tensor([[-1.0, 0.5, 0.0, 0.0], [1.0, -0.5, 0.0, 0.0]])
+        return centres[labels] + 0.5 * th.randn(n, 4), labels
+
+    discriminator = StateDiscriminator(obs_dim=4, n_components=2, net_arch=[32, 32])
+    optimizer = th.optim.Adam(discriminator.parameters(), lr=3e-3)
+    for _ in range(200):
+        obs, labels = clusters(64)
+        loss = discriminator_loss(discriminator.log_probs(obs), labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    obs, labels = clusters(1000)
+    with th.no_grad():
+        accuracy = (discriminator.log_probs(obs).argmax(dim=-1) == labels).float().mean().item()
+    # The clusters overlap little (centres 2.2 apart along their axis, std 0.5): the Bayes accuracy is above 0.98
+    assert accuracy > 0.9
+
+
+# --- The gate -------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "returns, margin, expected",
+    [
+        ([5.0, 5.0, 5.0], 0.0, [True, True, True]),  # all equal: every one is the best
+        ([10.0, 9.6, 9.4, NAN], 0.05, [True, True, False, False]),  # threshold 9.5; no data: shut
+        ([-10.0, -10.4, -10.6], 0.05, [True, True, False]),  # R* < 0: threshold -10 - 0.05 * 10 = -10.5
+        ([-10.0, -10.4, -20.0], 0.0, [True, False, False]),  # margin 0: only the best
+        ([10.0, 0.0, -0.1], 1.0, [True, True, False]),  # margin 1, R* > 0: threshold 0
+        ([-10.0, -19.9, -20.1], 1.0, [True, True, False]),  # margin 1, R* < 0: threshold -20
+        ([NAN, -3.0, NAN], 0.1, [False, True, False]),  # the only component with data is the best
+        ([NAN, NAN], 0.5, [False, False]),  # no data at all: every gate shut
+    ],
+)
+def test_return_gate(returns, margin, expected):
+    gate = return_gate(th.tensor(returns), margin)
+    assert gate.dtype == th.bool
+    assert gate.tolist() == expected
+
+
+def test_return_gate_takes_numpy_returns():
+    assert return_gate(np.array([1.0, NAN, 0.97]), 0.05).tolist() == [True, False, True]
+
+
+# --- The bonus ------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("gate", [[True, False, True], [1.0, 1.0, 1.0], [False, False, False]])
+def test_diversity_bonus_matches_categorical(gate):
+    logits = 2.0 * th.randn(16, 3, dtype=th.float64)
+    gate = th.tensor(gate)
+    weight = 10.0
+    bonus = diversity_bonus(th.log_softmax(logits, dim=-1), gate, weight)
+    q = Categorical(logits=logits)
+    expected = th.empty(16, 3, dtype=th.float64)
+    for i in range(3):
+        expected[:, i] = weight * float(gate[i]) * (q.log_prob(th.full((16,), i)) - math.log(1.0 / 3.0))
+    assert bonus.shape == (16, 3)
+    assert th.allclose(bonus, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_diversity_bonus_vanishes_without_discrimination():
+    """A uniform q (or a single component) tells nothing apart: no bonus."""
+    uniform = th.log_softmax(th.zeros(5, 4), dim=-1)
+    assert th.allclose(diversity_bonus(uniform, th.ones(4, dtype=th.bool), 10.0), th.zeros(5, 4), atol=1e-6)
+    single = th.log_softmax(th.randn(5, 1), dim=-1)
+    assert th.equal(diversity_bonus(single, th.ones(1, dtype=th.bool), 10.0), th.zeros(5, 1))
+
+
+# --- Settings -------------------------------------------------------------------------------------------------------
+
+
+def test_validate_diversity_returns_floats():
+    assert validate_diversity(10, np.float32(0.05)) == (10.0, pytest.approx(0.05))
+    assert validate_diversity(0.0, 0.0) == (0.0, 0.0)
+    assert validate_diversity(1.0, 1.0) == (1.0, 1.0)
+
+
+@pytest.mark.parametrize(
+    "weight, margin, name",
+    [
+        (-1.0, 0.05, "diversity_weight"),
+        (math.inf, 0.05, "diversity_weight"),
+        (NAN, 0.05, "diversity_weight"),
+        (10.0, -0.01, "diversity_margin"),
+        (10.0, 1.5, "diversity_margin"),
+        (10.0, NAN, "diversity_margin"),
+    ],
+)
+def test_validate_diversity_rejects_out_of_range(weight, margin, name):
+    with pytest.raises(ValueError, match=name):
+        validate_diversity(weight, margin)
+
+
+@pytest.mark.parametrize("weight, margin, name", [(True, 0.05, "diversity_weight"), (10.0, "0.05", "diversity_margin")])
+def test_validate_diversity_rejects_non_numbers(weight, margin, name):
+    with pytest.raises(TypeError, match=name):
+        validate_diversity(weight, margin)
