@@ -14,6 +14,7 @@ import numpy as np
 
 from sb3_mixture.buffers import MixtureDictReplayBuffer, MixtureReplayBuffer
 from sb3_mixture.entropy import ENTROPY_ESTIMATORS
+from sb3_mixture.sacm.diversity import validate_diversity
 
 LEARNED_WEIGHTS = "learned"
 """``mixture_weights`` value for state-dependent mixing weights w(s) = softmax(g(s)) (docs/algorithm.md section 8)"""
@@ -133,18 +134,24 @@ def validate_deterministic_component(deterministic_component: "str | int", n_com
     )
 
 
+def validate_int(name: str, value: Any, minimum: int) -> int:
+    """An int (numpy's too, not a bool) >= ``minimum``; the error names the option."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return int(value)
+
+
 def validate_return_choice(return_window: int, return_exploration: float) -> tuple[int, float]:
     """
     The bandit of ``component_schedule="returns"`` (docs/algorithm.md section 12): ``return_window``, the episodes of
     each component its recent return averages (an int >= 1), and ``return_exploration``, the probability of a uniformly
     drawn component at an episode start (a float in [0, 1]).
     """
-    if isinstance(return_window, (bool, np.bool_)) or not isinstance(return_window, (int, np.integer)) or return_window < 1:
-        raise ValueError(f"return_window must be an int >= 1, got {return_window!r}")
+    return_window = validate_int("return_window", return_window, 1)
     valid_number = isinstance(return_exploration, (int, float, np.floating)) and not isinstance(return_exploration, bool)
     if not (valid_number and math.isfinite(return_exploration) and 0.0 <= return_exploration <= 1.0):
         raise ValueError(f"return_exploration must be a float in [0, 1], got {return_exploration!r}")
-    return int(return_window), float(return_exploration)
+    return return_window, float(return_exploration)
 
 
 def validate_choice(name: str, value: Any, allowed: tuple[str, ...]) -> str:
@@ -183,6 +190,9 @@ class MixtureOptions:
     matmul_precision: str
     return_window: int
     return_exploration: float
+    diversity_weight: float
+    diversity_margin: float
+    diversity_start: int
 
 
 def validate_options(
@@ -198,6 +208,9 @@ def validate_options(
     matmul_precision: str,
     return_window: int,
     return_exploration: float,
+    diversity_weight: float,
+    diversity_margin: float,
+    diversity_start: int,
     algorithm: str,
     per_head_entropy: bool,
     replay_buffer_class: "type | None",
@@ -216,6 +229,8 @@ def validate_options(
     weights = validate_mixture_weights(mixture_weights, n_components)
     n_components = int(n_components)
     return_window, return_exploration = validate_return_choice(return_window, return_exploration)
+    diversity_weight, diversity_margin = validate_diversity(diversity_weight, diversity_margin)
+    diversity_start = validate_int("diversity_start", diversity_start, 0)
     options = MixtureOptions(
         n_components=n_components,
         mixture_weights=weights,
@@ -228,6 +243,9 @@ def validate_options(
         deterministic_component=validate_deterministic_component(deterministic_component, n_components),
         return_window=return_window,
         return_exploration=return_exploration,
+        diversity_weight=diversity_weight,
+        diversity_margin=diversity_margin,
+        diversity_start=int(diversity_start),
     )
     if options.deterministic_component == BEST_RETURN and options.component_schedule != RETURN_SCHEDULE:
         raise ValueError(
@@ -250,15 +268,24 @@ def validate_options(
                 f"mixture_weights='soft_value' is only available with SACM: its critic heads are the components' "
                 f"own soft Q-functions, which leaves {algorithm}'s per-head entropy bonus no place"
             )
+    if diversity_weight > 0.0:
+        if options.component_schedule == "step":
+            raise ValueError(
+                f"diversity_weight={diversity_weight} needs an episodic component_schedule ('episode' or 'returns'): "
+                "the bonus tells apart the components' episodes and is gated by their returns, got 'step'"
+            )
+        if n_components < 2:
+            raise ValueError(f"diversity_weight={diversity_weight} needs n_components >= 2 (one component differs from none)")
     mixture_buffers = (MixtureReplayBuffer, MixtureDictReplayBuffer)
-    if options.critic_data != "shared":
+    if options.critic_data != "shared" or diversity_weight > 0.0:
+        setting = f"critic_data={critic_data!r}" if options.critic_data != "shared" else f"diversity_weight={diversity_weight}"
         if replay_buffer_class is not None and not issubclass(replay_buffer_class, mixture_buffers):
             her = " (HerReplayBuffer relabels goals, so a stored acting component no longer fits)"
             raise ValueError(
-                f"critic_data={critic_data!r} needs SACM's own replay buffer; replay_buffer_class="
-                f"{replay_buffer_class.__name__} is only supported with critic_data='shared'"
-                + (her if "Her" in replay_buffer_class.__name__ else "")
+                f"{setting} needs SACM's own replay buffer (it stores each transition's acting component); "
+                f"replay_buffer_class={replay_buffer_class.__name__} is only supported with critic_data='shared' "
+                "and no diversity bonus" + (her if "Her" in replay_buffer_class.__name__ else "")
             )
         if n_steps != 1:
-            raise ValueError(f"critic_data={critic_data!r} supports only n_steps=1, got n_steps={n_steps}")
+            raise ValueError(f"{setting} supports only n_steps=1, got n_steps={n_steps}")
     return options

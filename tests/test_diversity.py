@@ -151,3 +151,95 @@ def test_validate_diversity_rejects_out_of_range(weight, margin, name):
 def test_validate_diversity_rejects_non_numbers(weight, margin, name):
     with pytest.raises(TypeError, match=name):
         validate_diversity(weight, margin)
+
+
+# --- In SACM: options, one update, save/load ---------------------------------------------------------------------
+
+
+def diversity_model(**kwargs):
+    from conftest import SMALL, pendulum
+
+    from sb3_mixture import SACM
+
+    settings = dict(n_components=3, component_schedule="returns", diversity_weight=2.0, diversity_margin=0.5, seed=0)
+    return SACM("MlpPolicy", pendulum(10), **{**SMALL, **settings, **kwargs})
+
+
+def test_acting_log_prior_counts_the_batch():
+    from sb3_mixture.sacm.diversity import acting_log_prior
+
+    prior = acting_log_prior(th.tensor([0, 0, 0, 2]), 3).exp()
+    assert prior.tolist() == pytest.approx([4 / 7, 1 / 7, 2 / 7])
+
+
+@pytest.mark.parametrize("gate_open", [True, False])
+def test_training_bonus_against_an_independent_computation(gate_open):
+    model = diversity_model(diversity_start=0 if gate_open else 10**9)
+    model.learn(200)  # episodes of 10 steps: every component has returns
+    choice = model.policy.component_choice
+    returns = choice.recent_returns().numpy()
+    assert not np.isnan(returns).any()
+    replay_data = model.replay_buffer.sample(64)
+    discriminator = copy_of(model.discriminator)
+    bonus, _ = model._diversity_step(replay_data)
+    # By hand: log q from the discriminator before its step, the batch's component shares with a pseudo-count each,
+    # and the gate at margin 0.5 of the best return
+    with th.no_grad():
+        log_q = Categorical(logits=discriminator(replay_data.next_observations)).logits
+    acting = replay_data.head_masks.argmax(dim=-1).numpy()
+    prior = np.log((np.bincount(acting, minlength=3) + 1) / (len(acting) + 3))
+    best = returns.max()
+    gate = (returns >= best - 0.5 * abs(best)) if gate_open else np.zeros(3, dtype=bool)
+    expected = 2.0 * gate * (log_q.numpy() - prior)
+    np.testing.assert_allclose(bonus.numpy(), expected, rtol=1e-5, atol=1e-5)
+    assert gate.sum() >= 1 if gate_open else not bonus.any()
+    # The bonus enters every head's target as a reward
+    th.manual_seed(1)
+    with_bonus = model._critic_target(replay_data, model._temperatures(), bonus)
+    th.manual_seed(1)
+    without = model._critic_target(replay_data, model._temperatures())
+    np.testing.assert_allclose((with_bonus - without).numpy(), bonus.numpy(), rtol=1e-5, atol=1e-5)
+
+
+def copy_of(module: th.nn.Module) -> th.nn.Module:
+    import copy
+
+    return copy.deepcopy(module)
+
+
+def test_training_logs_and_save_load_restore_the_discriminator(tmp_path):
+    from sb3_mixture import SACM
+
+    model = diversity_model()
+    model.learn(200)
+    assert {"train/discriminator_loss", "train/diversity_bonus_0"} <= model.logger.name_to_value.keys()
+    model.save(tmp_path / "model")
+    loaded = SACM.load(tmp_path / "model")
+    for (name, original), restored in zip(
+        model.discriminator.state_dict().items(), loaded.discriminator.state_dict().values(), strict=True
+    ):
+        assert th.equal(original, restored), name
+    original_state = model.discriminator.optimizer.state_dict()["state"]
+    restored_state = loaded.discriminator.optimizer.state_dict()["state"]
+    assert original_state.keys() == restored_state.keys() and len(original_state) > 0
+    for key in original_state:
+        assert th.equal(original_state[key]["exp_avg"], restored_state[key]["exp_avg"])
+    assert th.equal(loaded.policy.component_choice.episode_counts, model.policy.component_choice.episode_counts)
+    assert (loaded.diversity_weight, loaded.diversity_margin) == (2.0, 0.5)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(diversity_weight=-1.0), r"diversity_weight must be a finite float >= 0, got -1.0"),
+        (dict(diversity_margin=1.5), r"diversity_margin must be a float in \[0, 1\], got 1.5"),
+        (dict(diversity_margin=-0.1), r"diversity_margin must be a float in \[0, 1\], got -0.1"),
+        (dict(diversity_start=-5), r"diversity_start must be an int >= 0, got -5"),
+        (dict(component_schedule="step"), r"diversity_weight=2.0 needs an episodic component_schedule"),
+        (dict(n_components=1), r"diversity_weight=2.0 needs n_components >= 2"),
+        (dict(n_steps=3), r"diversity_weight=2.0 supports only n_steps=1"),
+    ],
+)
+def test_bad_diversity_settings_are_refused_at_construction(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        diversity_model(**kwargs)

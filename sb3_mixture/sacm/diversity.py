@@ -22,19 +22,22 @@ class StateDiscriminator(nn.Module):
     """
     ``q(i|s)``: which component's episode a state comes from, an MLP with ReLU and N output logits.
 
-    :param obs_dim: features of a flat float observation
+    :param obs_dim: features of a flat float observation (the features extractor's output size, if one is given)
     :param n_components: number of components N
     :param net_arch: hidden layer sizes
+    :param features_extractor: applied to the (preprocessed) observation first, e.g. one of the policy's class for
+        image or Dict observations; None: the observation is already flat
     """
 
-    def __init__(self, obs_dim: int, n_components: int, net_arch: list[int]):
+    def __init__(self, obs_dim: int, n_components: int, net_arch: list[int], features_extractor: "nn.Module | None" = None):
         super().__init__()
         self.n_components = n_components
+        self.features_extractor = features_extractor if features_extractor is not None else nn.Flatten()
         self.net = nn.Sequential(*create_mlp(obs_dim, n_components, net_arch, activation_fn=nn.ReLU))
 
     def forward(self, obs: th.Tensor) -> th.Tensor:
         """Logits of ``q(.|s)``: (B, obs_dim) -> (B, N)."""
-        return self.net(obs)
+        return self.net(self.features_extractor(obs))
 
     def log_probs(self, obs: th.Tensor) -> th.Tensor:
         """``log q(i|s)`` of every component: (B, obs_dim) -> (B, N), each row normalised."""
@@ -76,21 +79,37 @@ def return_gate(component_returns: "th.Tensor | np.ndarray", margin: float) -> t
     return returns >= best - margin * best.abs()
 
 
-def diversity_bonus(log_probs: th.Tensor, gate: th.Tensor, weight: float) -> th.Tensor:
+def diversity_bonus(log_probs: th.Tensor, gate: th.Tensor, weight: float, log_prior: "th.Tensor | None" = None) -> th.Tensor:
     """
-    Every head's bonus at every transition, ``bonus_i(s') = w gate_i (log q(i|s') - log(1/N))`` (SMERL's reward with
-    ``p(i) = 1/N``; docs/algorithm.md section 11), added to head i's target ``y_i = r + bonus_i(s') + ...``.
+    Every head's bonus at every transition, ``bonus_i(s') = w gate_i (log q(i|s') - log p(i))`` (SMERL's reward;
+    docs/algorithm.md section 11), added to head i's target ``y_i = r + bonus_i(s') + ...``.
 
-    Positive where ``q(i|s') > 1/N`` (the discriminator recognises component i's states), zero at a uniform ``q``.
+    Positive where ``q(i|s') > p(i)`` (the discriminator recognises component i's states), zero where q is the prior.
 
     :param log_probs: ``log q(.|s')`` at the next observations, (B, N), computed without gradient (a target)
     :param gate: :func:`return_gate`, (N,) bool or float
     :param weight: ``w >= 0`` (:func:`validate_diversity`)
+    :param log_prior: ``log p(i)``, (N,): how often each component acted in the data q learns from
+        (:func:`acting_log_prior`); None: uniform, ``log(1/N)``
     :return: (B, N)
     """
     n_components = log_probs.shape[-1]
     gate = gate.to(device=log_probs.device, dtype=log_probs.dtype)
-    return weight * gate * (log_probs + math.log(n_components))
+    prior = -math.log(n_components) if log_prior is None else log_prior.to(log_probs)
+    return weight * gate * (log_probs - prior)
+
+
+def acting_log_prior(components: th.Tensor, n_components: int) -> th.Tensor:
+    """
+    ``log p(i)``, (N,): the share of the transitions each component acted in, with one pseudo-count each (a component
+    absent from the batch keeps a finite log). A bandit does not choose components uniformly, and q learns the
+    components' shares along with their states: log q(i|s') - log p(i) is then the evidence that s' is component
+    i's, not how often i acts.
+
+    :param components: the acting component of each transition, (B,) long
+    """
+    counts = th.bincount(components, minlength=n_components).to(th.float32) + 1.0
+    return th.log(counts / counts.sum())
 
 
 def _real(name: str, value: float) -> float:

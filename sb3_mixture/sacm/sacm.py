@@ -15,6 +15,7 @@ from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.preprocessing import preprocess_obs
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.utils import polyak_update
 
@@ -26,6 +27,13 @@ from sb3_mixture.options import POLICY_OPTIONS, SOFT_VALUE_WEIGHTS, MixtureOptio
 from sb3_mixture.sacm.acting import soft_value_log_weights_at
 from sb3_mixture.sacm.actor import MixtureParams
 from sb3_mixture.sacm.critic import MixtureCritic
+from sb3_mixture.sacm.diversity import (
+    StateDiscriminator,
+    acting_log_prior,
+    discriminator_loss,
+    diversity_bonus,
+    return_gate,
+)
 from sb3_mixture.sacm.losses import actor_loss, critic_loss, mixture_next_values, own_next_values, temperature_loss
 from sb3_mixture.sacm.policies import CnnPolicy, MixturePolicy, MlpPolicy, MultiInputPolicy
 
@@ -48,6 +56,10 @@ class UpdateStats(NamedTuple):
     """alpha_i, (N,)"""
     mean_weights: th.Tensor
     """each component's mean weight over the batch, (N,)"""
+    discriminator_loss: th.Tensor
+    """the diversity bonus's discriminator loss (0 without a bonus)"""
+    mean_bonus: th.Tensor
+    """each head's mean diversity bonus over the batch, (N,)"""
 
     @staticmethod
     def mean(steps: "list[UpdateStats]") -> "UpdateStats":
@@ -63,8 +75,8 @@ class SACM(SAC):
     stated in docs/algorithm.md. Takes every argument of SB3's :class:`~stable_baselines3.SAC`, plus the mixture's
     own: ``n_components``, ``mixture_weights`` (fixed, ``"learned"`` or ``"soft_value"``),
     ``mixture_weight_floor``, ``entropy_estimator``, ``critic_data``, ``component_schedule``,
-    ``deterministic_component``, ``return_window``, ``return_exploration``, ``component_sampling`` and
-    ``matmul_precision``, each described in
+    ``deterministic_component``, ``return_window``, ``return_exploration``, ``diversity_weight``,
+    ``diversity_margin``, ``diversity_start``, ``component_sampling`` and ``matmul_precision``, each described in
     docs/modules/sacm.md ("Parameters"), and checked at construction by :func:`sb3_mixture.options.validate_options`.
     """
 
@@ -115,6 +127,9 @@ class SACM(SAC):
         matmul_precision: str = "fp32",
         return_window: int = 10,
         return_exploration: float = 0.1,
+        diversity_weight: float = 0.0,
+        diversity_margin: float = 0.05,
+        diversity_start: int = 0,
         _init_setup_model: bool = True,
     ):
         # Every argument is checked here, once, at construction, so that bad input never reaches train()
@@ -130,6 +145,9 @@ class SACM(SAC):
             matmul_precision=matmul_precision,
             return_window=return_window,
             return_exploration=return_exploration,
+            diversity_weight=diversity_weight,
+            diversity_margin=diversity_margin,
+            diversity_start=diversity_start,
             replay_buffer_class=replay_buffer_class,
             n_steps=n_steps,
         )
@@ -192,7 +210,8 @@ class SACM(SAC):
     def _setup_model(self) -> None:
         for key in POLICY_OPTIONS:
             self.policy_kwargs[key] = getattr(self, key)
-        if self.critic_data != "shared":
+        if self.critic_data != "shared" or self.diversity_weight > 0.0:
+            # The package's buffer stores each transition's acting component: own-data heads and the discriminator
             if self.replay_buffer_class is None:
                 is_dict = isinstance(self.observation_space, spaces.Dict)
                 self.replay_buffer_class = MixtureDictReplayBuffer if is_dict else MixtureReplayBuffer
@@ -209,6 +228,22 @@ class SACM(SAC):
         self._component_counts = np.zeros(self.n_components, dtype=np.int64)
         # What each training env's episode in progress has earned so far (component_schedule other than "step")
         self._episode_returns: np.ndarray | None = None
+        # The diversity bonus's discriminator q(i|s) (docs/algorithm.md section 11), on features of the policy's kind
+        self.discriminator: StateDiscriminator | None = None
+        if self.diversity_weight > 0.0:
+            extractor = self.policy.make_features_extractor()
+            net_arch = self.policy.actor_kwargs["net_arch"]
+            self.discriminator = StateDiscriminator(extractor.features_dim, self.n_components, net_arch, extractor)
+            self.discriminator.to(self.device)
+            self.discriminator.optimizer = self.policy.optimizer_class(  # type: ignore[assignment]
+                self.discriminator.parameters(), lr=self.lr_schedule(1), **self.policy.optimizer_kwargs
+            )
+
+    def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
+        state_dicts, variables = super()._get_torch_save_params()
+        if self.discriminator is not None:
+            state_dicts += ["discriminator", "discriminator.optimizer"]
+        return state_dicts, variables
 
     def _setup_learn(
         self,
@@ -342,8 +377,11 @@ class SACM(SAC):
             return th.exp(self.log_ent_coef.detach())
         return self.ent_coef_tensor.expand(self.n_components)
 
-    def _critic_target(self, replay_data: Any, alphas: th.Tensor) -> th.Tensor:
-        """y_i = r + gamma (1 - done) v_i(s'), (B, N): docs/algorithm.md section 3 (section 10 with soft-value weights)."""
+    def _critic_target(self, replay_data: Any, alphas: th.Tensor, bonus: "th.Tensor | None" = None) -> th.Tensor:
+        """
+        y_i = r + bonus_i(s') + gamma (1 - done) v_i(s'), (B, N): docs/algorithm.md section 3 (section 10 with soft-value
+        weights; the diversity bonus of section 11, (B, N), if any).
+        """
         observations = replay_data.next_observations
         discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
         with th.no_grad():
@@ -355,7 +393,30 @@ class SACM(SAC):
             else:
                 terms = entropy_terms(self.entropy_estimator, samples, log_weights, means, log_stds)
                 next_value = mixture_next_values(next_q, samples, log_weights, alphas, self._head_entropies(samples, terms))
-            return replay_data.rewards + (1 - replay_data.dones) * discounts * next_value
+            rewards = replay_data.rewards if bonus is None else replay_data.rewards + bonus
+            return rewards + (1 - replay_data.dones) * discounts * next_value
+
+    def _diversity_step(self, replay_data: Any) -> "tuple[th.Tensor | None, th.Tensor]":
+        """
+        One step of the discriminator q(i|s') on the acting components of the batch, and every head's bonus at every
+        transition, (B, N), from q before its step (docs/algorithm.md section 11); (None, 0) without a bonus.
+        """
+        if self.discriminator is None:
+            return None, th.zeros((), device=self.device)
+        next_observations = preprocess_obs(replay_data.next_observations, self.observation_space, self.policy.normalize_images)
+        log_probs = self.discriminator.log_probs(next_observations)
+        acting = replay_data.head_masks.argmax(dim=-1)
+        loss = discriminator_loss(log_probs, acting)
+        self._optimizer_step(self.discriminator.optimizer, loss, "discriminator loss")
+        log_prior = acting_log_prior(acting, self.n_components)
+        return diversity_bonus(log_probs.detach(), self._diversity_gate(), self.diversity_weight, log_prior), loss.detach()
+
+    def _diversity_gate(self) -> th.Tensor:
+        """Which components are paid the bonus: those whose recent return is near the best, once ``diversity_start``
+        environment steps have passed (the gate shut before, while returns mean little), (N,) bool."""
+        if self.num_timesteps < self.diversity_start:
+            return th.zeros(self.n_components, dtype=th.bool)
+        return return_gate(self.policy.component_choice.recent_returns().cpu(), self.diversity_margin)
 
     def _own_min_q(self, observations: th.Tensor, samples: MixtureSamples) -> th.Tensor:
         """min_k Q_{k,c_m}(s, a_m): every sample judged by its own component's head, (B, M)."""
@@ -382,6 +443,8 @@ class SACM(SAC):
         policy_loss: th.Tensor,
         q_loss: th.Tensor,
         ent_coef_loss: th.Tensor,
+        q_disc_loss: th.Tensor,
+        bonus: "th.Tensor | None",
         samples: MixtureSamples,
         terms: th.Tensor,
         log_weights: th.Tensor,
@@ -401,6 +464,8 @@ class SACM(SAC):
                 weight_entropy=weight_entropy(log_weights).mean(),
                 ent_coefs=alphas,
                 mean_weights=log_weights.exp().mean(dim=0),
+                discriminator_loss=q_disc_loss,
+                mean_bonus=th.zeros(self.n_components, device=self.device) if bonus is None else bonus.mean(dim=0),
             )
 
     @staticmethod
@@ -416,6 +481,8 @@ class SACM(SAC):
         optimizers = [self.actor.optimizer, self.critic.optimizer]
         if self.ent_coef_optimizer is not None:
             optimizers += [self.ent_coef_optimizer]
+        if self.discriminator is not None:
+            optimizers += [self.discriminator.optimizer]
         self._update_learning_rate(optimizers)
 
         stats: list[UpdateStats] = []
@@ -441,10 +508,14 @@ class SACM(SAC):
                 self._optimizer_step(self.ent_coef_optimizer, ent_coef_loss, "entropy coefficient loss")
                 self._sync_acting_temperatures()
 
+            # Discriminator and each head's diversity bonus (docs/algorithm.md section 11)
+            bonus, q_disc_loss = self._diversity_step(replay_data)
+
             # Critic (docs/algorithm.md section 3)
-            target_q = self._critic_target(replay_data, alphas)
+            target_q = self._critic_target(replay_data, alphas, bonus)
             current_q = self._q_values(self.critic, replay_data.observations, replay_data.actions)  # (K, B, N)
-            q_loss = critic_loss(current_q, target_q, getattr(replay_data, "head_masks", None))
+            head_masks = replay_data.head_masks if self.critic_data == "own" else None
+            q_loss = critic_loss(current_q, target_q, head_masks)
             self._optimizer_step(self.critic.optimizer, q_loss, "critic loss")
 
             # Actor (eqs. 11-12), judged by the critic after its step. The critic's weights get no gradient from it
@@ -456,7 +527,9 @@ class SACM(SAC):
             if gradient_step % self.target_update_interval == 0:
                 polyak_update(self.critic.parameters(), self.critic_target.parameters(), self.tau)
                 polyak_update(self.batch_norm_stats, self.batch_norm_stats_target, 1.0)
-            stats.append(self._update_stats(policy_loss, q_loss, ent_coef_loss, samples, terms, log_weights, alphas))
+            stats.append(
+                self._update_stats(policy_loss, q_loss, ent_coef_loss, q_disc_loss, bonus, samples, terms, log_weights, alphas)
+            )
 
         self._n_updates += gradient_steps
         self._record_train_stats(UpdateStats.mean(stats), means.detach(), log_stds.detach())
@@ -474,6 +547,10 @@ class SACM(SAC):
             self.logger.record("train/ent_coef_loss", stats.ent_coef_loss.item())
         self.logger.record("train/entropy", stats.entropy.item())
         self.logger.record("train/entropy_marginal", stats.entropy_marginal.item())
+        if self.discriminator is not None:
+            self.logger.record("train/discriminator_loss", stats.discriminator_loss.item())
+            for index, bonus in enumerate(stats.mean_bonus.tolist()):
+                self.logger.record(f"train/diversity_bonus_{index}", bonus)
         # Mean H(w(s)) over the batches and each component's mean weight: constant unless the weights are learned
         self.logger.record("train/weight_entropy", stats.weight_entropy.item())
         for index, weight in enumerate(mean_weights):
