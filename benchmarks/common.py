@@ -6,7 +6,9 @@ Every study is a script in this folder, run as ``python benchmarks/<study>.py ..
 ``python <study>.py ...`` from here. Either way Python puts this folder first on ``sys.path``, so the scripts import
 this module and each other by name (``from common import ...``). A study that mixes running, reporting and plotting
 heavily keeps them apart: ``<study>.py`` (its settings, the runs and the command line), ``<study>_report.py`` (tables
-and report files from the result files) and ``<study>_plot.py`` (the figures). docs/benchmarks.md lists the studies.
+and report files from the result files) and ``<study>_plot.py`` (the figures). The imports go one way: the study
+imports its report, the report its plots, and both import only this module; the study's settings reach them as a
+value (``Settings``, built from the command line), never through module globals. docs/benchmarks.md lists the studies.
 """
 
 import argparse

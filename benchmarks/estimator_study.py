@@ -31,20 +31,22 @@ pointless; its preceding line has ``log pi_i(a^_i)``). Setting ``a^_i = a~_i`` g
     python benchmarks/estimator_study.py --quick    # a smoke test of the pipeline (seconds)
     python benchmarks/estimator_study.py --report   # tables and plots from the committed JSON
 
-This file has the estimators, the measurements and the run; ``estimator_study_report.py`` the tables and CSV,
+This file has the estimators, the study's settings (``Settings``: one value per command line, which the run, the
+report and the plots receive), the measurements and the run; ``estimator_study_report.py`` the tables and CSV,
 ``estimator_study_plot.py`` the figures.
 """
 
 import argparse
 import json
 import math
-import sys
 import time
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 import torch as th
 from common import RESULTS, provenance
+from estimator_study_report import report
 
 from sb3_mixture.entropy import (
     ENTROPY_ESTIMATORS,
@@ -66,6 +68,52 @@ LABELS = {
 }
 SHORT = {"mixed_marginal": "MM", "pairwise_kl": "KL", "pairwise_bhattacharyya": "Bhat", "marginal": "Marg", TWO_SAMPLE: "2S"}
 BASE_STD = 0.3
+
+
+@dataclass(frozen=True)
+class Settings:
+    """
+    What the run, the report and the plots use, as one value: ``settings_from`` builds it from the command line (the
+    defaults are the study's) and each function gets it as an argument. The fields up to ``seed`` are the run's
+    parameters, which the result file records (``recorded``).
+    """
+
+    components: tuple[int, ...] = (1, 2, 3, 5, 8)
+    dims: tuple[int, ...] = (1, 6, 17)
+    spreads: tuple[float, ...] = (0.0, 1.0, 3.0, 10.0)
+    mixtures: int = 64  # random mixtures per cell
+    draws: int = 512  # independent draws per mixture
+    truth_samples: int = 40_000  # Monte Carlo samples per mixture for the truth
+    check_mixtures: int = 4  # mixtures per cell checked with torch.distributions
+    grad_mixtures: int = 16
+    grad_draws: int = 512
+    grad_truth_draws: int = 4096
+    batch: int = 256  # batch of states for the timing
+    time_repeats: int = 50
+    seed: int = 0
+    out: Path = RESULTS
+    estimators: tuple[str, ...] = ESTIMATORS
+    two_sample: str = TWO_SAMPLE
+    labels: dict = field(default_factory=lambda: LABELS)
+    short: dict = field(default_factory=lambda: SHORT)
+
+    def recorded(self) -> dict:
+        """The run's parameters, as the result file records them (its ``settings``)."""
+        names = [item.name for item in fields(self)]
+        return {name: getattr(self, name) for name in names[: names.index("seed") + 1]}
+
+
+# --quick: tiny settings, to check the pipeline
+QUICK = {
+    "mixtures": 4,
+    "draws": 32,
+    "truth_samples": 2000,
+    "check_mixtures": 2,
+    "grad_mixtures": 2,
+    "grad_draws": 32,
+    "grad_truth_draws": 64,
+    "time_repeats": 3,
+}
 
 
 # Estimators -----------------------------------------------------------------------------------------------------
@@ -180,42 +228,42 @@ def time_call(name: str, n_components: int, dim: int, batch: int, repeats: int, 
     return float(np.median(cpu_times) * 1e6), float(np.median(wall_times) * 1e6)
 
 
-def study_cell(n_components: int, dim: int, spread: float, args: argparse.Namespace, seed: int) -> list[dict]:
+def study_cell(n_components: int, dim: int, spread: float, settings: Settings, seed: int) -> list[dict]:
     generator = th.Generator().manual_seed(seed)
     th.manual_seed(seed)
-    means, log_stds = random_mixtures(args.mixtures, n_components, dim, spread, generator)
+    means, log_stds = random_mixtures(settings.mixtures, n_components, dim, spread, generator)
     weights = th.full((n_components,), 1.0 / n_components)
-    true_value, true_error = truth(means, log_stds, weights, args.truth_samples)
+    true_value, true_error = truth(means, log_stds, weights, settings.truth_samples)
     # Cross-check of the truth on a few mixtures with torch.distributions
-    n_check = min(args.check_mixtures, args.mixtures)
-    check_value, check_error = torch_distributions_entropy(means[:n_check], log_stds[:n_check], weights, args.truth_samples)
+    n_check = min(settings.check_mixtures, settings.mixtures)
+    check_value, check_error = torch_distributions_entropy(
+        means[:n_check], log_stds[:n_check], weights, settings.truth_samples
+    )
     check_diff = check_value - true_value[:n_check].double()
     check_z = (check_diff / (check_error**2 + true_error[:n_check].double() ** 2).sqrt()).abs()
 
     # Gradient of the true entropy: the mean of many mixed-marginal gradients (it is an unbiased estimate of H for
     # every parameter value, so its mean gradient is unbiased for grad H)
-    g_means, g_log_stds = means[: args.grad_mixtures], log_stds[: args.grad_mixtures]
+    g_means, g_log_stds = means[: settings.grad_mixtures], log_stds[: settings.grad_mixtures]
     true_grad_means, true_grad_log_stds = (
-        grad.mean(dim=1) for grad in gradients("mixed_marginal", g_means, g_log_stds, weights, args.grad_truth_draws)
+        grad.mean(dim=1) for grad in gradients("mixed_marginal", g_means, g_log_stds, weights, settings.grad_truth_draws)
     )
     true_grad = th.cat([true_grad_means.flatten(1), true_grad_log_stds.flatten(1)], dim=1)
     # Variance of that mean, per mixture: part of the noise floor of the gradient-bias measurement below
-    truth_noise = (
-        th.cat(gradients("mixed_marginal", g_means, g_log_stds, weights, args.grad_draws), dim=-1).var(dim=1).sum(dim=(1, 2))
-        / args.grad_truth_draws
-    )
+    noise_draws = gradients("mixed_marginal", g_means, g_log_stds, weights, settings.grad_draws)
+    truth_noise = th.cat(noise_draws, dim=-1).var(dim=1).sum(dim=(1, 2)) / settings.grad_truth_draws
 
     log_n = math.log(n_components)
     rows = []
-    for name in ESTIMATORS:
-        values = draws(name, means, log_stds, weights, args.draws).double()  # (K, R)
+    for name in settings.estimators:
+        values = draws(name, means, log_stds, weights, settings.draws).double()  # (K, R)
         per_mixture_bias = values.mean(dim=1) - true_value.double()
         per_mixture_var = values.var(dim=1)
-        noise_se = ((per_mixture_var / args.draws + true_error.double() ** 2).mean() / args.mixtures).sqrt()
-        grad_means, grad_log_stds = gradients(name, g_means, g_log_stds, weights, args.grad_draws)
+        noise_se = ((per_mixture_var / settings.draws + true_error.double() ** 2).mean() / settings.mixtures).sqrt()
+        grad_means, grad_log_stds = gradients(name, g_means, g_log_stds, weights, settings.grad_draws)
         mean_grad = th.cat([grad_means.mean(dim=1).flatten(1), grad_log_stds.mean(dim=1).flatten(1)], dim=1)
         # ||E grad - grad H||^2 estimated without the noise of both finite means: subtract their variances
-        noise = th.cat([grad_means, grad_log_stds], dim=-1).var(dim=1).sum(dim=(1, 2)) / args.grad_draws + truth_noise
+        noise = th.cat([grad_means, grad_log_stds], dim=-1).var(dim=1).sum(dim=(1, 2)) / settings.grad_draws + truth_noise
         squared_error = (mean_grad - true_grad).pow(2).sum(dim=1)
         grad_bias = ((squared_error - noise).clamp(min=0.0).sqrt() / true_grad.norm(dim=1).clamp(min=1e-12)).mean()
         grad_noise_floor = (noise.sqrt() / true_grad.norm(dim=1).clamp(min=1e-12)).mean()
@@ -253,28 +301,28 @@ def study_cell(n_components: int, dim: int, spread: float, args: argparse.Namesp
     return rows
 
 
-def run(args: argparse.Namespace) -> dict:
+def run(settings: Settings) -> dict:
     th.set_num_threads(1)
     start = time.time()
     cpu_start = time.process_time()
     rows = []
-    cells = [(n, d, s) for d in args.dims for n in args.components for s in args.spreads]
+    cells = [(n, d, s) for d in settings.dims for n in settings.components for s in settings.spreads]
     for index, (n_components, dim, spread) in enumerate(cells):
         cell_start = time.time()
-        rows += study_cell(n_components, dim, spread, args, seed=1000 * index + args.seed)
+        rows += study_cell(n_components, dim, spread, settings, seed=1000 * index + settings.seed)
         print(f"[{index + 1}/{len(cells)}] N={n_components} D={dim} s={spread}: {time.time() - cell_start:.1f}s", flush=True)
     timings = []
-    for dim in args.dims:
-        for n_components in args.components:
-            for name in ESTIMATORS:
-                forward = time_call(name, n_components, dim, args.batch, args.time_repeats, backward=False)
-                forward_backward = time_call(name, n_components, dim, args.batch, args.time_repeats, backward=True)
+    for dim in settings.dims:
+        for n_components in settings.components:
+            for name in settings.estimators:
+                forward = time_call(name, n_components, dim, settings.batch, settings.time_repeats, backward=False)
+                forward_backward = time_call(name, n_components, dim, settings.batch, settings.time_repeats, backward=True)
                 timings.append(
                     {
                         "n_components": n_components,
                         "action_dim": dim,
                         "estimator": name,
-                        "batch": args.batch,
+                        "batch": settings.batch,
                         "forward_us": forward[0],
                         "forward_backward_us": forward_backward[0],
                         "forward_wall_us": forward[1],
@@ -287,7 +335,7 @@ def run(args: argparse.Namespace) -> dict:
         "torch_threads": th.get_num_threads(),
         "wall_time_s": round(time.time() - start, 1),
         "cpu_time_s": round(time.process_time() - cpu_start, 1),
-        "settings": {key: value for key, value in vars(args).items() if key not in ("report", "quick", "out")},
+        "settings": settings.recorded(),
         "rows": rows,
         "timings": timings,
     }
@@ -306,41 +354,47 @@ def dump_json(result: dict) -> str:
     return "\n".join(parts) + "\n}\n"
 
 
-def main() -> None:
-    # The report and plot modules import this file as `estimator_study`: run as a script, it is `__main__`, and they
-    # should see this very module
-    sys.modules.setdefault("estimator_study", sys.modules[__name__])
-    from estimator_study_report import report
+def settings_from(args: argparse.Namespace) -> Settings:
+    """The settings of a command line (``--quick``'s sizes over the ones given)."""
+    given = {item.name: getattr(args, item.name) for item in fields(Settings) if hasattr(args, item.name)}
+    return Settings(**{**given, **(QUICK if args.quick else {})})
 
+
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--components", type=int, nargs="+", default=[1, 2, 3, 5, 8])
-    parser.add_argument("--dims", type=int, nargs="+", default=[1, 6, 17])
-    parser.add_argument("--spreads", type=float, nargs="+", default=[0.0, 1.0, 3.0, 10.0])
-    parser.add_argument("--mixtures", type=int, default=64, help="random mixtures per cell")
-    parser.add_argument("--draws", type=int, default=512, help="independent draws per mixture")
-    parser.add_argument("--truth-samples", type=int, default=40_000, help="Monte Carlo samples per mixture for the truth")
-    parser.add_argument("--check-mixtures", type=int, default=4, help="mixtures per cell checked with torch.distributions")
-    parser.add_argument("--grad-mixtures", type=int, default=16)
-    parser.add_argument("--grad-draws", type=int, default=512)
-    parser.add_argument("--grad-truth-draws", type=int, default=4096)
-    parser.add_argument("--batch", type=int, default=256, help="batch of states for the timing")
-    parser.add_argument("--time-repeats", type=int, default=50)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--components", type=int, nargs="+", default=list(Settings.components))
+    parser.add_argument("--dims", type=int, nargs="+", default=list(Settings.dims))
+    parser.add_argument("--spreads", type=float, nargs="+", default=list(Settings.spreads))
+    parser.add_argument("--mixtures", type=int, default=Settings.mixtures, help="random mixtures per cell")
+    parser.add_argument("--draws", type=int, default=Settings.draws, help="independent draws per mixture")
+    parser.add_argument(
+        "--truth-samples", type=int, default=Settings.truth_samples, help="Monte Carlo samples per mixture for the truth"
+    )
+    parser.add_argument(
+        "--check-mixtures",
+        type=int,
+        default=Settings.check_mixtures,
+        help="mixtures per cell checked with torch.distributions",
+    )
+    parser.add_argument("--grad-mixtures", type=int, default=Settings.grad_mixtures)
+    parser.add_argument("--grad-draws", type=int, default=Settings.grad_draws)
+    parser.add_argument("--grad-truth-draws", type=int, default=Settings.grad_truth_draws)
+    parser.add_argument("--batch", type=int, default=Settings.batch, help="batch of states for the timing")
+    parser.add_argument("--time-repeats", type=int, default=Settings.time_repeats)
+    parser.add_argument("--seed", type=int, default=Settings.seed)
+    parser.add_argument("--out", type=Path, default=Settings.out)
     parser.add_argument("--quick", action="store_true", help="tiny settings, to check the pipeline")
     parser.add_argument("--report", action="store_true", help="only regenerate CSV, plots and tables from the JSON")
     args = parser.parse_args()
-    json_path = args.out / "estimator_study.json"
+    settings = settings_from(args)
+    json_path = settings.out / "estimator_study.json"
     if args.report:
-        report(json.loads(json_path.read_text()), args.out)
+        report(json.loads(json_path.read_text()), settings)
         return
-    if args.quick:
-        args.mixtures, args.draws, args.truth_samples, args.check_mixtures = 4, 32, 2000, 2
-        args.grad_mixtures, args.grad_draws, args.grad_truth_draws, args.time_repeats = 2, 32, 64, 3
-    result = run(args)
-    args.out.mkdir(parents=True, exist_ok=True)
+    result = run(settings)
+    settings.out.mkdir(parents=True, exist_ok=True)
     json_path.write_text(dump_json(result))
-    report(result, args.out)
+    report(result, settings)
     print(f"wrote {json_path} and the CSV, plots and table next to it ({result['wall_time_s']} s)")
 
 

@@ -1,16 +1,17 @@
 """
 Figures of the estimator study (``estimator_study.py``): bias, spread and gradient variance per cell.
-``estimator_study_report.report`` draws them with the tables.
+``estimator_study_report.report`` draws them with the tables, and hands them the study's settings (``settings``, an
+``estimator_study.Settings``).
 """
 
 import math
 from pathlib import Path
 
 from common import pyplot
-from estimator_study import ESTIMATORS, LABELS, TWO_SAMPLE
 
 
-def plot(result: dict, out: Path) -> list[Path]:
+def plot(result: dict, settings) -> list[Path]:
+    """The bias, std and gradient-variance figures, into ``settings.out``."""
     import pandas as pd
 
     plt = pyplot()
@@ -30,11 +31,11 @@ def plot(result: dict, out: Path) -> list[Path]:
         for row_index, dim in enumerate(dims):
             for col_index, n_components in enumerate(components):
                 axis = axes[row_index][col_index]
-                for name in ESTIMATORS:
+                for name in settings.estimators:
                     cell = rows[(rows.action_dim == dim) & (rows.n_components == n_components) & (rows.estimator == name)]
                     cell = cell.sort_values("spread")
-                    style = "--" if name == TWO_SAMPLE else "-"
-                    axis.plot(range(len(cell)), cell[key], style, marker="o", markersize=3, label=LABELS[name])
+                    style = "--" if name == settings.two_sample else "-"
+                    axis.plot(range(len(cell)), cell[key], style, marker="o", markersize=3, label=settings.labels[name])
                 if key == "bias":
                     axis.axhline(0.0, color="black", linewidth=0.5)
                     if n_components > 1:
@@ -49,9 +50,9 @@ def plot(result: dict, out: Path) -> list[Path]:
                 if col_index == 0:
                     axis.set_ylabel(ylabel, fontsize=8)
         handles, labels = axes[0][0].get_legend_handles_labels()
-        figure.legend(handles, labels, loc="lower center", ncol=len(ESTIMATORS), fontsize=8)
+        figure.legend(handles, labels, loc="lower center", ncol=len(settings.estimators), fontsize=8)
         figure.tight_layout(rect=(0, 0.04, 1, 1))
-        path = out / f"estimator_study_{key}.png"
+        path = settings.out / f"estimator_study_{key}.png"
         figure.savefig(path, dpi=90)
         plt.close(figure)
         paths.append(path)

@@ -2,11 +2,14 @@
 Tables and CSV of the estimator study (``estimator_study.py``) from its result file.
 
     python benchmarks/estimator_study.py --report   # estimator_study.csv, .md and the plots from estimator_study.json
+
+The functions here get the study's settings as a value, ``settings`` (an ``estimator_study.Settings``: the results
+folder, the estimators and their labels), and import nothing from ``estimator_study.py``, which imports them.
 """
 
 from pathlib import Path
 
-from estimator_study import ESTIMATORS, LABELS, SHORT, TWO_SAMPLE
+from estimator_study_plot import plot
 
 
 def write_csv(result: dict, path: Path) -> None:
@@ -22,12 +25,14 @@ def fmt(value: float, digits: int = 3) -> str:
     return "nan" if value != value else f"{value:.{digits}f}"
 
 
-def markdown(result: dict) -> str:
+def markdown(result: dict, settings) -> str:
     import pandas as pd
 
     rows = pd.DataFrame(result["rows"])
     timings = pd.DataFrame(result["timings"])
-    settings = result["settings"]
+    # The run's parameters, from its result file
+    used = result["settings"]
+    estimators, labels, short, two_sample = settings.estimators, settings.labels, settings.short, settings.two_sample
     lines = [
         "# Mixture-entropy estimator study",
         "",
@@ -35,20 +40,20 @@ def markdown(result: dict) -> str:
         f"(torch {result['torch']}, {result['torch_threads']} thread; "
         f"wall {result['wall_time_s']} s, CPU {result['cpu_time_s']} s).",
         "",
-        f"Per cell: {settings['mixtures']} random mixtures, {settings['draws']} independent draws each; truth = "
-        f"`monte_carlo_entropy` with {settings['truth_samples']} samples per mixture (mean standard error "
+        f"Per cell: {used['mixtures']} random mixtures, {used['draws']} independent draws each; truth = "
+        f"`monte_carlo_entropy` with {used['truth_samples']} samples per mixture (mean standard error "
         f"{rows.truth_se.mean():.4f} nats), cross-checked against `torch.distributions` in float64 on "
-        f"{settings['check_mixtures']} mixtures per cell (largest |z| over all cells: {rows.truth_check_max_z.max():.2f}). "
-        f"Gradients: {settings['grad_mixtures']} mixtures x {settings['grad_draws']} draws; true gradient = mean of "
-        f"{settings['grad_truth_draws']} mixed-marginal draws. Spread s = RMS Mahalanobis distance between two "
+        f"{used['check_mixtures']} mixtures per cell (largest |z| over all cells: {rows.truth_check_max_z.max():.2f}). "
+        f"Gradients: {used['grad_mixtures']} mixtures x {used['grad_draws']} draws; true gradient = mean of "
+        f"{used['grad_truth_draws']} mixed-marginal draws. Spread s = RMS Mahalanobis distance between two "
         "component means, in base stds (see the script's docstring). Weights uniform.",
         "",
-        "Estimators: " + ", ".join(f"**{SHORT[name]}** = {LABELS[name]}" for name in ESTIMATORS) + ".",
+        "Estimators: " + ", ".join(f"**{short[name]}** = {labels[name]}" for name in estimators) + ".",
         "",
     ]
     # Variance claim
-    two = rows[rows.estimator == TWO_SAMPLE]
-    mixed = rows[(rows.n_components > 1) & (rows.estimator == TWO_SAMPLE)]
+    two = rows[rows.estimator == two_sample]
+    mixed = rows[(rows.n_components > 1) & (rows.estimator == two_sample)]
     lines += [
         "## The paper's claim: lower variance than the two-sample H_D estimate",
         "",
@@ -70,14 +75,14 @@ def markdown(result: dict) -> str:
         "",
         f"Over the {len(mixed)} cells with N > 1: value-variance ratio median {mixed.var_ratio_vs_mm.median():.2f} "
         f"(min {mixed.var_ratio_vs_mm.min():.2f}, max {mixed.var_ratio_vs_mm.max():.2f}); share of all "
-        f"{len(mixed) * settings['mixtures']} individual mixtures where the two-sample variance is higher: "
-        f"{(mixed.share_mixtures_var_above_mm * settings['mixtures']).sum() / (len(mixed) * settings['mixtures']):.1%}. "
+        f"{len(mixed) * used['mixtures']} individual mixtures where the two-sample variance is higher: "
+        f"{(mixed.share_mixtures_var_above_mm * used['mixtures']).sum() / (len(mixed) * used['mixtures']):.1%}. "
         f"Gradient-variance ratio median {mixed.grad_var_ratio_vs_mm.median():.2f} "
         f"(min {mixed.grad_var_ratio_vs_mm.min():.2f}, max {mixed.grad_var_ratio_vs_mm.max():.2f}).",
         "",
         "## Summary",
         "",
-        *summary(rows),
+        *summary(rows, settings),
         "",
         "## Bias and standard deviation of one draw (nats)",
         "",
@@ -86,9 +91,9 @@ def markdown(result: dict) -> str:
         "marginal estimators.",
         "",
     ]
-    names = list(ESTIMATORS)
-    header = "| D | N | s | H (truth) | " + " | ".join(f"{SHORT[n]} bias" for n in names) + " | "
-    header += " | ".join(f"{SHORT[n]} std" for n in names) + " |"
+    names = list(estimators)
+    header = "| D | N | s | H (truth) | " + " | ".join(f"{short[n]} bias" for n in names) + " | "
+    header += " | ".join(f"{short[n]} std" for n in names) + " |"
     lines += [header, "|" + "---|" * (4 + 2 * len(names))]
     for (dim, n_components, spread), cell in rows.groupby(["action_dim", "n_components", "spread"]):
         by_name = cell.set_index("estimator")
@@ -106,8 +111,8 @@ def markdown(result: dict) -> str:
         "MM and 2S are unbiased for the gradient of the true entropy, so their column measures the residual noise.",
         "",
     ]
-    header = "| D | N | s | " + " | ".join(f"{SHORT[n]} var" for n in names) + " | "
-    header += " | ".join(f"{SHORT[n]} rel. bias" for n in names) + " |"
+    header = "| D | N | s | " + " | ".join(f"{short[n]} var" for n in names) + " | "
+    header += " | ".join(f"{short[n]} rel. bias" for n in names) + " |"
     lines += [header, "|" + "---|" * (3 + 2 * len(names))]
     for (dim, n_components, spread), cell in rows.groupby(["action_dim", "n_components", "spread"]):
         by_name = cell.set_index("estimator")
@@ -116,12 +121,12 @@ def markdown(result: dict) -> str:
         lines.append(f"| {dim} | {n_components} | {spread:g} | {variances} | {biases} |")
     lines += [
         "",
-        f"## Cost per call (batch {settings['batch']}, median CPU microseconds, 1 thread; forward / forward + backward)",
+        f"## Cost per call (batch {used['batch']}, median CPU microseconds, 1 thread; forward / forward + backward)",
         "",
         "CPU time of the calling thread (wall times, more exposed to the other jobs on this shared machine, are in the "
         "CSV). Treat differences under ~20% as noise.",
         "",
-        "| D | N | " + " | ".join(SHORT[n] for n in names) + " |",
+        "| D | N | " + " | ".join(short[n] for n in names) + " |",
         "|" + "---|" * (2 + len(names)),
     ]
     for (dim, n_components), cell in timings.groupby(["action_dim", "n_components"]):
@@ -137,21 +142,22 @@ def markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
-def summary(rows) -> list[str]:
+def summary(rows, settings) -> list[str]:
     """A few computed headline numbers (bullets)."""
+    labels = settings.labels
     mixtures = rows[rows.n_components > 1]
     lines = []
-    for name in ("mixed_marginal", TWO_SAMPLE):
+    for name in ("mixed_marginal", settings.two_sample):
         z = (rows[rows.estimator == name].bias / rows[rows.estimator == name].bias_se).abs()
         lines.append(
-            f"- {LABELS[name]}: largest |bias| / noise SE over all cells {z.max():.2f} (unbiased within noise if ~< 3); "
+            f"- {labels[name]}: largest |bias| / noise SE over all cells {z.max():.2f} (unbiased within noise if ~< 3); "
             f"largest |bias| {rows[rows.estimator == name].bias.abs().max():.3f} nats."
         )
     for name in ("pairwise_kl", "pairwise_bhattacharyya", "marginal"):
         cell = mixtures[mixtures.estimator == name]
         worst = cell.loc[cell.bias.abs().idxmax()]
         lines.append(
-            f"- {LABELS[name]}: bias from {cell.bias.min():.3f} to {cell.bias.max():.3f} nats; largest |bias| / H(W) "
+            f"- {labels[name]}: bias from {cell.bias.min():.3f} to {cell.bias.max():.3f} nats; largest |bias| / H(W) "
             f"{abs(worst.bias) / worst.h_w:.2f} (N={worst.n_components}, D={worst.action_dim}, s={worst.spread:g})."
         )
     mm = mixtures[mixtures.estimator == "mixed_marginal"].set_index(["n_components", "action_dim", "spread"])
@@ -159,17 +165,16 @@ def summary(rows) -> list[str]:
         other = mixtures[mixtures.estimator == name].set_index(["n_components", "action_dim", "spread"])
         ratio = mm.grad_var / other.grad_var
         lines.append(
-            f"- Gradient variance of the mixed marginal estimator / that of {LABELS[name]}: median {ratio.median():.1f}, "
+            f"- Gradient variance of the mixed marginal estimator / that of {labels[name]}: median {ratio.median():.1f}, "
             f"range {ratio.min():.1f} to {ratio.max():.1f} (N > 1)."
         )
     return lines
 
 
-def report(result: dict, out: Path) -> None:
-    """``estimator_study.csv``, ``.md`` and the plots in ``out`` from a result (``estimator_study.json``)."""
-    from estimator_study_plot import plot
-
+def report(result: dict, settings) -> None:
+    """``estimator_study.csv``, ``.md`` and the plots in ``settings.out`` from a result (``estimator_study.json``)."""
+    out = settings.out
     out.mkdir(parents=True, exist_ok=True)
     write_csv(result, out / "estimator_study.csv")
-    plot(result, out)
-    (out / "estimator_study.md").write_text(markdown(result))
+    plot(result, settings)
+    (out / "estimator_study.md").write_text(markdown(result, settings))

@@ -25,7 +25,9 @@ buffer's ``STATES`` most recent states:
 import argparse
 import json
 import time
+from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 
@@ -33,9 +35,22 @@ import numpy as np
 import route_change
 from common import RESULTS, SMALL_TASK_SETTINGS, code_version, finished, load_runs, pyplot, run_each, study_parser
 
-RUNS = RESULTS / "gate_flips"
 STATES = 1000
 ALONE_EPISODES = 10
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the runs and the report of one command line use (``settings_from``)."""
+
+    out: Path = RESULTS  # the run files go to <out>/gate_flips, the report to <out>
+    every: int = 250  # env steps between diagnostics
+    # The route-change runs this study reruns: their task, algorithms, labels and budget
+    task: route_change.Settings = field(default_factory=route_change.Settings)
+
+    @property
+    def folder(self) -> Path:
+        return self.out / "gate_flips"
 
 
 def diagnose(model) -> dict:
@@ -78,42 +93,42 @@ def diagnose(model) -> dict:
     }
 
 
-def alone_returns(model, seed: int, blocked_route: "str | None") -> list[float]:
+def alone_returns(model, task: route_change.Settings, seed: int, blocked_route: "str | None") -> list[float]:
     returns = []
     for component in range(model.n_components):
         with model.policy.use_component(component):
-            returns.append(route_change.rollouts(model, ALONE_EPISODES, seed, blocked_route)["mean_return"])
+            returns.append(route_change.rollouts(model, task, ALONE_EPISODES, seed, blocked_route)["mean_return"])
     return returns
 
 
-def execute(algo: str, seed: int, every: int) -> dict:
+def execute(algo: str, seed: int, settings: Settings) -> dict:
     import torch as th
 
     th.set_num_threads(1)
     start, cpu_start = time.time(), time.process_time()
-    config = route_change.CONFIG
-    model, env = route_change.make_model(algo, seed, config)
+    task = settings.task
+    model, env = route_change.make_model(algo, seed, task)
     eval_seed = 100_000 + 1000 * seed
     points = []
     blocked = None
-    end = config["phase1_steps"] + config["phase2_steps"]
+    end = task.phase1_steps + task.phase2_steps
     while model.num_timesteps < end:
-        if blocked is None and model.num_timesteps >= config["phase1_steps"]:
+        if blocked is None and model.num_timesteps >= task.phase1_steps:
             # As route_change.py: block the route most episodes took, keep the buffer, reset the episode
-            blocked = route_change.main_route(route_change.rollouts(model, route_change.EVAL_EPISODES, eval_seed, None))
+            blocked = route_change.main_route(route_change.rollouts(model, task, task.eval_episodes, eval_seed, None))
             env.set_blocked_route(blocked)
             model._last_obs = None
-        phase_end = config["phase1_steps"] if blocked is None else end
-        model.learn(min(every, phase_end - model.num_timesteps), reset_num_timesteps=False)
+        phase_end = task.phase1_steps if blocked is None else end
+        model.learn(min(settings.every, phase_end - model.num_timesteps), reset_num_timesteps=False)
         point = {"step": int(model.num_timesteps), "blocked": blocked, **diagnose(model)}
-        point["alone"] = alone_returns(model, eval_seed, blocked)
+        point["alone"] = alone_returns(model, task, eval_seed, blocked)
         points.append(point)
         weights, alone = np.round(point["weights"], 2), np.round(point["alone"], 1)
         print(f"{algo} s{seed} {point['step']}: w {weights} alone {alone}", flush=True)
     return {
         "algo": algo,
         "seed": seed,
-        "config": {**SMALL_TASK_SETTINGS, **config, **route_change.ALGOS[algo][1], "every": every},
+        "config": {**SMALL_TASK_SETTINGS, **task.config, **task.algos[algo][1], "every": settings.every},
         "blocked_route": blocked,
         "points": points,
         "code": code_version(),
@@ -121,9 +136,9 @@ def execute(algo: str, seed: int, every: int) -> dict:
     }
 
 
-def run(args: argparse.Namespace) -> None:
-    runs = {f"{algo}_s{seed}": partial(execute, algo, seed, args.every) for seed in args.seeds for algo in args.algos}
-    run_each(RUNS, runs, args.force, lambda result: f"blocked {result['blocked_route']}, {len(result['points'])} points")
+def run(settings: Settings, algos: list[str], seeds: list[int], force: bool) -> None:
+    runs = {f"{algo}_s{seed}": partial(execute, algo, seed, settings) for seed in seeds for algo in algos}
+    run_each(settings.folder, runs, force, lambda result: f"blocked {result['blocked_route']}, {len(result['points'])} points")
 
 
 def flips(points: list[dict]) -> list[dict]:
@@ -154,9 +169,9 @@ def flips(points: list[dict]) -> list[dict]:
     return events
 
 
-def report(args: argparse.Namespace) -> None:
+def report(settings: Settings) -> None:
     plt = pyplot()
-    runs = load_runs(RUNS)
+    runs = load_runs(settings.folder)
     summary = {"runs": [], "machine": runs[0]["machine"], "command": "python benchmarks/gate_flips.py report"}
     rows = ["| run | step | from -> to | w_to before -> after | L_to - L_from | Q gap | entropy gap | "
             "Adam step (to) | alone: from, to before, to after |", "|" + "---|" * 9]  # fmt: skip
@@ -189,12 +204,12 @@ def report(args: argparse.Namespace) -> None:
             if column == 0:
                 axis.set_ylabel(label)
             if row == 0:
-                axis.set_title(f"{route_change.LABELS[result['algo']]}, seed {result['seed']}", fontsize=9)
+                axis.set_title(f"{settings.task.labels[result['algo']]}, seed {result['seed']}", fontsize=9)
         axes[-1][column].set_xlabel("env steps (dotted: block; red: flips)")
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(args.out / "gate_flips.png", dpi=110)
-    (args.out / "gate_flips.json").write_text(json.dumps(summary, indent=1))
+    fig.savefig(settings.out / "gate_flips.png", dpi=110)
+    (settings.out / "gate_flips.json").write_text(json.dumps(summary, indent=1))
     # Which component the gate chose first, and how fast: S2ACM's heads see partial sums of the entropy (head N the
     # whole), so its last head's Q is the largest by construction
     firsts = ["", "| run | first leading component | its weight | Q of its head minus the mean of the others |"]
@@ -206,7 +221,7 @@ def report(args: argparse.Namespace) -> None:
         firsts.append(f"| {result['algo']} s{result['seed']} | {lead} at step {point['step']} | "
                       f"{point['weights'][lead]:.3f} | {point['q'][lead] - np.mean(others):.2f} |")  # fmt: skip
     text = "\n".join(rows + firsts)
-    (args.out / "gate_flips.md").write_text(
+    (settings.out / "gate_flips.md").write_text(
         "# Gate flips on the route-change task\n\n"
         f"`{runs[0]['command']}` then `report`; {summary['machine']}; "
         f"{', '.join(sorted({result['date'][:10] for result in runs}))}; gaps are measured one "
@@ -216,13 +231,19 @@ def report(args: argparse.Namespace) -> None:
     print(text)
 
 
+def settings_from(args: argparse.Namespace) -> Settings:
+    return Settings(out=args.out, every=args.every)
+
+
 def main() -> None:
-    global RUNS
     parser = study_parser(__doc__, "gate_flips", route_change.ALGOS, [3], default_algos=["s2acm_learned_n4"])
-    parser.add_argument("--every", type=int, default=250, help="env steps between diagnostics")
+    parser.add_argument("--every", type=int, default=Settings.every, help="env steps between diagnostics")
     args = parser.parse_args()
-    RUNS = args.out / "gate_flips"
-    {"run": run, "report": report}[args.command](args)
+    settings = settings_from(args)
+    if args.command == "run":
+        run(settings, args.algos, args.seeds, args.force)
+    else:
+        report(settings)
 
 
 if __name__ == "__main__":

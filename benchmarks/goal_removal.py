@@ -19,12 +19,12 @@ return of uniform random actions on the changed task; censored at ``PHASE2_STEPS
 import argparse
 import json
 import time
+from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 
 import common
 import numpy as np
-
-RUNS = common.RESULTS / "goal_removal"
 
 ALGOS = {
     **common.algorithms("sac"),
@@ -43,6 +43,17 @@ RECOVERY_LEVEL = 0.9
 MIN_SHARE = 0.05
 N_GOALS = 4
 SEEDS = list(range(10))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the runs and the report of one command line use (``settings_from``)."""
+
+    out: Path = common.RESULTS  # the run files go to <out>/goal_removal, the report to <out>
+
+    @property
+    def folder(self) -> Path:
+        return self.out / "goal_removal"
 
 
 def rollouts(model, n_episodes: int, seed: int, removed: tuple[int, ...]) -> dict:
@@ -140,13 +151,13 @@ def summary(result: dict) -> str:
     )
 
 
-def run(args: argparse.Namespace) -> None:
-    runs = {f"{algo}_s{seed}": partial(execute, algo, seed) for seed in args.seeds for algo in args.algos}
-    common.run_each(RUNS, runs, args.force, summary)
+def run(settings: Settings, algos: list[str], seeds: list[int], force: bool) -> None:
+    runs = {f"{algo}_s{seed}": partial(execute, algo, seed) for seed in seeds for algo in algos}
+    common.run_each(settings.folder, runs, force, summary)
 
 
-def report(args: argparse.Namespace) -> None:
-    runs = common.load_runs(RUNS)
+def report(settings: Settings) -> None:
+    runs = common.load_runs(settings.folder)
     rows = [
         {
             "algo": run["algo"],
@@ -213,17 +224,23 @@ def report(args: argparse.Namespace) -> None:
     axis.set_ylabel("score (mean over seeds)")
     axis.legend(fontsize=8)
     figure.tight_layout()
-    figure.savefig(args.out / "goal_removal.png", dpi=100)
+    figure.savefig(settings.out / "goal_removal.png", dpi=100)
     plt.close(figure)
-    common.write_report(args.out / "goal_removal", rows, table, meta, "\n".join(lines))
+    common.write_report(settings.out / "goal_removal", rows, table, meta, "\n".join(lines))
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    return Settings(out=args.out)
 
 
 def main() -> None:
-    global RUNS
     parser = common.study_parser(__doc__, "goal_removal", ALGOS, SEEDS)
     args = parser.parse_args()
-    RUNS = args.out / "goal_removal"
-    run(args) if args.command == "run" else report(args)
+    settings = settings_from(args)
+    if args.command == "run":
+        run(settings, args.algos, args.seeds, args.force)
+    else:
+        report(settings)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,9 @@ Tables of the MuJoCo benchmark (``mujoco_suite.py``) from its result files: fina
 
     python benchmarks/mujoco_suite.py report     # mujoco_table.md and .json, mujoco_aggregate*.json and the plots
     python benchmarks/mujoco_suite.py table      # the Results table of docs/modules/sacm.md and s2acm.md
+
+The functions here get the suites' plan and the results folder as a value, ``settings`` (a ``mujoco_suite.Settings``),
+and import nothing from ``mujoco_suite.py``, which imports them.
 """
 
 import json
@@ -11,21 +14,26 @@ from pathlib import Path
 
 import numpy as np
 from common import bootstrap, load_runs
-from mujoco_suite import DEFAULT_COMPONENTS, MAIN_ALGOS, MIN_AGGREGATE_SEEDS, SUITES
+from mujoco_plot import plot_aggregate, plot_curves, plot_weight_entropy
 
+# An algorithm takes part in an aggregate over tasks with at least this many seeds on some task
+MIN_AGGREGATE_SEEDS = 3
 # Labels per task in the weight tables and figures (one colour each in the figure); more are left out
 WEIGHT_LABELS = 3
 # The suites of state-dependent mixing weights, each reported beside the main suite with the weights' entropy
 WEIGHT_SUITES = {"learned": "learned", "soft_value": "soft-value"}
 
 
-def load_results(folder: Path, suite: "str | None" = None) -> list[dict]:
-    """The result files of ``folder`` (of one suite, with the main suite's runs it compares against)."""
-    results = load_runs(folder, required=False)
+def load_results(settings, suite: "str | None" = None) -> list[dict]:
+    """The result files (of one suite, with the main suite's runs it compares against)."""
+    results = load_runs(settings.folder, required=False)
     selected = [result for result in results if suite is None or result["suite"] == suite]
     # The sweep's N=3 and the precision suite's fp32 runs are the main suite's runs on the same tasks, budget and
     # seeds (only those seeds: the main suite may have more, and the comparison should be seed for seed)
-    baselines = {"sweep": ("s2acm", {"n_components": DEFAULT_COMPONENTS}), "precision": ("sacm", {"matmul_precision": "fp32"})}
+    baselines = {
+        "sweep": ("s2acm", {"n_components": settings.default_components}),
+        "precision": ("sacm", {"matmul_precision": "fp32"}),
+    }
     if suite in baselines and selected:
         algo, hyperparams = baselines[suite]
         runs = {(result["env"], result["steps"], result["seed"]) for result in selected}
@@ -57,19 +65,20 @@ def curves(results: list[dict]) -> dict[str, tuple[np.ndarray, np.ndarray, list[
     return by_label
 
 
-def report(out: Path) -> None:
-    """Curves, final-return table (mean, std, IQM with bootstrap CIs via rliable) and best single component."""
-    from mujoco_plot import plot_curves
+def report(settings) -> None:
+    """Curves, final-return table (mean, std, IQM with bootstrap CIs via rliable) and best single component, into
+    ``settings.out``."""
     from rliable import metrics
 
+    out = settings.out
     lines = ["| suite | env | algorithm | seeds | steps | final return (stochastic) mean ± std | IQM [95% CI] "
              "| deterministic | best single component |", "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     table = []
     main_finals: dict[str, dict[str, np.ndarray]] = {}
     weight_finals: dict[str, dict[str, dict[str, np.ndarray]]] = {suite: {} for suite in WEIGHT_SUITES}
     weight_results: dict[str, list[dict]] = {}
-    for suite in SUITES:
-        results = load_results(out / "mujoco", suite)
+    for suite in settings.suites:
+        results = load_results(settings, suite)
         if not results:
             continue
         if suite in WEIGHT_SUITES:
@@ -144,8 +153,6 @@ def random_returns(envs: list[str], out: Path, episodes: int = 20) -> dict[str, 
 def weight_report(results: list[dict], out: Path, suite: str) -> list[str]:
     """Do state-dependent mixing weights stay spread or collapse? H(w(s)) / log N over training, from the eval
     records of ``suite``'s runs."""
-    from mujoco_plot import plot_weight_entropy
-
     results = [result for result in results if any("weights" in record for record in result["evaluations"])]
     if not results:
         return []
@@ -191,7 +198,6 @@ def aggregate_report(finals: dict[str, dict[str, np.ndarray]], out: Path, name: 
     Normalised score on a task: (return - random) / (SAC's mean return - random), so SAC's mean is 1 and a random
     policy 0. Pooling runs x tasks gives the IQM something to trim: over 3 seeds of one task it equals the mean.
     """
-    from mujoco_plot import plot_aggregate
     from rliable import metrics
 
     # Algorithms with MIN_AGGREGATE_SEEDS seeds on some task take part (one-off variants do not); tasks where one of
@@ -249,7 +255,7 @@ def aggregate_report(finals: dict[str, dict[str, np.ndarray]], out: Path, name: 
     return lines
 
 
-def seed_table(folder: Path, env: str = "Hopper-v5", steps: int = 30_000) -> str:
+def seed_table(settings, env: str = "Hopper-v5", steps: int = 30_000) -> str:
     """Per algorithm of the main suite, from the last evaluation (at ``steps``) on ``env``: mean ± std over seeds of
     the stochastic policy's return, of the deterministic policy's and, for the mixtures, of the best single
     component's (the Results table of docs/modules/sacm.md and s2acm.md)."""
@@ -257,8 +263,11 @@ def seed_table(folder: Path, env: str = "Hopper-v5", steps: int = 30_000) -> str
         f"| {env}, {steps // 1000}k steps | seeds | stochastic | deterministic | best single component |",
         "|---|---|---|---|---|",
     ]
-    for algo in MAIN_ALGOS:
-        results = [json.loads(path.read_text()) for path in sorted(folder.glob(f"main_{algo}_{env}_s*_{steps // 1000}k.json"))]
+    for algo in settings.main_algos:
+        results = [
+            json.loads(path.read_text())
+            for path in sorted(settings.folder.glob(f"main_{algo}_{env}_s*_{steps // 1000}k.json"))
+        ]
         if not results:
             continue
         last = [result["evaluations"][-1] for result in results]

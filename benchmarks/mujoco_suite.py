@@ -24,7 +24,9 @@ with the same runs on one machine would train a run twice (use ``--jobs``).
     python benchmarks/mujoco_suite.py report          # plots and tables from the committed result files
     python benchmarks/mujoco_suite.py table           # the Results table of docs/modules/sacm.md and s2acm.md
 
-This file plans and trains the runs; ``mujoco_report.py`` makes the tables, ``mujoco_plot.py`` the figures.
+This file has the suites' plan (``Settings``: one value per command line, with the results folder, which the
+planning, the runs and the report receive) and trains the runs; ``mujoco_report.py`` makes the tables,
+``mujoco_plot.py`` the figures.
 """
 
 import argparse
@@ -33,48 +35,63 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from common import RESULTS, ROOT, machine, now, pending
+from mujoco_report import report, seed_table
 
 WORK = ROOT / "benchmarks" / "runs"
 
-MAIN_ENVS = ["Hopper-v5", "HalfCheetah-v5", "Walker2d-v5", "Ant-v5", "Swimmer-v5", "Humanoid-v5"]
-MAIN_ALGOS = ["sacm", "s2acm", "sac", "td3", "ddpg"]
-SWEEP_COMPONENTS = [1, 2, 3, 5]
-# The sweep's N=3 run is the main suite's S2ACM run (same hyperparameters file, same seeds): it is not run twice
-DEFAULT_COMPONENTS = 3
-MIN_AGGREGATE_SEEDS = 3
-SUITES = ("main", "sweep", "precision", "learned", "soft_value")
+
+@dataclass(frozen=True)
+class Settings:
+    """
+    The suites' plan and the results folder, as one value: ``settings_from`` builds it from the command line and
+    the planning and the report get it as an argument. Which runs to make (suite, budget, seeds, tasks, shard) and how
+    (jobs, evaluations, threads) are the ``run`` and ``list`` commands' options.
+    """
+
+    out: Path = RESULTS  # the run files go to <out>/mujoco, the report to <out>
+    suites: tuple[str, ...] = ("main", "sweep", "precision", "learned", "soft_value")
+    main_envs: tuple[str, ...] = ("Hopper-v5", "HalfCheetah-v5", "Walker2d-v5", "Ant-v5", "Swimmer-v5", "Humanoid-v5")
+    main_algos: tuple[str, ...] = ("sacm", "s2acm", "sac", "td3", "ddpg")
+    sweep_components: tuple[int, ...] = (1, 2, 3, 5)
+    # The sweep's N=3 run is the main suite's S2ACM run (same hyperparameters file, same seeds): it is not run twice
+    default_components: int = 3
+
+    @property
+    def folder(self) -> Path:
+        return self.out / "mujoco"
 
 
-def planned_runs(suite: str, steps: int, seeds: list[int], envs: "list[str] | None") -> list[dict]:
+def planned_runs(settings: Settings, suite: str, steps: int, seeds: list[int], envs: "list[str] | None") -> list[dict]:
     """Every run of a suite, in the order they should be run (cheap envs and all algorithms first)."""
     runs = []
     if suite == "main":
-        for env in envs or MAIN_ENVS:
+        for env in envs or settings.main_envs:
             for seed in seeds:
-                for algo in MAIN_ALGOS:
+                for algo in settings.main_algos:
                     runs.append({"suite": suite, "algo": algo, "env": env, "seed": seed, "steps": steps, "hyperparams": {}})
     elif suite == "sweep":
         # The paper's Figure 3 ran S2ACM with N = 1, 2, 3 on Hopper; we add N = 5
         for env in envs or ["Hopper-v5"]:
             for seed in seeds:
-                for n in SWEEP_COMPONENTS:
-                    if n == DEFAULT_COMPONENTS:
+                for n in settings.sweep_components:
+                    if n == settings.default_components:
                         continue
                     run = {"suite": suite, "algo": "s2acm", "env": env, "seed": seed, "steps": steps}
                     runs.append({**run, "hyperparams": {"n_components": n}})
     elif suite == "learned":
         # SACM and S2ACM with learned mixing weights (issue 10), beside the main suite's fixed-weight runs
-        for env in envs or MAIN_ENVS[:3]:
+        for env in envs or settings.main_envs[:3]:
             for seed in seeds:
                 for algo in ("sacm", "s2acm"):
                     run = {"suite": suite, "algo": algo, "env": env, "seed": seed, "steps": steps}
                     runs.append({**run, "hyperparams": {"mixture_weights": "learned"}})
     elif suite == "soft_value":
         # SACM with soft-value mixing weights (issue 16's preset), beside the main suite's fixed-weight runs
-        for env in envs or MAIN_ENVS[:3]:
+        for env in envs or settings.main_envs[:3]:
             for seed in seeds:
                 run = {"suite": suite, "algo": "sacm", "env": env, "seed": seed, "steps": steps}
                 runs.append({**run, "hyperparams": {"mixture_weights": "soft_value"}})
@@ -85,19 +102,19 @@ def planned_runs(suite: str, steps: int, seeds: list[int], envs: "list[str] | No
                 run = {"suite": suite, "algo": "sacm", "env": env, "seed": seed, "steps": steps}
                 runs.append({**run, "hyperparams": {"matmul_precision": "bf16"}})
     else:
-        raise ValueError(f"suite must be one of {SUITES}, got {suite!r}")
+        raise ValueError(f"suite must be one of {settings.suites}, got {suite!r}")
     for run in runs:
         extra = "".join(f"_{key}{value}" for key, value in sorted(run["hyperparams"].items()))
         run["name"] = f"{run['suite']}_{run['algo']}{extra}_{run['env']}_s{run['seed']}_{run['steps'] // 1000}k"
     return runs
 
 
-def result_path(out: Path, run: dict) -> Path:
+def result_path(settings: Settings, run: dict) -> Path:
     """Where run ``run`` writes its result file: ``<out>/mujoco/<name>.json``."""
-    return out / "mujoco" / f"{run['name']}.json"
+    return settings.folder / f"{run['name']}.json"
 
 
-def execute(run: dict, eval_freq: int, eval_episodes: int, threads: int, out: Path = RESULTS) -> bool:
+def execute(run: dict, eval_freq: int, eval_episodes: int, threads: int, settings: Settings) -> bool:
     """Train one run through RL Zoo (a process of its own) and write its result file; False if training failed."""
     print(f"run  {run['name']}", flush=True)
     folder = WORK / run["name"]
@@ -129,7 +146,7 @@ def execute(run: dict, eval_freq: int, eval_episodes: int, threads: int, out: Pa
         "eval_episodes": eval_episodes,
         "evaluations": evaluations,
     }
-    path = result_path(out, run)
+    path = result_path(settings, run)
     path.parent.mkdir(parents=True, exist_ok=True)
     # Written whole or not at all: a result file marks its run as done
     partial = path.with_suffix(".json.partial")
@@ -138,37 +155,38 @@ def execute(run: dict, eval_freq: int, eval_episodes: int, threads: int, out: Pa
     return True
 
 
-def my_runs(args: argparse.Namespace) -> list[dict]:
+def my_runs(settings: Settings, args: argparse.Namespace) -> list[dict]:
     """The planned runs of this shard (``--shard i/n``: every n-th, starting at the i-th)."""
-    runs = planned_runs(args.suite, args.steps, args.seeds, args.envs)
+    runs = planned_runs(settings, args.suite, args.steps, args.seeds, args.envs)
     shard, n_shards = (int(part) for part in args.shard.split("/"))
     return [run for index, run in enumerate(runs) if index % n_shards == shard]
 
 
-def run_suite(args: argparse.Namespace) -> None:
+def run_suite(settings: Settings, args: argparse.Namespace) -> None:
     """The runs of this shard that have no result file yet, ``--jobs`` at a time (joblib)."""
     from joblib import Parallel, delayed
 
-    todo = [run for run in my_runs(args) if pending(result_path(args.out, run))]
+    todo = [run for run in my_runs(settings, args) if pending(result_path(settings, run))]
     # Every run is a process of its own: threads are enough to keep --jobs of them going. A joblib backend set by the
     # caller (joblib.parallel_config, e.g. dask's or ray's: docs/benchmarks.md) takes precedence over this hint
     succeeded = Parallel(n_jobs=args.jobs, prefer="threads", batch_size=1)(
-        delayed(execute)(run, args.eval_freq, args.eval_episodes, args.threads, args.out) for run in todo
+        delayed(execute)(run, args.eval_freq, args.eval_episodes, args.threads, settings) for run in todo
     )
     failed = [run["name"] for run, ok in zip(todo, succeeded, strict=True) if not ok]
     if failed:
         raise SystemExit(f"{len(failed)} of {len(todo)} runs failed: {', '.join(failed)}")
 
 
+def settings_from(args: argparse.Namespace) -> Settings:
+    return Settings(out=args.out)
+
+
 def main(argv: "list[str] | None" = None) -> None:
-    # The report module imports this file as `mujoco_suite`: run as a script, it is `__main__`, and it should see this
-    # very module
-    sys.modules.setdefault("mujoco_suite", sys.modules[__name__])
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     for name in ("run", "list"):
         command = sub.add_parser(name)
-        command.add_argument("--suite", choices=list(SUITES), default="main")
+        command.add_argument("--suite", choices=list(Settings.suites), default="main")
         command.add_argument("--steps", type=int, default=50_000, help="environment steps per run")
         command.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
         command.add_argument("--envs", nargs="*", help="restrict to these tasks")
@@ -184,19 +202,16 @@ def main(argv: "list[str] | None" = None) -> None:
     for command in sub.choices.values():
         command.add_argument("--out", type=Path, default=RESULTS, help="results folder (the run files go to <out>/mujoco)")
     args = parser.parse_args(argv)
+    settings = settings_from(args)
     if args.command == "run":
-        run_suite(args)
+        run_suite(settings, args)
     elif args.command == "list":
-        for run in my_runs(args):
-            print(("done " if result_path(args.out, run).exists() else "todo ") + run["name"])
+        for run in my_runs(settings, args):
+            print(("done " if result_path(settings, run).exists() else "todo ") + run["name"])
     elif args.command == "report":
-        from mujoco_report import report
-
-        report(args.out)
+        report(settings)
     else:
-        from mujoco_report import seed_table
-
-        print(seed_table(args.out / "mujoco", args.env, args.steps))
+        print(seed_table(settings, args.env, args.steps))
 
 
 if __name__ == "__main__":

@@ -22,13 +22,18 @@ CPU-seconds (the 40 runs took 18.5 CPU-minutes). A longer check, 30000 MultiGoal
     python benchmarks/multimodal.py run --algos sac --seeds 0 --envs bandit
     python benchmarks/multimodal.py report                   # tables and plots from the result files
 
-This file has the tasks' settings and the runs; ``multimodal_report.py`` the tables, ``multimodal_plot.py`` the figures.
+``--steps`` sets the budget of every selected task, ``--quick`` makes the default budget 300 steps (to check the
+pipeline, with ``--out``).
+
+This file has the tasks' settings (``Settings``: one value per command line, which the runs, the report and the plots
+receive) and the runs; ``multimodal_report.py`` the tables, ``multimodal_plot.py`` the figures.
 """
 
 import argparse
-import sys
 import time
+from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 from common import (
@@ -42,8 +47,7 @@ from common import (
     side_by_side,
     study_parser,
 )
-
-RUNS = RESULTS / "multimodal"
+from multimodal_report import report
 
 ENVS = {"multigoal": "sb3_mixture/MultiGoal-v0", "bandit": "sb3_mixture/BimodalBandit-v0"}
 ALGOS = {
@@ -65,42 +69,65 @@ LABELS = {
     "sacm_learned_n2_floor05": "SACM N=2 learned, floor 0.05 (default)",
     "sacm_learned_n4_floor05": "SACM N=4 learned, floor 0.05 (default)",
 }
-WEIGHT_RECORD_EVERY = 250  # env steps between two records of the learned weights at the bandit's state
+# Per task: the default budget and the training settings
 CONFIG = {
     "multigoal": {"total_timesteps": 8000, "learning_starts": 1000, "gamma": 0.99},
     "bandit": {"total_timesteps": 8000, "learning_starts": 300, "gamma": 0.99},
 }
-EVAL_EPISODES = 100
-COMPONENT_EPISODES = 20
-BANDIT_SAMPLES = 2000
-ORIGIN_SAMPLES = 1000
-MODE_RADIUS = 0.4
-MIN_SHARE = 0.05  # a goal or a bump "has mass" if it gets at least this share of episodes or actions
 
 
-def run_name(env: str, algo: str, seed: int, steps: int) -> str:
+@dataclass(frozen=True)
+class Settings:
+    """
+    Everything the runs, the report and the plots use, as one value: ``settings_from`` builds it from the command
+    line (the defaults are the study's) and each function gets it as an argument.
+    """
+
+    out: Path = RESULTS  # the run files go to <out>/multimodal, the report to <out>
+    config: dict = field(default_factory=lambda: CONFIG)  # per task: the default budget and the training settings
+    eval_episodes: int = 100
+    component_episodes: int = 20
+    bandit_samples: int = 2000
+    origin_samples: int = 1000
+    mode_radius: float = 0.4
+    min_share: float = 0.05  # a goal or a bump "has mass" if it gets at least this share of episodes or actions
+    weight_record_every: int = 250  # env steps between two records of the learned weights at the bandit's state
+    envs: dict = field(default_factory=lambda: ENVS)
+    algos: dict = field(default_factory=lambda: ALGOS)
+    labels: dict = field(default_factory=lambda: LABELS)
+
+    @property
+    def folder(self) -> Path:
+        return self.out / "multimodal"
+
+    def default_steps(self, env_key: str) -> int:
+        """A task's default budget: runs with another one say so in their file names and in the report."""
+        return self.config[env_key]["total_timesteps"]
+
+
+# --quick: 300 steps per run
+QUICK_CONFIG = {env_key: {**config, "total_timesteps": 300, "learning_starts": 100} for env_key, config in CONFIG.items()}
+
+
+def run_name(settings: Settings, env: str, algo: str, seed: int, steps: int) -> str:
     """``<env>_<algo>_s<seed>``, with ``_<k>k`` appended for a budget other than the default."""
-    suffix = "" if steps == CONFIG[env]["total_timesteps"] else f"_{steps // 1000}k"
+    suffix = "" if steps == settings.default_steps(env) else f"_{steps // 1000}k"
     return f"{env}_{algo}_s{seed}{suffix}"
 
 
-def steps_of(result: dict) -> int:
-    return int(result["config"]["total_timesteps"])
-
-
-def make_model(env_key: str, algo: str, seed: int):
+def make_model(settings: Settings, env_key: str, algo: str, seed: int):
     import gymnasium as gym
 
     import sb3_mixture  # noqa: F401 (registers the sb3_mixture/ tasks)
 
-    config = {key: value for key, value in CONFIG[env_key].items() if key != "total_timesteps"}
-    return build_model(ALGOS[algo], gym.make(ENVS[env_key]), seed, {**SMALL_TASK_SETTINGS, **config})
+    config = {key: value for key, value in settings.config[env_key].items() if key != "total_timesteps"}
+    return build_model(settings.algos[algo], gym.make(settings.envs[env_key]), seed, {**SMALL_TASK_SETTINGS, **config})
 
 
 # Evaluation -------------------------------------------------------------------------------------------------------
 
 
-def multigoal_rollouts(model, n_episodes: int, seed: int, deterministic: bool = False) -> dict:
+def multigoal_rollouts(model, settings: Settings, n_episodes: int, seed: int, deterministic: bool = False) -> dict:
     """``n_episodes`` episodes run side by side (one batched ``predict`` per step)."""
     from sb3_mixture.envs import MultiGoalEnv
 
@@ -113,7 +140,7 @@ def multigoal_rollouts(model, n_episodes: int, seed: int, deterministic: bool = 
         "goals": goals.tolist(),
         "goal_counts": counts.tolist(),
         "distinct_goals": int((counts > 0).sum()),
-        "goals_with_5pct": int((counts >= MIN_SHARE * n_episodes).sum()),
+        "goals_with_5pct": int((counts >= settings.min_share * n_episodes).sum()),
         "goals_effective": effective_number(counts),
         "success_rate": float((goals >= 0).mean()),
         "mean_return": float(returns.mean()),
@@ -128,10 +155,11 @@ def effective_number(counts: "list[int] | np.ndarray") -> float:
     return float(np.exp(-(shares * np.log(shares)).sum())) if len(shares) else 0.0
 
 
-def origin_actions(model, n_samples: int) -> dict:
+def origin_actions(model, settings: Settings) -> dict:
     """Actions sampled at the origin, the state where the four goals are equally good, and the goal each heads for."""
     from sb3_mixture.envs import GOALS
 
+    n_samples = settings.origin_samples
     actions, _ = model.predict(np.zeros((n_samples, 2), dtype=np.float32), deterministic=False)
     headings = np.argmax(actions @ GOALS.T, axis=1)
     counts = np.bincount(headings, minlength=len(GOALS))
@@ -139,7 +167,7 @@ def origin_actions(model, n_samples: int) -> dict:
         "actions": np.round(actions, 3).tolist(),
         "heading_counts": counts.tolist(),
         "headings_effective": effective_number(counts),
-        "headings_with_5pct": int((counts >= MIN_SHARE * n_samples).sum()),
+        "headings_with_5pct": int((counts >= settings.min_share * n_samples).sum()),
     }
 
 
@@ -148,47 +176,48 @@ def bandit_actions(model, n_samples: int, deterministic: bool = False) -> np.nda
     return actions.reshape(-1)
 
 
-def bandit_summary(actions: np.ndarray) -> dict:
+def bandit_summary(settings: Settings, actions: np.ndarray) -> dict:
     from sb3_mixture.envs import bimodal_reward
 
-    near_minus, near_plus = np.abs(actions + 1.0) < MODE_RADIUS, np.abs(actions - 1.0) < MODE_RADIUS
+    radius, min_share = settings.mode_radius, settings.min_share
+    near_minus, near_plus = np.abs(actions + 1.0) < radius, np.abs(actions - 1.0) < radius
     return {
         "share_near_minus1": float(near_minus.mean()),
         "share_near_plus1": float(near_plus.mean()),
         "mean_reward": float(np.mean(bimodal_reward(actions))),
-        "both_modes": bool(near_minus.mean() >= MIN_SHARE and near_plus.mean() >= MIN_SHARE),
+        "both_modes": bool(near_minus.mean() >= min_share and near_plus.mean() >= min_share),
     }
 
 
-def evaluate(model, env_key: str, seed: int) -> dict:
+def evaluate(model, settings: Settings, env_key: str, seed: int) -> dict:
     from sb3_mixture import SACM
 
     is_mixture = isinstance(model, SACM)
     eval_seed = 100_000 + 1000 * seed
     result: dict = {}
     if env_key == "multigoal":
-        result["stochastic"] = multigoal_rollouts(model, EVAL_EPISODES, eval_seed)
-        deterministic = multigoal_rollouts(model, 10, eval_seed, deterministic=True)
+        result["stochastic"] = multigoal_rollouts(model, settings, settings.eval_episodes, eval_seed)
+        deterministic = multigoal_rollouts(model, settings, 10, eval_seed, deterministic=True)
         result["deterministic"] = {key: deterministic[key] for key in ("goal_counts", "success_rate", "mean_return")}
-        result["origin"] = origin_actions(model, ORIGIN_SAMPLES)
+        result["origin"] = origin_actions(model, settings)
         if is_mixture:
             result["components"] = []
             for component in range(model.n_components):
                 with model.policy.use_component(component):
-                    alone = multigoal_rollouts(model, COMPONENT_EPISODES, eval_seed)
+                    alone = multigoal_rollouts(model, settings, settings.component_episodes, eval_seed)
                 result["components"].append({key: alone[key] for key in ("goal_counts", "success_rate", "mean_return")})
     else:
-        actions = bandit_actions(model, BANDIT_SAMPLES)
-        result["stochastic"] = {**bandit_summary(actions), "actions": np.round(actions, 4).tolist()}
+        actions = bandit_actions(model, settings.bandit_samples)
+        result["stochastic"] = {**bandit_summary(settings, actions), "actions": np.round(actions, 4).tolist()}
         action = float(bandit_actions(model, 1, deterministic=True)[0])
-        result["deterministic"] = {"action": action, **bandit_summary(np.array([action]))}
+        result["deterministic"] = {"action": action, **bandit_summary(settings, np.array([action]))}
         if is_mixture:
             result["components"] = []
             for component in range(model.n_components):
                 with model.policy.use_component(component):
-                    alone = bandit_actions(model, BANDIT_SAMPLES // model.n_components)
+                    alone = bandit_actions(model, settings.bandit_samples // model.n_components)
                     mean_action = float(bandit_actions(model, 1, deterministic=True)[0])
-                result["components"].append({"mean_action": mean_action, **bandit_summary(alone)})
+                result["components"].append({"mean_action": mean_action, **bandit_summary(settings, alone)})
     return result
 
 
@@ -212,34 +241,35 @@ def weight_recorder(every: int, state: np.ndarray):
     return WeightRecorder()
 
 
-def execute(env_key: str, algo: str, seed: int, steps: int) -> dict:
+def execute(settings: Settings, env_key: str, algo: str, seed: int, steps: int) -> dict:
     import torch as th
 
     th.set_num_threads(1)
     start, cpu_start = time.time(), time.process_time()
-    model = make_model(env_key, algo, seed)
-    learned = ALGOS[algo][1].get("mixture_weights") == "learned"
+    model = make_model(settings, env_key, algo, seed)
+    class_name, extra = settings.algos[algo]
+    learned = extra.get("mixture_weights") == "learned"
     # The bandit has one state; on MultiGoal the origin is where the goals are equally good
-    recorder = weight_recorder(WEIGHT_RECORD_EVERY, np.zeros(model.observation_space.shape, dtype=np.float32))
+    recorder = weight_recorder(settings.weight_record_every, np.zeros(model.observation_space.shape, dtype=np.float32))
     model.learn(steps, callback=recorder if learned else None)
     train_time = time.time() - start
     episodes = list(model.ep_info_buffer)
     result = {
-        "env": ENVS[env_key],
+        "env": settings.envs[env_key],
         "env_key": env_key,
         "algo": algo,
-        "label": LABELS[algo],
+        "label": settings.labels[algo],
         "seed": seed,
         "config": {
             **SMALL_TASK_SETTINGS,
-            **CONFIG[env_key],
+            **settings.config[env_key],
             "total_timesteps": steps,
-            **ALGOS[algo][1],
-            "algorithm": ALGOS[algo][0],
+            **extra,
+            "algorithm": class_name,
         },
         "train_return_last_episodes": float(np.mean([episode["r"] for episode in episodes])) if episodes else None,
         "weights_over_training": recorder.records if learned else None,
-        "evaluation": evaluate(model, env_key, seed),
+        "evaluation": evaluate(model, settings, env_key, seed),
         "train_wall_s": round(train_time, 1),
         **finished(start, cpu_start),
     }
@@ -256,36 +286,32 @@ def summary(result: dict) -> str:
     )
 
 
-def run(args: argparse.Namespace) -> None:
+def run(settings: Settings, envs: list[str], steps: "int | None", algos: list[str], seeds: list[int], force: bool) -> None:
+    """The runs of ``envs``, ``algos`` and ``seeds``, with ``steps`` on every task (the task's default if None)."""
     runs = {}
-    for env_key in args.envs:
-        steps = args.steps or CONFIG[env_key]["total_timesteps"]
-        for seed in args.seeds:
-            for algo in args.algos:
-                runs[run_name(env_key, algo, seed, steps)] = partial(execute, env_key, algo, seed, steps)
-    run_each(RUNS, runs, args.force, summary)
+    for env_key in envs:
+        budget = steps or settings.default_steps(env_key)
+        for seed in seeds:
+            for algo in algos:
+                runs[run_name(settings, env_key, algo, seed, budget)] = partial(execute, settings, env_key, algo, seed, budget)
+    run_each(settings.folder, runs, force, summary)
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    return Settings(out=args.out, config=QUICK_CONFIG if args.quick else CONFIG)
 
 
 def main() -> None:
-    global RUNS
-    # The report and plot modules import this file as `multimodal`: run as a script, it is `__main__`, and they should
-    # see this very module, with the settings the command line changes
-    sys.modules.setdefault("multimodal", sys.modules[__name__])
     parser = study_parser(__doc__, "multimodal", ALGOS, [0, 1, 2, 3, 4])
     parser.add_argument("--envs", nargs="+", choices=list(ENVS), default=list(ENVS))
     parser.add_argument("--steps", type=int, help="training budget for every selected task (default: CONFIG's)")
     parser.add_argument("--quick", action="store_true", help="300 steps per run, to check the pipeline (use another --out)")
     args = parser.parse_args()
-    RUNS = args.out / "multimodal"
-    if args.quick:
-        for config in CONFIG.values():
-            config.update(total_timesteps=300, learning_starts=100)
+    settings = settings_from(args)
     if args.command == "run":
-        run(args)
+        run(settings, args.envs, args.steps, args.algos, args.seeds, args.force)
     else:
-        from multimodal_report import report
-
-        report(args.out)
+        report(settings)
 
 
 if __name__ == "__main__":

@@ -1,24 +1,29 @@
 """
 Figures of the multimodal study (``multimodal.py``): MultiGoal trajectories and actions at the origin, bandit actions
-and learned weights. ``multimodal_report.report`` draws them with the tables.
+and learned weights. ``multimodal_report.report`` draws them with the tables, and hands them the study's settings
+(``settings``, a ``multimodal.Settings``).
 """
 
 from pathlib import Path
 
 import numpy as np
 from common import pyplot
-from multimodal import ALGOS, CONFIG, EVAL_EPISODES, LABELS, MODE_RADIUS, steps_of
 
 GOAL_COLORS = ["tab:red", "tab:blue", "tab:green", "tab:purple"]
 
 
-def plot_trajectories(runs: list[dict], file: Path) -> None:
+def steps_of(result: dict) -> int:
+    """A run's training budget."""
+    return int(result["config"]["total_timesteps"])
+
+
+def plot_trajectories(runs: list[dict], settings, file: Path) -> None:
     """MultiGoal trajectories of the stochastic policy: one row per algorithm, one column per seed."""
     from sb3_mixture.envs import GOALS
 
     plt = pyplot()
 
-    algos = [algo for algo in ALGOS if any(r["algo"] == algo for r in runs)]
+    algos = [algo for algo in settings.algos if any(r["algo"] == algo for r in runs)]
     seeds = sorted({r["seed"] for r in runs})
     by_key = {(r["algo"], r["seed"]): r for r in runs}
     steps = steps_of(runs[0])
@@ -35,14 +40,15 @@ def plot_trajectories(runs: list[dict], file: Path) -> None:
                     path = np.asarray(path)
                     color = GOAL_COLORS[goal] if goal >= 0 else "grey"
                     axis.plot(path[:, 0], path[:, 1], color=color, linewidth=0.5, alpha=0.5)
-                axis.set_title(f"{LABELS[algo]} s{seed}: goals {stochastic['goal_counts']}", fontsize=7)
+                axis.set_title(f"{settings.labels[algo]} s{seed}: goals {stochastic['goal_counts']}", fontsize=7)
             axis.set_xlim(-7, 7)
             axis.set_ylim(-7, 7)
             axis.set_aspect("equal")
             axis.set_xticks([])
             axis.set_yticks([])
     figure.suptitle(
-        f"MultiGoal, {steps} steps:\n{EVAL_EPISODES} stochastic episodes per panel (colour = goal reached, grey = none)",
+        f"MultiGoal, {steps} steps:\n{settings.eval_episodes} stochastic episodes per panel "
+        "(colour = goal reached, grey = none)",
         fontsize=9,
     )
     figure.tight_layout()
@@ -50,22 +56,23 @@ def plot_trajectories(runs: list[dict], file: Path) -> None:
     plt.close(figure)
 
 
-def plot(runs: list[dict], out: Path) -> None:
-    """Every figure of the report, into ``out``."""
+def plot(runs: list[dict], settings) -> None:
+    """Every figure of the report, into ``settings.out``."""
     from sb3_mixture.envs import GOALS, bimodal_reward
 
     plt = pyplot()
 
-    default = [r for r in runs if steps_of(r) == CONFIG[r["env_key"]]["total_timesteps"]]
+    out = settings.out
+    default = [r for r in runs if steps_of(r) == settings.default_steps(r["env_key"])]
     multigoal_budgets = sorted({steps_of(r) for r in runs if r["env_key"] == "multigoal"})
     for steps in multigoal_budgets:
         budget = [r for r in runs if r["env_key"] == "multigoal" and steps_of(r) == steps]
-        suffix = "" if steps == CONFIG["multigoal"]["total_timesteps"] else f"_{steps // 1000}k"
-        plot_trajectories(budget, out / f"multimodal_multigoal_trajectories{suffix}.png")
+        suffix = "" if steps == settings.default_steps("multigoal") else f"_{steps // 1000}k"
+        plot_trajectories(budget, settings, out / f"multimodal_multigoal_trajectories{suffix}.png")
     seeds = sorted({result["seed"] for result in default})
     by_key = {(r["env_key"], r["algo"], r["seed"]): r for r in default}
 
-    multigoal_algos = [algo for algo in ALGOS if any(key[:2] == ("multigoal", algo) for key in by_key)]
+    multigoal_algos = [algo for algo in settings.algos if any(key[:2] == ("multigoal", algo) for key in by_key)]
     figure, axes = plt.subplots(1, len(multigoal_algos), figsize=(3.0 * len(multigoal_algos), 3.2), squeeze=False)
     for col, algo in enumerate(multigoal_algos):
         axis = axes[0][col]
@@ -80,11 +87,11 @@ def plot(runs: list[dict], out: Path) -> None:
         axis.set_xlim(-1.05, 1.05)
         axis.set_ylim(-1.05, 1.05)
         axis.set_aspect("equal")
-        axis.set_title(LABELS[algo], fontsize=9)
+        axis.set_title(settings.labels[algo], fontsize=9)
         if col == 0 and axis.get_legend_handles_labels()[0]:
             axis.legend(fontsize=6, markerscale=3, loc="lower left")
     figure.suptitle(
-        f"MultiGoal, {CONFIG['multigoal']['total_timesteps']} steps: 300 actions sampled at the origin per seed "
+        f"MultiGoal, {settings.default_steps('multigoal')} steps: 300 actions sampled at the origin per seed "
         "(arrows: goal directions)",
         fontsize=10,
     )
@@ -92,7 +99,7 @@ def plot(runs: list[dict], out: Path) -> None:
     figure.savefig(out / "multimodal_multigoal_origin_actions.png", dpi=90)
     plt.close(figure)
 
-    bandit_algos = [algo for algo in ALGOS if any(key[:2] == ("bandit", algo) for key in by_key)]
+    bandit_algos = [algo for algo in settings.algos if any(key[:2] == ("bandit", algo) for key in by_key)]
     columns = min(len(bandit_algos), 5)
     rows = -(-len(bandit_algos) // columns)
     figure, axes = plt.subplots(rows, columns, figsize=(3.6 * columns, 3.0 * rows), squeeze=False, sharey=True)
@@ -114,42 +121,42 @@ def plot(runs: list[dict], out: Path) -> None:
         twin.set_yticks([] if col < columns - 1 else [0, 0.5, 1.0, 1.5])
         if col == columns - 1:
             twin.set_ylabel("reward (dotted)")
-        axis.set_title(LABELS[algo])
+        axis.set_title(settings.labels[algo])
         axis.set_xlabel("action")
         axis.set_yscale("log")
         if col == 0:
             axis.set_ylabel("density of sampled actions")
             if axis.get_legend_handles_labels()[0]:
                 axis.legend(fontsize=7)
-    figure.suptitle(f"Bimodal bandit, {CONFIG['bandit']['total_timesteps']} steps: sampled actions per seed", fontsize=10)
+    figure.suptitle(f"Bimodal bandit, {settings.default_steps('bandit')} steps: sampled actions per seed", fontsize=10)
     figure.tight_layout()
     figure.savefig(out / "multimodal_bandit_actions.png", dpi=90)
     plt.close(figure)
     learned = [r for r in default if r["env_key"] == "bandit" and r.get("weights_over_training")]
-    plot_bandit_weights(learned, out / "multimodal_bandit_weights.png")
+    plot_bandit_weights(learned, settings, out / "multimodal_bandit_weights.png")
 
 
-def mode_weight_over_training(result: dict, location: float) -> tuple[np.ndarray, np.ndarray]:
-    """Steps and the total learned weight of the components whose final mean action is within MODE_RADIUS of ``location``."""
+def mode_weight_over_training(result: dict, location: float, radius: float) -> tuple[np.ndarray, np.ndarray]:
+    """Steps and the total learned weight of the components whose final mean action is within ``radius`` of ``location``."""
     records = np.asarray(result["weights_over_training"])
     means = np.array([component["mean_action"] for component in result["evaluation"]["components"]])
-    on_mode = np.abs(means - location) < MODE_RADIUS
+    on_mode = np.abs(means - location) < radius
     return records[:, 0], records[:, 1:][:, on_mode].sum(axis=1)
 
 
-def plot_bandit_weights(runs: list[dict], path: Path) -> None:
+def plot_bandit_weights(runs: list[dict], settings, path: Path) -> None:
     """Learned mixing weights over training on the bandit: the weight on the +1 and on the -1 component(s)."""
     if not runs:
         return
     plt = pyplot()
-    algos = [algo for algo in ALGOS if any(r["algo"] == algo for r in runs)]
+    algos = [algo for algo in settings.algos if any(r["algo"] == algo for r in runs)]
     figure, axes = plt.subplots(1, len(algos), figsize=(3.6 * len(algos), 3.0), squeeze=False, sharey=True)
     for axis, algo in zip(axes[0], algos, strict=True):
         for result in (r for r in runs if r["algo"] == algo):
             for location, color in ((1.0, "tab:blue"), (-1.0, "tab:red")):
-                steps, weight = mode_weight_over_training(result, location)
+                steps, weight = mode_weight_over_training(result, location, settings.mode_radius)
                 axis.plot(steps, weight, color=color, alpha=0.6, linewidth=1)
-        axis.set_title(LABELS[algo], fontsize=9)
+        axis.set_title(settings.labels[algo], fontsize=9)
         axis.set_xlabel("environment steps")
         axis.set_ylim(-0.02, 1.02)
     axes[0][0].set_ylabel("weight on the +1 (blue) / -1 (red) bump")

@@ -2,27 +2,17 @@
 Tables and report files of the multimodal study (``multimodal.py``) from its result files.
 
     python benchmarks/multimodal.py report      # multimodal.md, .json and .csv in benchmarks/results, and the plots
+
+The functions here get the study's settings as a value, ``settings`` (a ``multimodal.Settings``: the results folder,
+the tasks, algorithms and labels, the default budgets, the evaluation's sizes and thresholds), and import nothing
+from ``multimodal.py``, which imports them.
 """
 
 import json
-from pathlib import Path
 
 import numpy as np
 from common import generated_by, iqm_with_ci, load_runs, report_meta, write_report
-from multimodal import (
-    ALGOS,
-    BANDIT_SAMPLES,
-    COMPONENT_EPISODES,
-    CONFIG,
-    ENVS,
-    EVAL_EPISODES,
-    LABELS,
-    MIN_SHARE,
-    MODE_RADIUS,
-    ORIGIN_SAMPLES,
-    WEIGHT_RECORD_EVERY,
-    steps_of,
-)
+from multimodal_plot import plot, steps_of
 
 
 def per_run_rows(runs: list[dict]) -> list[dict]:
@@ -65,11 +55,11 @@ def per_run_rows(runs: list[dict]) -> list[dict]:
     return rows
 
 
-def aggregate(rows: list[dict]) -> list[dict]:
+def aggregate(rows: list[dict], settings) -> list[dict]:
     table = []
     budgets = sorted({(row["env"], row["steps"]) for row in rows})
-    for env, steps in ((env, steps) for env in ENVS.values() for e, steps in budgets if e == env):
-        for algo in ALGOS:
+    for env, steps in ((env, steps) for env in settings.envs.values() for e, steps in budgets if e == env):
+        for algo in settings.algos:
             group = [row for row in rows if row["env"] == env and row["algo"] == algo and row["steps"] == steps]
             if not group:
                 continue
@@ -78,7 +68,7 @@ def aggregate(rows: list[dict]) -> list[dict]:
             entry = {
                 "env": env,
                 "algo": algo,
-                "label": LABELS[algo],
+                "label": settings.labels[algo],
                 "steps": steps,
                 "seeds": len(group),
                 "return_mean": float(np.mean(returns)),
@@ -88,7 +78,7 @@ def aggregate(rows: list[dict]) -> list[dict]:
                 "deterministic_return_mean": float(np.mean([row["deterministic_return"] for row in group])),
                 "cpu_s_mean": float(np.mean([row["cpu_s"] for row in group])),
             }
-            if env == ENVS["multigoal"]:
+            if env == settings.envs["multigoal"]:
                 entry.update(
                     distinct_goals_mean=float(np.mean([row["distinct_goals"] for row in group])),
                     distinct_goals_per_seed=[row["distinct_goals"] for row in group],
@@ -113,7 +103,7 @@ def aggregate(rows: list[dict]) -> list[dict]:
     return table
 
 
-def markdown(table: list[dict], runs: list[dict], meta: dict) -> str:
+def markdown(table: list[dict], runs: list[dict], meta: dict, settings) -> str:
     lines = [
         "# Multimodal tasks: SAC vs SACM vs S2ACM",
         "",
@@ -126,21 +116,21 @@ def markdown(table: list[dict], runs: list[dict], meta: dict) -> str:
         "",
         "## MultiGoal (sb3_mixture/MultiGoal-v0)",
         "",
-        f"{EVAL_EPISODES} stochastic episodes per seed. Distinct goals: goals reached at least once; >=5%: goals reached in "
-        f"at least {int(MIN_SHARE * EVAL_EPISODES)} episodes; effective: exp(entropy of the goal shares), 1 to 4. "
-        f"Per seed in brackets. At the origin: {ORIGIN_SAMPLES} actions sampled at (0, 0), each assigned to the goal it "
-        "heads for (largest dot product); directions with >= 5% of them, and their effective number. For mixtures, "
-        "'component goals': how many distinct goals the components reach most often when each acts alone "
-        f"({COMPONENT_EPISODES} episodes each). Goal diversity across episodes can come from the start noise (std 0.1) "
-        "through a state-dependent policy as well as from a multimodal action distribution; the two 'origin' columns "
-        "isolate the latter.",
+        f"{settings.eval_episodes} stochastic episodes per seed. Distinct goals: goals reached at least once; >=5%: goals "
+        f"reached in at least {int(settings.min_share * settings.eval_episodes)} episodes; effective: exp(entropy of the "
+        f"goal shares), 1 to 4. Per seed in brackets. At the origin: {settings.origin_samples} actions sampled at (0, 0), "
+        "each assigned to the goal it heads for (largest dot product); directions with >= 5% of them, and their effective "
+        "number. For mixtures, 'component goals': how many distinct goals the components reach most often when each acts "
+        f"alone ({settings.component_episodes} episodes each). Goal diversity across episodes can come from the start noise "
+        "(std 0.1) through a state-dependent policy as well as from a multimodal action distribution; the two 'origin' "
+        "columns isolate the latter.",
         "",
         "| algorithm | steps | seeds | distinct goals | goals >=5% | effective goals | directions at origin >=5% "
         "| effective directions at origin | success rate | return mean ± std | return IQM [95% CI] "
         "| deterministic return | component goals | CPU s / run |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for entry in (e for e in table if e["env"] == ENVS["multigoal"]):
+    for entry in (e for e in table if e["env"] == settings.envs["multigoal"]):
         components = entry.get("components_distinct_main_goals_per_seed")
         lines.append(
             f"| {entry['label']} | {entry['steps']} | {entry['seeds']} "
@@ -161,20 +151,20 @@ def markdown(table: list[dict], runs: list[dict], meta: dict) -> str:
             f"\nTrajectories after {steps} steps: [multimodal_multigoal_trajectories_{steps // 1000}k.png]"
             f"(multimodal_multigoal_trajectories_{steps // 1000}k.png)"
             for steps in sorted({steps_of(r) for r in runs if r["env_key"] == "multigoal"})
-            if steps != CONFIG["multigoal"]["total_timesteps"]
+            if steps != settings.default_steps("multigoal")
         ],
         "",
         "## Bimodal bandit (sb3_mixture/BimodalBandit-v0)",
         "",
-        f"{BANDIT_SAMPLES} sampled actions per seed; share within {MODE_RADIUS} of each bump (mean over seeds); seeds with "
-        f"at least {MIN_SHARE:.0%} of the actions on both bumps; seeds with most mass on one bump. The best possible "
-        "expected reward is 1.5 (all mass at +1).",
+        f"{settings.bandit_samples} sampled actions per seed; share within {settings.mode_radius} of each bump (mean over "
+        f"seeds); seeds with at least {settings.min_share:.0%} of the actions on both bumps; seeds with most mass on one "
+        "bump. The best possible expected reward is 1.5 (all mass at +1).",
         "",
         "| algorithm | steps | seeds | share near -1 | share near +1 | seeds with both | mostly +1 / mostly -1 "
         "| expected reward mean ± std | IQM [95% CI] | deterministic reward | CPU s / run |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for entry in (e for e in table if e["env"] == ENVS["bandit"]):
+    for entry in (e for e in table if e["env"] == settings.envs["bandit"]):
         lines.append(
             f"| {entry['label']} | {entry['steps']} | {entry['seeds']} | {entry['share_near_minus1_mean']:.2f} "
             f"| {entry['share_near_plus1_mean']:.2f} "
@@ -193,19 +183,19 @@ def markdown(table: list[dict], runs: list[dict], meta: dict) -> str:
         "",
         "Learned weights (the rows marked learned): the weight at the bandit's one state on the component(s) whose mean "
         "ends within 0.4 of each bump, recorded every "
-        f"{WEIGHT_RECORD_EVERY} steps.",
+        f"{settings.weight_record_every} steps.",
         "",
         "![Bandit weights](multimodal_bandit_weights.png)",
         "",
         "## Per run",
         "",
     ]
-    for env_key, env in ENVS.items():
+    for env_key, env in settings.envs.items():
         lines.append(f"### {env}")
         lines.append("")
 
         def order_key(result: dict) -> tuple[int, int, int]:
-            return steps_of(result), list(ALGOS).index(result["algo"]), result["seed"]
+            return steps_of(result), list(settings.algos).index(result["algo"]), result["seed"]
 
         order = sorted((r for r in runs if r["env"] == env), key=order_key)
         for result in order:
@@ -239,13 +229,11 @@ def settings_used(runs: list[dict]) -> dict:
     return {key: values[0] if len(values) == 1 else values for key, values in used.items()}
 
 
-def report(out: Path) -> None:
-    """The report of the result files in ``<out>/multimodal``, written to ``out``."""
-    from multimodal_plot import plot
-
-    runs = load_runs(out / "multimodal")
+def report(settings) -> None:
+    """The report of the result files in ``<out>/multimodal``, written to ``out`` (``settings.out``)."""
+    runs = load_runs(settings.folder)
     rows = per_run_rows(runs)
-    table = aggregate(rows)
+    table = aggregate(rows, settings)
     meta = report_meta(runs, settings_used(runs))
-    plot(runs, out)
-    write_report(out / "multimodal", rows, table, meta, markdown(table, runs, meta))
+    plot(runs, settings)
+    write_report(settings.out / "multimodal", rows, table, meta, markdown(table, runs, meta, settings))

@@ -20,6 +20,7 @@ mixture density; soft-value weights averaged over their own sampling noise); J* 
 import argparse
 import json
 import time
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
@@ -27,8 +28,6 @@ import common
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
-
-RUNS = common.RESULTS / "objective_gap"
 
 ALPHA = 0.2
 WIDTH = 0.2
@@ -54,10 +53,26 @@ COMMON = {
     "ent_coef": ALPHA,
     "policy_kwargs": {"net_arch": [64, 64]},
 }
-STEPS = 4_000
 MC_SAMPLES = 20_000
 WEIGHT_DRAWS = 200  # draws of the soft-value weights averaged into the density
 SEEDS = list(range(10))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the runs and the report of one command line use (``settings_from``)."""
+
+    out: Path = common.RESULTS  # the run files go to <out>/objective_gap, the report to <out>
+    steps: int = 4_000
+    training: dict = field(default_factory=lambda: COMMON)  # the models' settings
+
+    @property
+    def folder(self) -> Path:
+        return self.out / "objective_gap"
+
+
+# --quick: a few hundred steps per run
+QUICK = {"steps": 300, "training": {**COMMON, "learning_starts": 100}}
 
 
 def reward(action: np.ndarray, heights: tuple[float, float]) -> np.ndarray:
@@ -122,7 +137,7 @@ def policy_actions(model, n_samples: int) -> tuple[np.ndarray, np.ndarray]:
     return 2.0 * actions[:, 0].numpy().astype(np.float64), log_prob.numpy().astype(np.float64) - np.log(2.0)
 
 
-def execute(task: str, algo: str, seed: int) -> dict:
+def execute(task: str, algo: str, seed: int, settings: Settings) -> dict:
     import torch as th
 
     th.set_num_threads(1)
@@ -130,8 +145,8 @@ def execute(task: str, algo: str, seed: int) -> dict:
     heights = TASKS[task]
     class_name, extra = ALGOS[algo]
     th.manual_seed(seed)
-    model = common.build_model(ALGOS[algo], TwoBumpBandit(heights), seed, COMMON)
-    model.learn(STEPS)
+    model = common.build_model(ALGOS[algo], TwoBumpBandit(heights), seed, settings.training)
+    model.learn(settings.steps)
     th.manual_seed(10_000 + seed)
     actions, log_prob = policy_actions(model, MC_SAMPLES)
     rewards = reward(actions, heights)
@@ -145,7 +160,7 @@ def execute(task: str, algo: str, seed: int) -> dict:
         "label": LABELS[algo],
         "seed": seed,
         "alpha": ALPHA,
-        "config": {**COMMON, **extra, "algorithm": class_name, "total_timesteps": STEPS},
+        "config": {**settings.training, **extra, "algorithm": class_name, "total_timesteps": settings.steps},
         "expected_reward": expected_reward,
         "entropy": entropy,
         "objective": objective,
@@ -165,18 +180,18 @@ def summary(result: dict) -> str:
     )
 
 
-def run(args: argparse.Namespace) -> None:
+def run(settings: Settings, tasks: list[str], algos: list[str], seeds: list[int], force: bool) -> None:
     runs = {
-        f"{task}_{algo}_s{seed}": partial(execute, task, algo, seed)
-        for seed in args.seeds
-        for task in args.tasks
-        for algo in args.algos
+        f"{task}_{algo}_s{seed}": partial(execute, task, algo, seed, settings)
+        for seed in seeds
+        for task in tasks
+        for algo in algos
     }
-    common.run_each(RUNS, runs, args.force, summary)
+    common.run_each(settings.folder, runs, force, summary)
 
 
-def report(args: argparse.Namespace) -> None:
-    runs = common.load_runs(RUNS)
+def report(settings: Settings) -> None:
+    runs = common.load_runs(settings.folder)
     rows = [{key: value for key, value in run.items() if key not in ("config", "heights")} for run in runs]
     table = []
     for task in TASKS:
@@ -189,7 +204,7 @@ def report(args: argparse.Namespace) -> None:
                 entry[key] = common.iqm_summary([run[key] for run in group])
             entry["j_star"], entry["optimal_mass_right"] = group[0]["j_star"], group[0]["optimal_mass_right"]
             table.append(entry)
-    meta = common.report_meta(runs, {**COMMON, "total_timesteps": STEPS, "alpha": ALPHA})
+    meta = common.report_meta(runs, {**settings.training, "total_timesteps": settings.steps, "alpha": ALPHA})
 
     lines = [
         "# The objective at a fixed temperature: J* - J(pi) on one-step tasks",
@@ -198,8 +213,8 @@ def report(args: argparse.Namespace) -> None:
         "",
         f"J(pi) = E[r] + alpha H(pi) at alpha = {ALPHA} (every algorithm trained with `ent_coef={ALPHA}`), entropy in the "
         f"env's action units on [-2, 2]; J* = alpha log Integral exp(r/alpha) da by quadrature. Bumps of width {WIDTH} at "
-        f"a = -1, +1. {STEPS} steps per run, settings {json.dumps(COMMON)}. J(pi) by Monte Carlo over {MC_SAMPLES} "
-        "actions (standard error about 0.003). IQM over seeds with the 95% stratified-bootstrap CI (rliable); "
+        f"a = -1, +1. {settings.steps} steps per run, settings {json.dumps(settings.training)}. J(pi) by Monte Carlo over "
+        f"{MC_SAMPLES} actions (standard error about 0.003). IQM over seeds with the 95% stratified-bootstrap CI (rliable); "
         "overlapping CIs mean no difference.",
         "",
         "| task | optimum's mass on the right bump | algorithm | seeds | gap J* - J(pi) | expected reward | entropy "
@@ -213,8 +228,8 @@ def report(args: argparse.Namespace) -> None:
             f"| {common.interval(entry['entropy'], 3)} | {common.interval(entry['mass_right'], 2)} |"
         )
     lines += ["", "![Gap per seed](objective_gap.png)", ""]
-    plot(table, args.out / "objective_gap.png")
-    common.write_report(args.out / "objective_gap", rows, table, meta, "\n".join(lines))
+    plot(table, settings.out / "objective_gap.png")
+    common.write_report(settings.out / "objective_gap", rows, table, meta, "\n".join(lines))
 
 
 def plot(table: list[dict], file: Path) -> None:
@@ -237,17 +252,20 @@ def plot(table: list[dict], file: Path) -> None:
     plt.close(figure)
 
 
+def settings_from(args: argparse.Namespace) -> Settings:
+    return Settings(out=args.out, **(QUICK if args.quick else {}))
+
+
 def main() -> None:
-    global RUNS, STEPS
     parser = common.study_parser(__doc__, "objective_gap", ALGOS, SEEDS)
     parser.add_argument("--tasks", nargs="+", choices=list(TASKS), default=list(TASKS))
     parser.add_argument("--quick", action="store_true", help="300 steps per run, to check the pipeline (use another --out)")
     args = parser.parse_args()
-    RUNS = args.out / "objective_gap"
-    if args.quick:
-        STEPS = 300
-        COMMON["learning_starts"] = 100
-    run(args) if args.command == "run" else report(args)
+    settings = settings_from(args)
+    if args.command == "run":
+        run(settings, args.tasks, args.algos, args.seeds, args.force)
+    else:
+        report(settings)
 
 
 if __name__ == "__main__":

@@ -12,15 +12,15 @@ several good behaviours can fall back on another one when the task changes. The 
 - Phase 2: ``phase2_steps`` more (``learn(..., reset_num_timesteps=False)``), evaluated right after the block and
   every ``eval_every`` steps.
 
-Every evaluation: ``EVAL_EPISODES`` stochastic episodes (fixed seeds), their mean return, success rate and the
+Every evaluation: ``eval_episodes`` stochastic episodes (fixed seeds), their mean return, success rate and the
 route each took (the gap it went through; also the side it tried, for episodes stuck in the dead end). Before
 the block and at the end, for mixtures, each component alone (``policy.use_component(i)``), and with learned
 mixing weights, the weights ``w(s)`` at a few states (``WEIGHT_STATES``).
 
 Recovery: score = (return - random) / (pre-block - random), with "random" the mean return of uniform random
-actions on the blocked task (``RANDOM_EPISODES`` episodes) and "pre-block" the return of the last phase-1
+actions on the blocked task (``random_episodes``) and "pre-block" the return of the last phase-1
 evaluation; this maps random play to 0 and the pre-block level to 1 whatever the sign of the returns. Steps to
-recover: steps after the block until the first evaluation with score >= ``RECOVERY_LEVEL`` (0 if the policy
+recover: steps after the block until the first evaluation with score >= ``recovery_level`` (0 if the policy
 already reaches it right after the block), censored at ``phase2_steps`` if never.
 
 Algorithms: SAC, SACM with N = 2 uniform weights, SACM with learned weights (N = 2, 4) and S2ACM with learned
@@ -29,24 +29,31 @@ weights (N = 4), the learned ones with no floor on the weights (``mixture_weight
 batch 256, automatic temperature, one gradient step per env step), seeds 0-4. Each run writes its own result file under
 ``benchmarks/results/route_change/``; a rerun skips finished runs.
 
-Budget (``CONFIG``): 6000 steps before the block, 6000 after it, evaluated every 250. Pilots on this machine: SAC
-(seeds 0 and 1) reached a return of about 53 (the best is about 55) with 98-100% successes within 4000-5000 steps;
-after a block at 6000 steps, SAC and the mixtures of seed 0 needed from 2000 to more than 4000 steps to recover, so
-4000 steps after the block censored some runs and 6000 leave room. A run then costs 85-190 CPU-seconds (SAC the least,
-the N = 4 mixtures the most, and more when the machine is busy); the 40 runs took 94 CPU-minutes.
+Budget (``Settings``' defaults): 6000 steps before the block, 6000 after it, evaluated every 250. Pilots on this
+machine: SAC (seeds 0 and 1) reached a return of about 53 (the best is about 55) with 98-100% successes within
+4000-5000 steps; after a block at 6000 steps, SAC and the mixtures of seed 0 needed from 2000 to more than 4000 steps
+to recover, so 4000 steps after the block censored some runs and 6000 leave room. A run then costs 85-190
+CPU-seconds (SAC the least, the N = 4 mixtures the most, and more when the machine is busy); the 40 runs took 94
+CPU-minutes.
 
     nice -n 5 python benchmarks/route_change.py run                       # all runs, seed-major (resumable)
     nice -n 5 python benchmarks/route_change.py run --algos sac sacm_n2 --seeds 0 1
     python benchmarks/route_change.py report                              # tables and plots from the result files
 
-This file has the task's settings and the runs; ``route_change_report.py`` the tables, ``route_change_plot.py`` the
-figures.
+``--hidden-block`` runs the task with ``shaping_sees_block=False`` (the reward does not announce the block; results
+under ``route_change_hidden``), ``--phase1-steps`` and ``--phase2-steps`` change the budget and ``--quick`` makes it
+a few hundred steps (to check the pipeline, with ``--out``).
+
+This file has the study's settings (``Settings``: one value per command line, which the runs, the report and the
+plots receive) and the runs; ``route_change_report.py`` the tables and the recovery measures,
+``route_change_plot.py`` the figures.
 """
 
 import argparse
-import sys
 import time
+from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 from common import (
@@ -61,11 +68,7 @@ from common import (
     side_by_side,
     study_parser,
 )
-
-STUDY = "route_change"  # "route_change_hidden" with --hidden-block
-RUNS = RESULTS / STUDY
-# TwoRoutes settings of the study: --hidden-block sets shaping_sees_block=False (the reward does not announce the block)
-ENV_KWARGS: dict = {}
+from route_change_report import recovery, report
 
 ENV_ID = "sb3_mixture/TwoRoutes-v0"
 ALGOS = {
@@ -113,44 +116,89 @@ LABELS = {
     "sacm_soft_value_n4_own": "SACM soft-value weights N=4, own-data heads",
     "sacm_soft_value_n4_episode_own": "SACM soft-value weights N=4, episodic, own-data heads",
 }
-CONFIG = {
-    "phase1_steps": 6_000,
-    "phase2_steps": 6_000,
-    "phase1_eval_every": 1_000,
-    "eval_every": 250,
-    "learning_starts": 1_000,
-    "gamma": 0.99,
-}
-EVAL_EPISODES = 50
-COMPONENT_EPISODES = 20
-PATH_EPISODES = 20  # trajectories kept (before the block and at the end) for the plots
-RANDOM_EPISODES = 300
-RECOVERY_LEVEL = 0.9
-CONVERGED_SUCCESS = 0.9  # a run "had learned the task" at the block if this share of its episodes reached the goal
-MIN_SHARE = 0.05  # a route "is used" if at least this share of episodes goes through it
 WEIGHT_STATES = {"start": (0.0, -4.0), "below_left": (-4.0, -2.0), "below_right": (4.0, -2.0), "left_gap": (-4.0, 0.0)}
 ROUTES = ("left", "right")
 
 
-def make_model(algo: str, seed: int, config: dict):
+@dataclass(frozen=True)
+class Settings:
+    """
+    Everything the runs, the report and the plots use, as one value: ``settings_from`` builds it from the command
+    line (the defaults are the study's) and each function gets it as an argument. A new option is a field here and,
+    if the command line sets it, a flag in ``main`` read by ``settings_from``.
+    """
+
+    out: Path = RESULTS  # the run files go to <out>/<study>, the report to <out>
+    hidden_block: bool = False  # shaping_sees_block=False: the reward does not announce the block
+    # Budget and training: a result file records them (``config``)
+    phase1_steps: int = 6_000
+    phase2_steps: int = 6_000
+    phase1_eval_every: int = 1_000
+    eval_every: int = 250
+    learning_starts: int = 1_000
+    gamma: float = 0.99
+    # Evaluation, and the report's thresholds
+    eval_episodes: int = 50
+    component_episodes: int = 20
+    path_episodes: int = 20  # trajectories kept (before the block and at the end) for the plots
+    random_episodes: int = 300
+    recovery_level: float = 0.9
+    converged_success: float = 0.9  # a run "had learned the task" at the block if this share of its episodes reached the goal
+    min_share: float = 0.05  # a route "is used" if at least this share of episodes goes through it
+    weight_states: dict = field(default_factory=lambda: WEIGHT_STATES)
+    algos: dict = field(default_factory=lambda: ALGOS)
+    labels: dict = field(default_factory=lambda: LABELS)
+
+    @property
+    def study(self) -> str:
+        """The name of the run files' folder and of the report's files."""
+        return "route_change_hidden" if self.hidden_block else "route_change"
+
+    @property
+    def folder(self) -> Path:
+        return self.out / self.study
+
+    @property
+    def env_kwargs(self) -> dict:
+        """TwoRoutes' settings other than its defaults."""
+        return {"shaping_sees_block": False} if self.hidden_block else {}
+
+    @property
+    def config(self) -> dict:
+        """The budget and training settings as a result file records them (in this order)."""
+        return {
+            "phase1_steps": self.phase1_steps,
+            "phase2_steps": self.phase2_steps,
+            "phase1_eval_every": self.phase1_eval_every,
+            "eval_every": self.eval_every,
+            "learning_starts": self.learning_starts,
+            "gamma": self.gamma,
+        }
+
+
+# --quick: a few hundred steps per run
+QUICK = {"phase1_steps": 400, "phase2_steps": 200, "phase1_eval_every": 200, "eval_every": 100, "learning_starts": 100}
+
+
+def make_model(algo: str, seed: int, settings: Settings):
     """The model and the raw env it trains on (kept to change the task in place)."""
     from sb3_mixture.envs import TwoRoutesEnv
 
-    env = TwoRoutesEnv(**ENV_KWARGS)
-    settings = {**SMALL_TASK_SETTINGS, "learning_starts": config["learning_starts"], "gamma": config["gamma"]}
-    return build_model(ALGOS[algo], env, seed, settings), env
+    env = TwoRoutesEnv(**settings.env_kwargs)
+    training = {**SMALL_TASK_SETTINGS, "learning_starts": settings.learning_starts, "gamma": settings.gamma}
+    return build_model(settings.algos[algo], env, seed, training), env
 
 
 # Evaluation -------------------------------------------------------------------------------------------------------
 
 
-def rollouts(model, n_episodes: int, seed: int, blocked_route: "str | None", keep_paths: int = 0) -> dict:
+def rollouts(model, settings: Settings, n_episodes: int, seed: int, blocked_route: "str | None", keep_paths: int = 0) -> dict:
     """``n_episodes`` stochastic episodes run side by side (one batched ``predict`` per step)."""
     from sb3_mixture.envs import TwoRoutesEnv
 
     # A batched predict redraws a mixture's acting components for the batch: keep the training envs' schedule
     schedule = model.policy.get_schedule_state() if hasattr(model.policy, "get_schedule_state") else None
-    envs = [TwoRoutesEnv(blocked_route=blocked_route, **ENV_KWARGS) for _ in range(n_episodes)]
+    envs = [TwoRoutesEnv(blocked_route=blocked_route, **settings.env_kwargs) for _ in range(n_episodes)]
     returns, infos, paths = side_by_side(model, envs, seed, keep_paths=keep_paths)
     routes, sides = [info["route"] for info in infos], [info["side"] for info in infos]
     success = np.array([info["is_success"] for info in infos], dtype=bool)
@@ -168,11 +216,12 @@ def rollouts(model, n_episodes: int, seed: int, blocked_route: "str | None", kee
     return result
 
 
-def random_return(blocked_route: "str | None", n_episodes: int, seed: int = 12345) -> float:
-    """Mean return of uniform random actions: the 0 of the recovery score."""
+def random_return(settings: Settings, blocked_route: "str | None", seed: int = 12345) -> float:
+    """Mean return of uniform random actions (``random_episodes``): the 0 of the recovery score."""
     from sb3_mixture.envs import TwoRoutesEnv
 
-    env = TwoRoutesEnv(blocked_route=blocked_route, **ENV_KWARGS)
+    n_episodes = settings.random_episodes
+    env = TwoRoutesEnv(blocked_route=blocked_route, **settings.env_kwargs)
     env.action_space.seed(seed)
     total = 0.0
     for episode in range(n_episodes):
@@ -185,27 +234,27 @@ def random_return(blocked_route: "str | None", n_episodes: int, seed: int = 1234
     return total / n_episodes
 
 
-def mixture_weights(model) -> "dict[str, list[float]] | None":
-    """Mixing weights w(s) at ``WEIGHT_STATES`` for learned or soft-value weights; None for fixed weights or SAC."""
+def mixture_weights(model, states: dict) -> "dict[str, list[float]] | None":
+    """Mixing weights w(s) at ``states`` (by name) for learned or soft-value weights; None for fixed weights or SAC."""
     import torch as th
 
     actor = model.policy.actor
     if not getattr(actor, "state_dependent_weights", getattr(actor, "learned_weights", False)):
         return None
-    observations = th.as_tensor(np.array(list(WEIGHT_STATES.values()), dtype=np.float32), device=model.device)
+    observations = th.as_tensor(np.array(list(states.values()), dtype=np.float32), device=model.device)
     with th.no_grad():
         weights = model.policy.actor.mixture_log_weights(observations).exp().cpu().numpy()
-    return {name: weights[row].round(4).tolist() for row, name in enumerate(WEIGHT_STATES)}
+    return {name: weights[row].round(4).tolist() for row, name in enumerate(states)}
 
 
-def components(model, seed: int, blocked_route: "str | None") -> "list[dict] | None":
+def components(model, settings: Settings, seed: int, blocked_route: "str | None") -> "list[dict] | None":
     """Each mixture component acting alone: its return, success rate and routes (None for SAC)."""
     if not hasattr(model.policy, "use_component"):
         return None
     alone = []
     for component in range(model.n_components):
         with model.policy.use_component(component):
-            summary = rollouts(model, COMPONENT_EPISODES, seed, blocked_route)
+            summary = rollouts(model, settings, settings.component_episodes, seed, blocked_route)
         alone.append({key: summary[key] for key in ("mean_return", "success_rate", "route_counts", "side_counts")})
     return alone
 
@@ -218,31 +267,33 @@ def main_route(summary: dict) -> str:
     return "right" if sides["right"] > sides["left"] else "left"
 
 
-def evaluation_point(model, phase: int, seed: int, blocked_route: "str | None", keep_paths: int = 0) -> dict:
-    summary = rollouts(model, EVAL_EPISODES, seed, blocked_route, keep_paths)
+def evaluation_point(
+    model, settings: Settings, phase: int, seed: int, blocked_route: "str | None", keep_paths: int = 0
+) -> dict:
+    summary = rollouts(model, settings, settings.eval_episodes, seed, blocked_route, keep_paths)
     point = {"step": int(model.num_timesteps), "phase": phase, **summary}
     point.pop("returns")
-    weights = mixture_weights(model)
+    weights = mixture_weights(model, settings.weight_states)
     if weights is not None:
         point["weights_start"] = weights["start"]
     return point
 
 
-def execute(algo: str, seed: int, config: dict) -> dict:
+def execute(algo: str, seed: int, settings: Settings) -> dict:
     import torch as th
 
     th.set_num_threads(1)
     start, cpu_start = time.time(), time.process_time()
-    model, env = make_model(algo, seed, config)
+    model, env = make_model(algo, seed, settings)
     # Read right after the package's import: the sources this run uses
     code = code_version()
     eval_seed = 100_000 + 1000 * seed
     curve = []
-    while model.num_timesteps < config["phase1_steps"]:
-        chunk = min(config["phase1_eval_every"], config["phase1_steps"] - model.num_timesteps)
+    while model.num_timesteps < settings.phase1_steps:
+        chunk = min(settings.phase1_eval_every, settings.phase1_steps - model.num_timesteps)
         model.learn(chunk, reset_num_timesteps=False)
-        last = model.num_timesteps >= config["phase1_steps"]
-        curve.append(evaluation_point(model, 1, eval_seed, None, PATH_EPISODES if last else 0))
+        last = model.num_timesteps >= settings.phase1_steps
+        curve.append(evaluation_point(model, settings, 1, eval_seed, None, settings.path_episodes if last else 0))
     before = curve[-1]
     blocked = main_route(before)
     before_block = {
@@ -251,20 +302,20 @@ def execute(algo: str, seed: int, config: dict) -> dict:
         "route_counts": before["route_counts"],
         "side_counts": before["side_counts"],
         "paths": before.pop("paths"),
-        "components": components(model, eval_seed, None),
-        "weights": mixture_weights(model),
+        "components": components(model, settings, eval_seed, None),
+        "weights": mixture_weights(model, settings.weight_states),
     }
 
     env.set_blocked_route(blocked)
     # The episode in progress started on the open task (its point may even be inside the new wall): without a last
     # observation, the next learn() resets the env. The replay buffer is kept.
     model._last_obs = None
-    curve.append(evaluation_point(model, 2, eval_seed, blocked))
-    end = config["phase1_steps"] + config["phase2_steps"]
+    curve.append(evaluation_point(model, settings, 2, eval_seed, blocked))
+    end = settings.phase1_steps + settings.phase2_steps
     while model.num_timesteps < end:
-        model.learn(min(config["eval_every"], end - model.num_timesteps), reset_num_timesteps=False)
+        model.learn(min(settings.eval_every, end - model.num_timesteps), reset_num_timesteps=False)
         last = model.num_timesteps >= end
-        curve.append(evaluation_point(model, 2, eval_seed, blocked, PATH_EPISODES if last else 0))
+        curve.append(evaluation_point(model, settings, 2, eval_seed, blocked, settings.path_episodes if last else 0))
     final = curve[-1]
     after_block = {
         "return": final["mean_return"],
@@ -272,21 +323,21 @@ def execute(algo: str, seed: int, config: dict) -> dict:
         "route_counts": final["route_counts"],
         "side_counts": final["side_counts"],
         "paths": final.pop("paths"),
-        "components": components(model, eval_seed, blocked),
-        "weights": mixture_weights(model),
+        "components": components(model, settings, eval_seed, blocked),
+        "weights": mixture_weights(model, settings.weight_states),
     }
     train_cpu = time.process_time() - cpu_start
     result = {
         "env": ENV_ID,
         "algo": algo,
-        "label": LABELS[algo],
+        "label": settings.labels[algo],
         "seed": seed,
-        "config": {**SMALL_TASK_SETTINGS, **config, **ALGOS[algo][1], "algorithm": ALGOS[algo][0]},
-        "env_kwargs": ENV_KWARGS,
+        "config": {**SMALL_TASK_SETTINGS, **settings.config, **settings.algos[algo][1], "algorithm": settings.algos[algo][0]},
+        "env_kwargs": settings.env_kwargs,
         # The package's default floor of learned weights has changed before: the value this run used
         "mixture_weight_floor": getattr(model, "mixture_weight_floor", None),
         "blocked_route": blocked,
-        "random_return": random_return(blocked, RANDOM_EPISODES),
+        "random_return": random_return(settings, blocked),
         "before_block": before_block,
         "after_block": after_block,
         "curve": curve,
@@ -294,51 +345,8 @@ def execute(algo: str, seed: int, config: dict) -> dict:
         "train_eval_cpu_s": round(train_cpu, 1),
         **finished(start, cpu_start),
     }
-    result["recovery"] = recovery(result)
+    result["recovery"] = recovery(result, settings)
     return result
-
-
-def recovery(result: dict, reference: "float | None" = None) -> dict:
-    """
-    Normalised scores of the phase-2 curve and the steps to recover (see the module docstring).
-
-    :param reference: also the steps until the return reaches ``RECOVERY_LEVEL`` of a common reference level
-        (``*_common``; the report passes the median pre-block return of all runs), for runs whose own pre-block
-        level is low because phase 1 ended in a bad moment
-    """
-    config = result["config"]
-    low, high = result["random_return"], result["before_block"]["return"]
-    scale = high - low
-    phase2 = [point for point in result["curve"] if point["phase"] == 2]
-    returns = [point["mean_return"] for point in phase2]
-    scores = [(value - low) / scale if scale > 0 else float("nan") for value in returns]
-    steps = [point["step"] - config["phase1_steps"] for point in phase2]
-
-    def first(flags: list[bool]) -> tuple[bool, int]:
-        hits = [step for step, flag in zip(steps, flags, strict=True) if flag]
-        return (True, hits[0]) if hits else (False, config["phase2_steps"])
-
-    recovered, steps_to_recover = first([score >= RECOVERY_LEVEL for score in scores])
-    # Switching (heading for the open side) and getting through it are separate steps of the recovery
-    open_side = "left" if result["blocked_route"] == "right" else "right"
-    switched, steps_to_switch = first([point["side_counts"][open_side] > EVAL_EPISODES / 2 for point in phase2])
-    summary = {
-        "threshold_return": low + RECOVERY_LEVEL * scale,
-        "scores": scores,
-        "steps": steps,
-        "recovered": recovered,
-        "steps_to_recover": steps_to_recover,
-        "switched": switched,
-        "steps_to_switch": steps_to_switch,
-        "score_after_block": scores[0],
-        "mean_score_phase2": float(np.mean(scores)),
-        "final_score": scores[-1],
-    }
-    if reference is not None:
-        threshold = low + RECOVERY_LEVEL * (reference - low)
-        summary["recovered_common"], summary["steps_to_recover_common"] = first([value >= threshold for value in returns])
-        summary["threshold_return_common"] = threshold
-    return summary
 
 
 def summary(result: dict) -> str:
@@ -350,41 +358,36 @@ def summary(result: dict) -> str:
     )
 
 
-def run(args: argparse.Namespace) -> None:
+def run(settings: Settings, algos: list[str], seeds: list[int], force: bool) -> None:
     # Seed-major: a partial benchmark covers every algorithm
-    runs = {f"{algo}_s{seed}": partial(execute, algo, seed, CONFIG) for seed in args.seeds for algo in args.algos}
-    run_each(RUNS, runs, args.force, summary)
+    runs = {f"{algo}_s{seed}": partial(execute, algo, seed, settings) for seed in seeds for algo in algos}
+    run_each(settings.folder, runs, force, summary)
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    """The settings of a command line: ``--quick``'s budget, with ``--phase1-steps`` and ``--phase2-steps`` over it."""
+    changes = dict(QUICK) if args.quick else {}
+    if args.phase1_steps:
+        changes["phase1_steps"] = args.phase1_steps
+    if args.phase2_steps:
+        changes["phase2_steps"] = args.phase2_steps
+    return Settings(out=args.out, hidden_block=args.hidden_block, **changes)
 
 
 def main() -> None:
-    global RUNS, STUDY
-    # The report and plot modules import this file as `route_change`: run as a script, it is `__main__`, and they
-    # should see this very module, with the settings the command line changes
-    sys.modules.setdefault("route_change", sys.modules[__name__])
-    parser = study_parser(__doc__, STUDY, ALGOS, [0, 1, 2, 3, 4])
-    parser.add_argument("--phase1-steps", type=int, help=f"steps before the block (default {CONFIG['phase1_steps']})")
-    parser.add_argument("--phase2-steps", type=int, help=f"steps after the block (default {CONFIG['phase2_steps']})")
+    parser = study_parser(__doc__, "route_change", ALGOS, [0, 1, 2, 3, 4])
+    parser.add_argument("--phase1-steps", type=int, help=f"steps before the block (default {Settings.phase1_steps})")
+    parser.add_argument("--phase2-steps", type=int, help=f"steps after the block (default {Settings.phase2_steps})")
     parser.add_argument("--quick", action="store_true", help="a few hundred steps per run, to check the pipeline (use --out)")
     parser.add_argument(
         "--hidden-block", action="store_true", help="shaping_sees_block=False: results under route_change_hidden"
     )
     args = parser.parse_args()
-    if args.hidden_block:
-        STUDY = "route_change_hidden"
-        ENV_KWARGS["shaping_sees_block"] = False
-    RUNS = args.out / STUDY
-    if args.quick:
-        CONFIG.update(phase1_steps=400, phase2_steps=200, phase1_eval_every=200, eval_every=100, learning_starts=100)
-    if args.phase1_steps:
-        CONFIG["phase1_steps"] = args.phase1_steps
-    if args.phase2_steps:
-        CONFIG["phase2_steps"] = args.phase2_steps
+    settings = settings_from(args)
     if args.command == "run":
-        run(args)
+        run(settings, args.algos, args.seeds, args.force)
     else:
-        from route_change_report import report
-
-        report(args.out, STUDY)
+        report(settings)
 
 
 if __name__ == "__main__":

@@ -1,13 +1,11 @@
 """
 Figures of the route-change study (``route_change.py``): returns around the block, recovery scores and steps, and
-trajectories. ``route_change_report.report`` draws them with the tables.
+trajectories. ``route_change_report.report`` draws them with the tables, and hands them the study's settings
+(``settings``, a ``route_change.Settings``).
 """
-
-from pathlib import Path
 
 import numpy as np
 from common import iqm_with_ci, pyplot
-from route_change import ALGOS, EVAL_EPISODES, LABELS, RECOVERY_LEVEL
 
 ALGO_COLORS = {
     "sac": "tab:blue",
@@ -51,11 +49,12 @@ def common_scores(result: dict) -> list[float]:
     return [(point["mean_return"] - low) / (high - low) for point in result["curve"] if point["phase"] == 2]
 
 
-def plot(runs: list[dict], out: Path, study: str) -> None:
-    """Every figure of the report, into ``out`` (``<study>_*.png``)."""
+def plot(runs: list[dict], settings) -> None:
+    """Every figure of the report, into ``settings.out`` (``<study>_*.png``)."""
     plt = pyplot()
 
-    algos = [algo for algo in ALGOS if any(r["algo"] == algo for r in runs)]
+    out, study, labels = settings.out, settings.study, settings.labels
+    algos = [algo for algo in settings.algos if any(r["algo"] == algo for r in runs)]
     seeds = sorted({r["seed"] for r in runs})
     by_key = {(r["algo"], r["seed"]): r for r in runs}
     phase1 = runs[0]["config"]["phase1_steps"]
@@ -81,10 +80,10 @@ def plot(runs: list[dict], out: Path, study: str) -> None:
             axis.plot(steps, mean, color=ALGO_COLORS[algo], linewidth=2, label="mean")
         axis.axvline(0, color="black", linestyle=":", linewidth=1)
         axis.axhline(np.mean([r["random_return"] for r in group]), color="grey", linestyle="--", linewidth=0.8)
-        axis.set_title(f"{LABELS[algo]} ({len(group)} seeds)", fontsize=9)
+        axis.set_title(f"{labels[algo]} ({len(group)} seeds)", fontsize=9)
         axis.set_xlabel("steps relative to the block")
         if col == 0:
-            axis.set_ylabel(f"stochastic return ({EVAL_EPISODES} episodes)")
+            axis.set_ylabel(f"stochastic return ({settings.eval_episodes} episodes)")
     title = "TwoRoutes: return before and after the route in use is blocked (thin: seeds; dashed: random)"
     figure.suptitle(title, fontsize=10)
     figure.tight_layout()
@@ -102,8 +101,8 @@ def plot(runs: list[dict], out: Path, study: str) -> None:
         scores = np.array([common_scores(result) for result in group])
         # Means only: with eight algorithms, per-seed bands hide each other (the per-seed curves are in route_change_curves)
         width = 3 if algo == "sac" else 1.6
-        axis.plot(steps, scores.mean(axis=0), color=ALGO_COLORS[algo], linewidth=width, label=f"{LABELS[algo]} ({len(group)})")
-    axis.axhline(RECOVERY_LEVEL, color="black", linestyle=":", linewidth=1)
+        axis.plot(steps, scores.mean(axis=0), color=ALGO_COLORS[algo], linewidth=width, label=f"{labels[algo]} ({len(group)})")
+    axis.axhline(settings.recovery_level, color="black", linestyle=":", linewidth=1)
     axis.set_xlabel("steps after the block")
     axis.set_ylabel("score (0 random, 1 common pre-block level)")
     axis.set_title(
@@ -130,8 +129,8 @@ def plot(runs: list[dict], out: Path, study: str) -> None:
         axis.errorbar(index + 0.3, iqm, yerr=[[iqm - low], [high - iqm]], fmt="D", color="black", markersize=5, capsize=3)
     axis.axhline(runs[0]["config"]["phase2_steps"], color="grey", linestyle="--", linewidth=0.8)
     axis.set_xticks(range(len(algos)))
-    axis.set_xticklabels([LABELS[algo] for algo in algos], fontsize=8, rotation=15)
-    axis.set_ylabel(f"steps to recover {RECOVERY_LEVEL:.0%}")
+    axis.set_xticklabels([labels[algo] for algo in algos], fontsize=8, rotation=15)
+    axis.set_ylabel(f"steps to recover {settings.recovery_level:.0%}")
     axis.set_title("Steps to recover per seed (hollow: censored, dashed: budget); black: IQM, 95% CI", fontsize=9)
     figure.tight_layout()
     figure.savefig(out / f"{study}_recovery.png", dpi=90)
@@ -150,7 +149,7 @@ def plot(runs: list[dict], out: Path, study: str) -> None:
                 for path in result[key]["paths"]:
                     path = np.asarray(path)
                     axis.plot(path[:, 0], path[:, 1], color=color, linewidth=0.6, alpha=0.5)
-            axis.set_title(f"{LABELS[algo]} s{seed}", fontsize=7)
+            axis.set_title(f"{labels[algo]} s{seed}", fontsize=7)
     figure.suptitle("Stochastic trajectories before the block (blue) and at the end (red); red box: the wall", fontsize=9)
     figure.tight_layout()
     figure.savefig(out / f"{study}_trajectories.png", dpi=80)

@@ -1,41 +1,75 @@
 """
-Tables and report files of the route-change study (``route_change.py``) from its result files.
+Tables and report files of the route-change study (``route_change.py``) from its result files, and the recovery
+measures of a run (``recovery``), which the runs record too.
 
     python benchmarks/route_change.py report    # route_change.md, .json and .csv in benchmarks/results, and the plots
+
+The functions here get the study's settings as a value, ``settings`` (a ``route_change.Settings``: the results
+folder, the algorithms and their labels, the evaluation's episodes and thresholds, ...), and import nothing from
+``route_change.py``, which imports them.
 """
 
 import json
 import sys
-from pathlib import Path
 
 import numpy as np
 from common import generated_by, interval, iqm_summary, load_runs, report_meta, write_report
-from route_change import (
-    ALGOS,
-    COMPONENT_EPISODES,
-    CONVERGED_SUCCESS,
-    ENV_ID,
-    ENV_KWARGS,
-    EVAL_EPISODES,
-    LABELS,
-    MIN_SHARE,
-    RANDOM_EPISODES,
-    RECOVERY_LEVEL,
-    ROUTES,
-    WEIGHT_STATES,
-    recovery,
-)
+from route_change_plot import plot
 
 
-def load_recovery_runs(folder: Path) -> list[dict]:
-    """The result files of ``folder``, by algorithm and seed, with their recovery recomputed (below)."""
-    runs = load_runs(folder)
+def recovery(result: dict, settings, reference: "float | None" = None) -> dict:
+    """
+    Normalised scores of the phase-2 curve and the steps to recover (``route_change.py``'s docstring), with the
+    thresholds of ``settings``. The runs record it; the report recomputes it from their curves.
+
+    :param reference: also the steps until the return reaches ``recovery_level`` of a common reference level
+        (``*_common``; the report passes the median pre-block return of all runs), for runs whose own pre-block
+        level is low because phase 1 ended in a bad moment
+    """
+    config = result["config"]
+    low, high = result["random_return"], result["before_block"]["return"]
+    scale = high - low
+    phase2 = [point for point in result["curve"] if point["phase"] == 2]
+    returns = [point["mean_return"] for point in phase2]
+    scores = [(value - low) / scale if scale > 0 else float("nan") for value in returns]
+    steps = [point["step"] - config["phase1_steps"] for point in phase2]
+
+    def first(flags: list[bool]) -> tuple[bool, int]:
+        hits = [step for step, flag in zip(steps, flags, strict=True) if flag]
+        return (True, hits[0]) if hits else (False, config["phase2_steps"])
+
+    recovered, steps_to_recover = first([score >= settings.recovery_level for score in scores])
+    # Switching (heading for the open side) and getting through it are separate steps of the recovery
+    open_side = "left" if result["blocked_route"] == "right" else "right"
+    switched, steps_to_switch = first([point["side_counts"][open_side] > settings.eval_episodes / 2 for point in phase2])
+    summary = {
+        "threshold_return": low + settings.recovery_level * scale,
+        "scores": scores,
+        "steps": steps,
+        "recovered": recovered,
+        "steps_to_recover": steps_to_recover,
+        "switched": switched,
+        "steps_to_switch": steps_to_switch,
+        "score_after_block": scores[0],
+        "mean_score_phase2": float(np.mean(scores)),
+        "final_score": scores[-1],
+    }
+    if reference is not None:
+        threshold = low + settings.recovery_level * (reference - low)
+        summary["recovered_common"], summary["steps_to_recover_common"] = first([value >= threshold for value in returns])
+        summary["threshold_return_common"] = threshold
+    return summary
+
+
+def load_recovery_runs(settings) -> list[dict]:
+    """The study's result files, by algorithm and seed, with their recovery recomputed."""
+    runs = load_runs(settings.folder)
     reference = float(np.median([result["before_block"]["return"] for result in runs]))
     for result in runs:
         # Recomputed from the curve, so that the report always uses the definitions of this file
-        result["recovery"] = recovery(result, reference)
+        result["recovery"] = recovery(result, settings, reference)
         result["reference_return"] = reference
-    return sorted(runs, key=lambda result: (list(ALGOS).index(result["algo"]), result["seed"]))
+    return sorted(runs, key=lambda result: (list(settings.algos).index(result["algo"]), result["seed"]))
 
 
 def routes_text(counts: dict) -> str:
@@ -57,21 +91,21 @@ def weights_text(weights: "dict | None") -> str:
     return "-" if weights is None else "(" + ", ".join(f"{w:.2f}" for w in weights["start"]) + ")"
 
 
-def per_run_rows(runs: list[dict]) -> list[dict]:
+def per_run_rows(runs: list[dict], settings) -> list[dict]:
     rows = []
     for result in runs:
         before, after, rec = result["before_block"], result["after_block"], result["recovery"]
         counts = before["route_counts"]
-        used = [route for route in ROUTES if counts[route] >= MIN_SHARE * EVAL_EPISODES]
+        used = [route for route, count in counts.items() if count >= settings.min_share * settings.eval_episodes]
         rows.append(
             {
                 "algo": result["algo"],
-                "label": LABELS[result["algo"]],
+                "label": settings.labels[result["algo"]],
                 "seed": result["seed"],
                 "pre_block_return": before["return"],
                 "pre_block_success": before["success_rate"],
                 "pre_block_routes": routes_text(counts),
-                "main_route_share": max(counts.values()) / EVAL_EPISODES,
+                "main_route_share": max(counts.values()) / settings.eval_episodes,
                 "both_routes_used": len(used) == 2,
                 "blocked_route": result["blocked_route"],
                 "random_return": result["random_return"],
@@ -82,7 +116,7 @@ def per_run_rows(runs: list[dict]) -> list[dict]:
                 "switched": rec["switched"],
                 "steps_to_recover_common": rec["steps_to_recover_common"],
                 "recovered_common": rec["recovered_common"],
-                "pre_block_converged": before["success_rate"] >= CONVERGED_SUCCESS,
+                "pre_block_converged": before["success_rate"] >= settings.converged_success,
                 "mean_score_phase2": rec["mean_score_phase2"],
                 "final_score": rec["final_score"],
                 "final_return": after["return"],
@@ -111,13 +145,13 @@ SUMMARY_KEYS = (
 )
 
 
-def aggregate(rows: list[dict]) -> list[dict]:
+def aggregate(rows: list[dict], settings) -> list[dict]:
     table = []
-    for algo in ALGOS:
+    for algo in settings.algos:
         group = [row for row in rows if row["algo"] == algo]
         if not group:
             continue
-        entry: dict = {"algo": algo, "label": LABELS[algo], "seeds": len(group)}
+        entry: dict = {"algo": algo, "label": settings.labels[algo], "seeds": len(group)}
         for key in SUMMARY_KEYS:
             values = [row[key] for row in group]
             entry[key] = {"mean": float(np.mean(values)), "std": float(np.std(values)), **iqm_summary(values)}
@@ -141,7 +175,7 @@ def aggregate(rows: list[dict]) -> list[dict]:
     return table
 
 
-# The settings in a result file's config that differ between algorithms (their ALGOS entries)
+# The settings in a result file's config that differ between algorithms (their entries of ``settings.algos``)
 PER_ALGORITHM = ("algorithm", "n_components", "mixture_weights", "mixture_weight_floor", "component_schedule", "critic_data")
 
 
@@ -164,8 +198,8 @@ SHAPING_TEXT = {
 }
 
 
-def markdown(table: list[dict], rows: list[dict], runs: list[dict], meta: dict, study: str) -> str:
-    config = runs[0]["config"]
+def markdown(table: list[dict], rows: list[dict], runs: list[dict], meta: dict, settings) -> str:
+    config, study, env_kwargs = runs[0]["config"], settings.study, settings.env_kwargs
     lines = [
         "# Route change: recovery after the route in use gets blocked (SAC vs SACM vs S2ACM)",
         "",
@@ -173,21 +207,22 @@ def markdown(table: list[dict], rows: list[dict], runs: list[dict], meta: dict, 
         "",
         f"Code (commit, sources modified, hash of `sb3_mixture/*.py`): {'; '.join(meta['code_versions'])}.",
         "",
-        f"Task: `{ENV_ID}` ({json.dumps(ENV_KWARGS) if ENV_KWARGS else 'defaults'}). Settings (from the result files): "
-        f"{json.dumps(meta['settings_used'])}; everything "
+        f"Task: `{runs[0]['env']}` ({json.dumps(env_kwargs) if env_kwargs else 'defaults'}). Settings (from the result "
+        f"files): {json.dumps(meta['settings_used'])}; everything "
         "else SB3's SAC defaults (automatic temperature, target entropy -dim(A)); the mixtures use the package defaults "
         "(mixed marginal estimator, a new component every step).",
         "",
         f"Protocol: {config['phase1_steps']} steps on the open task; then the route the policy took most often in its last "
         "evaluation is closed by a wall (same env object, reset; replay buffer kept) and training goes on for "
         f"{config['phase2_steps']} steps, evaluated right after the block and every {config['eval_every']} steps. Each "
-        f"evaluation: {EVAL_EPISODES} stochastic episodes with fixed seeds. " + SHAPING_TEXT[bool(ENV_KWARGS)],
+        f"evaluation: {settings.eval_episodes} stochastic episodes with fixed seeds. " + SHAPING_TEXT[bool(env_kwargs)],
         "",
         f"Score = (return - random) / (pre-block return - random), random = mean return of uniform random actions on the "
-        f"blocked task ({RANDOM_EPISODES} episodes, about {np.mean([r['random_return'] for r in runs]):.2f}); 0 = random "
-        f"play, 1 = the run's own pre-block level. **Steps to recover**: steps after the block until the first evaluation "
-        f"with score >= {RECOVERY_LEVEL} (0: already at the block), censored at {config['phase2_steps']} (counted as "
-        f"{config['phase2_steps']}) if never. IQM over seeds with a 95% stratified-bootstrap CI (rliable); per seed in "
+        f"blocked task ({settings.random_episodes} episodes, about {np.mean([r['random_return'] for r in runs]):.2f}); 0 = "
+        "random play, 1 = the run's own pre-block level. **Steps to recover**: steps after the block until the first "
+        f"evaluation with score >= {settings.recovery_level} (0: already at the block), censored at "
+        f"{config['phase2_steps']} (counted as {config['phase2_steps']}) if never. IQM over seeds with a 95% "
+        "stratified-bootstrap CI (rliable); per seed in "
         "brackets. The resolution is the evaluation interval.",
         "",
         "## Recovery after the block",
@@ -208,7 +243,7 @@ def markdown(table: list[dict], rows: list[dict], runs: list[dict], meta: dict, 
         )
     lines += [
         "",
-        f"'Common level': the same {RECOVERY_LEVEL:.0%} threshold but of the median pre-block return of all runs "
+        f"'Common level': the same {settings.recovery_level:.0%} threshold but of the median pre-block return of all runs "
         f"({runs[0]['reference_return']:.2f}) instead of the run's own: a run whose phase 1 ended at a bad moment (its "
         "own pre-block level low) otherwise 'recovers' trivially. 'Steps to switch side': steps after the block until "
         "the first evaluation in which most episodes head for the open side (the side of x = 0 they are on when |x| "
@@ -219,8 +254,8 @@ def markdown(table: list[dict], rows: list[dict], runs: list[dict], meta: dict, 
         "## Before the block",
         "",
         "| algorithm | pre-block return IQM [95% CI] | per seed | success rate | seeds at >= "
-        f"{CONVERGED_SUCCESS:.0%} success | share on the main route | seeds using both routes | seeds whose components "
-        "cover both routes | routes per seed | component routes per seed | CPU s / run |",
+        f"{settings.converged_success:.0%} success | share on the main route | seeds using both routes | seeds whose "
+        "components cover both routes | routes per seed | component routes per seed | CPU s / run |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for entry in table:
@@ -234,9 +269,10 @@ def markdown(table: list[dict], rows: list[dict], runs: list[dict], meta: dict, 
         )
     lines += [
         "",
-        f"Of the {EVAL_EPISODES} pre-block episodes: 'share on the main route', the share through the route used most "
-        f"(the one then blocked); 'both routes', at least {MIN_SHARE:.0%} of the episodes through each; routes as "
-        f"left/right counts. Component routes: the route each mixture component mostly takes alone ({COMPONENT_EPISODES} "
+        f"Of the {settings.eval_episodes} pre-block episodes: 'share on the main route', the share through the route "
+        f"used most (the one then blocked); 'both routes', at least {settings.min_share:.0%} of the episodes through each; "
+        "routes as left/right counts. Component routes: the route each mixture component mostly takes alone "
+        f"({settings.component_episodes} "
         "episodes; '-' if it gets through no gap).",
         "",
         f"![Returns around the block]({study}_curves.png)",
@@ -249,8 +285,9 @@ def markdown(table: list[dict], rows: list[dict], runs: list[dict], meta: dict, 
         "",
         "## Routes, components and mixing weights per seed",
         "",
-        f"Routes: episodes through the left / right gap, of {EVAL_EPISODES} (episodes that reach neither are stuck or "
-        f"timed out). Components: the route each component takes most often when acting alone ({COMPONENT_EPISODES} "
+        f"Routes: episodes through the left / right gap, of {settings.eval_episodes} (episodes that reach neither are "
+        "stuck or timed out). Components: the route each component takes most often when acting alone "
+        f"({settings.component_episodes} "
         "episodes; '-' if it goes through no gap), before the block and at the end. Weights: w(start) of the learned "
         "mixing weights at the start state (0, -4).",
         "",
@@ -273,33 +310,31 @@ def markdown(table: list[dict], rows: list[dict], runs: list[dict], meta: dict, 
         lines += [
             "",
             "Learned mixing weights before -> after the block at the other states "
-            f"({', '.join(f'{k} {v}' for k, v in WEIGHT_STATES.items() if k != 'start')}):",
+            f"({', '.join(f'{k} {v}' for k, v in settings.weight_states.items() if k != 'start')}):",
             "",
         ]
         for result in learned:
             before, after = result["before_block"]["weights"], result["after_block"]["weights"]
             text = "; ".join(
                 f"{name} ({', '.join(f'{w:.2f}' for w in before[name])}) -> ({', '.join(f'{w:.2f}' for w in after[name])})"
-                for name in WEIGHT_STATES
+                for name in settings.weight_states
                 if name != "start"
             )
-            lines.append(f"- {LABELS[result['algo']]}, seed {result['seed']}: {text}")
+            lines.append(f"- {settings.labels[result['algo']]}, seed {result['seed']}: {text}")
     return "\n".join(lines) + "\n"
 
 
-def report(out: Path, study: str = "route_change") -> None:
-    """The report of the result files in ``<out>/<study>``, written to ``out``."""
-    from route_change_plot import plot
-
-    runs = load_recovery_runs(out / study)
-    settings = settings_used(runs)
-    if isinstance(settings, list):
+def report(settings) -> None:
+    """The report of the result files in ``<out>/<study>``, written to ``out`` (``settings.out``, ``settings.study``)."""
+    runs = load_recovery_runs(settings)
+    used = settings_used(runs)
+    if isinstance(used, list):
         print("warning: the result files use different settings; the report mixes them", file=sys.stderr)
-    rows = per_run_rows(runs)
-    table = aggregate(rows)
+    rows = per_run_rows(runs, settings)
+    table = aggregate(rows, settings)
     meta = {
-        **report_meta(runs, settings),
+        **report_meta(runs, used),
         "code_versions": sorted({json.dumps(result.get("code", "not recorded")) for result in runs}),
     }
-    plot(runs, out, study)
-    write_report(out / study, rows, table, meta, markdown(table, rows, runs, meta, study))
+    plot(runs, settings)
+    write_report(settings.out / settings.study, rows, table, meta, markdown(table, rows, runs, meta, settings))
