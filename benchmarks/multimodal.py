@@ -234,7 +234,7 @@ def weight_recorder(every: int, state: np.ndarray):
         def _on_step(self) -> bool:
             if self.num_timesteps % every == 0:
                 with th.no_grad():
-                    weights = self.model.actor.mixture_log_weights(th.as_tensor(state[None])).exp()[0]
+                    weights = self.model.policy.mixture_log_weights(th.as_tensor(state[None])).exp()[0]
                 self.records.append([self.num_timesteps, *np.round(weights.tolist(), 5)])
             return True
 

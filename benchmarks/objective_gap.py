@@ -124,7 +124,7 @@ def policy_actions(model, n_samples: int) -> tuple[np.ndarray, np.ndarray]:
         else:
             means, log_stds, _, _ = model.actor.mixture_params(obs[:1])
             # Soft-value weights are estimated afresh at every step: the policy acts with their average
-            draws = [model.policy.actor.mixture_log_weights(obs[:1]).exp() for _ in range(WEIGHT_DRAWS)]
+            draws = [model.policy.mixture_log_weights(obs[:1]).exp() for _ in range(WEIGHT_DRAWS)]
             log_weights = th.stack(draws).mean(dim=0).log()
             components = th.multinomial(log_weights.exp()[0], n_samples, replacement=True).view(-1, 1)
             means, log_stds = means.expand(n_samples, -1, -1), log_stds.expand(n_samples, -1, -1)

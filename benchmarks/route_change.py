@@ -71,6 +71,19 @@ from common import (
 from route_change_report import recovery, report
 
 ENV_ID = "sb3_mixture/TwoRoutes-v0"
+# Issue 23's recipe: four components, one per episode, chosen by an epsilon-greedy bandit over their recent returns
+# (deterministic acting plays the best), kept on different trajectories by a SMERL-style bonus that only components
+# near the best return are paid (docs/algorithm.md sections 11 and 12)
+SWITCH = {
+    "n_components": 4,
+    "component_schedule": "returns",
+    "deterministic_component": "best_return",
+    "return_window": 5,
+    "return_exploration": 0.1,
+    "diversity_weight": 1.0,
+    "diversity_margin": 0.05,
+    "diversity_start": 5_000,
+}
 ALGOS = {
     # Learned weights with no floor (mixture_weight_floor=0) and with the package's later default, a floor of 0.05
     **algorithms(
@@ -99,6 +112,14 @@ ALGOS = {
         "SACM",
         {"n_components": 4, "mixture_weights": "soft_value", "component_schedule": "episode", "critic_data": "own"},
     ),
+    # Issue 23: switch, don't relearn. The recipe (components kept apart by a return-gated diversity bonus, each
+    # episode's component chosen by the returns the components earn) and its two ablations
+    "sacm_switch_n4": ("SACM", SWITCH),
+    "sacm_switch_n4_no_diversity": ("SACM", {**SWITCH, "diversity_weight": 0.0}),
+    "sacm_switch_n4_no_choice": (
+        "SACM",
+        {**SWITCH, "component_schedule": "episode", "deterministic_component": "mode"},
+    ),
 }
 LABELS = {
     **ALGORITHM_LABELS,
@@ -115,6 +136,9 @@ LABELS = {
     "sacm_soft_value_n2_own": "SACM soft-value weights N=2, own-data heads",
     "sacm_soft_value_n4_own": "SACM soft-value weights N=4, own-data heads",
     "sacm_soft_value_n4_episode_own": "SACM soft-value weights N=4, episodic, own-data heads",
+    "sacm_switch_n4": "SACM switch recipe N=4",
+    "sacm_switch_n4_no_diversity": "SACM switch recipe N=4, no diversity bonus",
+    "sacm_switch_n4_no_choice": "SACM switch recipe N=4, no return-based choice",
 }
 WEIGHT_STATES = {"start": (0.0, -4.0), "below_left": (-4.0, -2.0), "below_right": (4.0, -2.0), "left_gap": (-4.0, 0.0)}
 ROUTES = ("left", "right")
@@ -141,6 +165,7 @@ class Settings:
     eval_episodes: int = 50
     component_episodes: int = 20
     path_episodes: int = 20  # trajectories kept (before the block and at the end) for the plots
+    component_paths: int = 5  # trajectories of each component alone kept (before the block and at the end)
     random_episodes: int = 300
     recovery_level: float = 0.9
     converged_success: float = 0.9  # a run "had learned the task" at the block if this share of its episodes reached the goal
@@ -192,18 +217,23 @@ def make_model(algo: str, seed: int, settings: Settings):
 # Evaluation -------------------------------------------------------------------------------------------------------
 
 
-def rollouts(model, settings: Settings, n_episodes: int, seed: int, blocked_route: "str | None", keep_paths: int = 0) -> dict:
-    """``n_episodes`` stochastic episodes run side by side (one batched ``predict`` per step)."""
+def rollouts(
+    model,
+    settings: Settings,
+    n_episodes: int,
+    seed: int,
+    blocked_route: "str | None",
+    keep_paths: int = 0,
+    deterministic: bool = False,
+) -> dict:
+    """``n_episodes`` episodes (stochastic unless ``deterministic``) run side by side (one batched ``predict`` per step)."""
     from sb3_mixture.envs import TwoRoutesEnv
 
-    # A batched predict redraws a mixture's acting components for the batch: keep the training envs' schedule
-    schedule = model.policy.get_schedule_state() if hasattr(model.policy, "get_schedule_state") else None
+    # predict acts with a schedule of its own: the training envs' draws are left as they were
     envs = [TwoRoutesEnv(blocked_route=blocked_route, **settings.env_kwargs) for _ in range(n_episodes)]
-    returns, infos, paths = side_by_side(model, envs, seed, keep_paths=keep_paths)
+    returns, infos, paths = side_by_side(model, envs, seed, deterministic=deterministic, keep_paths=keep_paths)
     routes, sides = [info["route"] for info in infos], [info["side"] for info in infos]
     success = np.array([info["is_success"] for info in infos], dtype=bool)
-    if schedule is not None:
-        model.policy.set_schedule_state(schedule)
     result = {
         "returns": returns.round(4).tolist(),
         "mean_return": float(returns.mean()),
@@ -238,24 +268,26 @@ def mixture_weights(model, states: dict) -> "dict[str, list[float]] | None":
     """Mixing weights w(s) at ``states`` (by name) for learned or soft-value weights; None for fixed weights or SAC."""
     import torch as th
 
-    actor = model.policy.actor
-    if not getattr(actor, "state_dependent_weights", getattr(actor, "learned_weights", False)):
+    choice = getattr(model.policy, "component_choice", None)
+    if choice is None or not choice.state_dependent_weights:
         return None
     observations = th.as_tensor(np.array(list(states.values()), dtype=np.float32), device=model.device)
     with th.no_grad():
-        weights = model.policy.actor.mixture_log_weights(observations).exp().cpu().numpy()
+        weights = model.policy.mixture_log_weights(observations, deterministic=True).exp().cpu().numpy()
     return {name: weights[row].round(4).tolist() for row, name in enumerate(states)}
 
 
-def components(model, settings: Settings, seed: int, blocked_route: "str | None") -> "list[dict] | None":
-    """Each mixture component acting alone: its return, success rate and routes (None for SAC)."""
+def components(model, settings: Settings, seed: int, blocked_route: "str | None", keep_paths: int = 0) -> "list[dict] | None":
+    """Each mixture component acting alone: its return, success rate, routes and ``keep_paths`` trajectories (None for
+    SAC)."""
     if not hasattr(model.policy, "use_component"):
         return None
     alone = []
     for component in range(model.n_components):
         with model.policy.use_component(component):
-            summary = rollouts(model, settings, settings.component_episodes, seed, blocked_route)
-        alone.append({key: summary[key] for key in ("mean_return", "success_rate", "route_counts", "side_counts")})
+            summary = rollouts(model, settings, settings.component_episodes, seed, blocked_route, keep_paths)
+        keys = ("mean_return", "success_rate", "route_counts", "side_counts", "paths")
+        alone.append({key: summary[key] for key in keys if key in summary})
     return alone
 
 
@@ -276,7 +308,30 @@ def evaluation_point(
     weights = mixture_weights(model, settings.weight_states)
     if weights is not None:
         point["weights_start"] = weights["start"]
+    point.update(return_statistics(model))
     return point
+
+
+def return_statistics(model) -> dict:
+    """
+    With an episodic mixture: each component's recent training-episode return and episode count so far, and the
+    component ``deterministic_component="best_return"`` would play (nothing for SAC or before any episode).
+    """
+    choice = getattr(model.policy, "component_choice", None)
+    if choice is None or int(choice.episode_counts.sum()) == 0:
+        return {}
+    recent = choice.recent_returns()
+    return {
+        "component_returns": [None if np.isnan(value) else round(float(value), 3) for value in recent.tolist()],
+        "episode_counts": choice.episode_counts.tolist(),
+        "best_return_component": int(recent.nan_to_num(nan=-float("inf")).argmax()),
+    }
+
+
+def deterministic_summary(model, settings: Settings, seed: int, blocked_route: "str | None") -> dict:
+    """The return, success rate and routes of ``predict(deterministic=True)`` (its episodes differ by their start)."""
+    summary = rollouts(model, settings, settings.eval_episodes, seed, blocked_route, deterministic=True)
+    return {key: summary[key] for key in ("mean_return", "success_rate", "route_counts", "side_counts")}
 
 
 def execute(algo: str, seed: int, settings: Settings) -> dict:
@@ -302,8 +357,10 @@ def execute(algo: str, seed: int, settings: Settings) -> dict:
         "route_counts": before["route_counts"],
         "side_counts": before["side_counts"],
         "paths": before.pop("paths"),
-        "components": components(model, settings, eval_seed, None),
+        "components": components(model, settings, eval_seed, None, settings.component_paths),
         "weights": mixture_weights(model, settings.weight_states),
+        # What predict(deterministic=True) earns: the policy a user deploys
+        "deterministic": deterministic_summary(model, settings, eval_seed, None),
     }
 
     env.set_blocked_route(blocked)
@@ -323,8 +380,9 @@ def execute(algo: str, seed: int, settings: Settings) -> dict:
         "route_counts": final["route_counts"],
         "side_counts": final["side_counts"],
         "paths": final.pop("paths"),
-        "components": components(model, settings, eval_seed, blocked),
+        "components": components(model, settings, eval_seed, blocked, settings.component_paths),
         "weights": mixture_weights(model, settings.weight_states),
+        "deterministic": deterministic_summary(model, settings, eval_seed, blocked),
     }
     train_cpu = time.process_time() - cpu_start
     result = {

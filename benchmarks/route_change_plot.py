@@ -23,7 +23,11 @@ ALGO_COLORS = {
     "sacm_soft_value_n2_own": "teal",
     "sacm_soft_value_n4_own": "darkviolet",
     "sacm_soft_value_n4_episode_own": "crimson",
+    "sacm_switch_n4": "black",
+    "sacm_switch_n4_no_diversity": "dimgray",
+    "sacm_switch_n4_no_choice": "darkorange",
 }
+COMPONENT_COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive")
 
 
 def draw_walls(axis, blocked_route: "str | None") -> None:
@@ -154,3 +158,54 @@ def plot(runs: list[dict], settings) -> None:
     figure.tight_layout()
     figure.savefig(out / f"{study}_trajectories.png", dpi=80)
     plt.close(figure)
+
+
+def plot_switching(runs: list[dict], settings) -> None:
+    """
+    Issue 23's figures, for each run with return statistics, the first seed of each algorithm: each component's
+    trajectories alone before and after the block (``<study>_<algo>_components.png``), and each component's recent
+    training return with the component the bandit favours, over time across the block (``<study>_<algo>_choice.png``).
+    """
+    plt = pyplot()
+    for algo in settings.algos:
+        group = [r for r in runs if r["algo"] == algo and "component_returns" in r["curve"][-1]]
+        group.sort(key=lambda r: r["seed"])
+        if not group:
+            continue
+        result = group[0]
+        phase1 = result["config"]["phase1_steps"]
+        figure, axes = plt.subplots(1, 2, figsize=(8, 4))
+        moments = (("before_block", None), ("after_block", result["blocked_route"]))
+        for axis, (moment, blocked) in zip(axes, moments, strict=True):
+            draw_walls(axis, blocked)
+            for index, alone in enumerate(result[moment]["components"]):
+                for path in alone.get("paths", []):
+                    path = np.array(path)
+                    axis.plot(path[:, 0], path[:, 1], color=COMPONENT_COLORS[index], linewidth=0.8, alpha=0.6)
+                axis.plot([], [], color=COMPONENT_COLORS[index], label=f"component {index} ({alone['success_rate']:.0%})")
+            axis.set_title(f"{'before' if blocked is None else 'after'} the block")
+            axis.set_aspect("equal")
+        axes[1].legend(fontsize=7, loc="lower right")
+        figure.suptitle(f"{settings.labels[algo]}, seed {result['seed']}: each component alone")
+        figure.tight_layout()
+        figure.savefig(settings.out / f"{settings.study}_{algo}_components.png", dpi=110)
+        plt.close(figure)
+
+        points = [point for point in result["curve"] if "component_returns" in point]
+        steps = np.array([point["step"] for point in points]) - phase1
+        figure, axis = plt.subplots(figsize=(7, 3.6))
+        for index in range(len(points[-1]["component_returns"])):
+            values = [point["component_returns"][index] for point in points]
+            values = [np.nan if value is None else value for value in values]
+            axis.plot(steps, values, color=COMPONENT_COLORS[index], label=f"component {index}")
+            chosen = [value for point, value in zip(points, values, strict=True) if point["best_return_component"] == index]
+            chosen_steps = [step for point, step in zip(points, steps, strict=True) if point["best_return_component"] == index]
+            axis.scatter(chosen_steps, chosen, color=COMPONENT_COLORS[index], s=14, zorder=3)
+        axis.axvline(0, color="black", linestyle=":", linewidth=1)
+        axis.set_xlabel("steps after the block")
+        axis.set_ylabel("recent training return")
+        axis.set_title(f"{settings.labels[algo]}, seed {result['seed']}: dots mark the component the bandit favours")
+        axis.legend(fontsize=7)
+        figure.tight_layout()
+        figure.savefig(settings.out / f"{settings.study}_{algo}_choice.png", dpi=110)
+        plt.close(figure)

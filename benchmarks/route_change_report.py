@@ -14,7 +14,7 @@ import sys
 
 import numpy as np
 from common import generated_by, interval, iqm_summary, load_runs, report_meta, write_report
-from route_change_plot import plot
+from route_change_plot import plot, plot_switching
 
 
 def recovery(result: dict, settings, reference: "float | None" = None) -> dict:
@@ -128,9 +128,65 @@ def per_run_rows(runs: list[dict], settings) -> list[dict]:
                 "weights_start_before": weights_text(before["weights"]),
                 "weights_start_after": weights_text(after["weights"]),
                 "cpu_s": result["cpu_s"],
+                "competent_both_routes": competent_routes(before["components"], settings) == {"left", "right"},
+                "competent_routes_before": "".join(sorted(competent_routes(before["components"], settings))) or "-",
+                "deterministic_pre_block_return": before.get("deterministic", {}).get("mean_return"),
+                "deterministic_pre_block_success": before.get("deterministic", {}).get("success_rate"),
             }
         )
     return rows
+
+
+COMPETENT_SUCCESS = 0.9
+"""a component alone is competent if at least this share of its episodes reach the goal (issue 23)"""
+
+
+def competent_routes(alone: "list[dict] | None", settings) -> set:
+    """The routes of the competent components (each by the route most of its episodes took)."""
+    routes = set()
+    for component in alone or []:
+        if component["success_rate"] >= COMPETENT_SUCCESS:
+            counts = component["route_counts"]
+            routes.add("left" if counts["left"] >= counts["right"] else "right")
+    return routes
+
+
+def switching_lines(table: list[dict], rows: list[dict]) -> list[str]:
+    """
+    Issue 23's table: diversity (competent components on both routes before the block), competence (what
+    predict(deterministic=True) earns before the block) and choice (steps to recover), each algorithm against SAC.
+    """
+    sac = next((entry for entry in table if entry["algo"] == "sac"), None)
+    lines = [
+        "## Switching instead of relearning (issue 23)",
+        "",
+        f"Diversity: seeds whose components alone include a competent one (>= {COMPETENT_SUCCESS:.0%} of its episodes "
+        "reach the goal) on each route before the block. Competence: the pre-block return of "
+        "`predict(deterministic=True)` (50 episodes; not recorded by runs made before issue 23: -) and of the "
+        "stochastic policy, IQM [95% CI]. Choice: steps to recover 90%, IQM [95% CI], and as a ratio to SAC's IQM. "
+        "Goal: recovery at most half SAC's with the CIs apart, pre-block return >= 0.95x SAC's, components on both "
+        "routes in >= 8 of 10 seeds.",
+        "",
+        "| algorithm | seeds | competent components on both routes | pre-block return (stochastic) | ratio to SAC "
+        "| deterministic pre-block return | ratio to SAC | steps to recover | ratio to SAC |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for entry in table:
+        group = [row for row in rows if row["algo"] == entry["algo"]]
+        deterministic = [row["deterministic_pre_block_return"] for row in group]
+        recorded = all(value is not None for value in deterministic)
+        det = iqm_summary(deterministic) if recorded else None
+        sac_det = sac.get("deterministic_pre_block_return") if sac else None
+        det_ratio = f"{det['iqm'] / sac_det['iqm']:.2f}" if det and sac_det else "-"
+        recover_ratio = f"{entry['steps_to_recover']['iqm'] / sac['steps_to_recover']['iqm']:.2f}" if sac else "-"
+        stochastic = entry["pre_block_return"]
+        stochastic_ratio = f"{stochastic['iqm'] / sac['pre_block_return']['iqm']:.2f}" if sac else "-"
+        lines.append(
+            f"| {entry['label']} | {entry['seeds']} | {entry['seeds_competent_both_routes']}/{entry['seeds']} "
+            f"| {interval(stochastic, 1)} | {stochastic_ratio} | {interval(det, 1) if det else '-'} | {det_ratio} "
+            f"| {interval(entry['steps_to_recover'])} | {recover_ratio} |"
+        )
+    return lines + [""]
 
 
 # Per-seed values summarised by their IQM and CI
@@ -170,7 +226,12 @@ def aggregate(rows: list[dict], settings) -> list[dict]:
             weights_start_before=[row["weights_start_before"] for row in group],
             weights_start_after=[row["weights_start_after"] for row in group],
             cpu_s_mean=float(np.mean([row["cpu_s"] for row in group])),
+            seeds_competent_both_routes=int(sum(row["competent_both_routes"] for row in group)),
+            competent_routes_before=[row["competent_routes_before"] for row in group],
         )
+        deterministic = [row["deterministic_pre_block_return"] for row in group]
+        if all(value is not None for value in deterministic):
+            entry["deterministic_pre_block_return"] = iqm_summary(deterministic)
         table.append(entry)
     return table
 
@@ -241,6 +302,8 @@ def markdown(table: list[dict], rows: list[dict], runs: list[dict], meta: dict, 
             f"| {interval(entry['score_after_block'], 2)} | {interval(entry['mean_score_phase2'], 2)} "
             f"| {interval(entry['final_score'], 2)} |"
         )
+    if any("deterministic" in result["before_block"] for result in runs):
+        lines += ["", *switching_lines(table, rows)]
     lines += [
         "",
         f"'Common level': the same {settings.recovery_level:.0%} threshold but of the median pre-block return of all runs "
@@ -337,4 +400,5 @@ def report(settings) -> None:
         "code_versions": sorted({json.dumps(result.get("code", "not recorded")) for result in runs}),
     }
     plot(runs, settings)
+    plot_switching(runs, settings)
     write_report(settings.out / settings.study, rows, table, meta, markdown(table, rows, runs, meta, settings))

@@ -17,6 +17,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 # --- Bad arguments and spaces ------------------------------------------------------------------------------------------
 
+DETERMINISTIC_MESSAGE = r"deterministic_component must be 'mode', 'best_return' or a component index"
 BAD_ARGUMENTS = [
     (dict(n_components=0), ValueError, r"n_components must be an int >= 1"),
     (dict(n_components=2.5), TypeError, r"n_components must be an int >= 1"),
@@ -36,15 +37,27 @@ BAD_ARGUMENTS = [
         r"component_sampling='sample' is not supported with mixture_weights='learned'",
     ),
     (dict(entropy_estimator="shannon"), ValueError, r"entropy_estimator must be one of .*'mixed_marginal'.*'pairwise_kl'"),
-    (dict(component_schedule="never"), ValueError, r"component_schedule must be one of \('step', 'episode'\)"),
+    (dict(component_schedule="never"), ValueError, r"component_schedule must be one of \('step', 'episode', 'returns'\)"),
     # Removed for want of evidence (issue 22): an integer schedule, "best_q", "bootstrap" and its bootstrap_mask_prob
-    (dict(component_schedule=3), ValueError, r"component_schedule must be one of \('step', 'episode'\), got 3"),
+    (dict(component_schedule=3), ValueError, r"component_schedule must be one of \('step', 'episode', 'returns'\), got 3"),
     (dict(critic_data="mine"), ValueError, r"critic_data must be one of \('shared', 'own'\)"),
     (dict(critic_data="bootstrap"), ValueError, r"critic_data must be one of \('shared', 'own'\), got 'bootstrap'"),
-    (dict(deterministic_component="best_q"), ValueError, r"deterministic_component must be 'mode' or a component index"),
+    (
+        dict(deterministic_component="best_q"),
+        ValueError,
+        DETERMINISTIC_MESSAGE,
+    ),
     (dict(bootstrap_mask_prob=True), TypeError, r"unexpected keyword argument 'bootstrap_mask_prob'"),
-    (dict(deterministic_component="max"), ValueError, r"deterministic_component must be 'mode' or a component index"),
-    (dict(deterministic_component=True), ValueError, r"deterministic_component must be 'mode' or a component index"),
+    (
+        dict(deterministic_component="max"),
+        ValueError,
+        DETERMINISTIC_MESSAGE,
+    ),
+    (
+        dict(deterministic_component=True),
+        ValueError,
+        DETERMINISTIC_MESSAGE,
+    ),
     (dict(deterministic_component=3), ValueError, r"deterministic_component must be .* index in \[0, 3\)"),
     (dict(deterministic_component=-1), ValueError, r"deterministic_component must be .* index in \[0, 3\)"),
     (dict(component_sampling="one"), ValueError, r"component_sampling must be one of .*'all'.*'sample'"),
