@@ -80,7 +80,7 @@ SWITCH = {
     "deterministic_component": "best_return",
     "return_window": 5,
     "return_exploration": 0.1,
-    "diversity_weight": 1.0,
+    "diversity_weight": 0.5,
     "diversity_margin": 0.05,
     "diversity_start": 5_000,
 }

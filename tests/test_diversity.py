@@ -109,9 +109,18 @@ def test_diversity_bonus_matches_categorical(gate):
     q = Categorical(logits=logits)
     expected = th.empty(16, 3, dtype=th.float64)
     for i in range(3):
-        expected[:, i] = weight * float(gate[i]) * (q.log_prob(th.full((16,), i)) - math.log(1.0 / 3.0))
+        log_ratio = q.log_prob(th.full((16,), i)) - math.log(1.0 / 3.0)
+        # Bounded by log N either way (a confident q otherwise charges without limit)
+        expected[:, i] = weight * float(gate[i]) * min_max(log_ratio, -math.log(3.0), math.log(3.0))
     assert bonus.shape == (16, 3)
     assert th.allclose(bonus, expected, rtol=1e-12, atol=1e-12)
+    if gate[0]:
+        assert (bonus[:, 0] == -weight * math.log(3.0)).any()  # the clip is reached on these logits
+
+
+def min_max(values: th.Tensor, low: float, high: float) -> th.Tensor:
+    """Elementwise, without torch's clamp: the largest of ``low`` and the smallest of ``high`` and the value."""
+    return th.tensor([max(low, min(high, float(value))) for value in values], dtype=values.dtype)
 
 
 def test_diversity_bonus_vanishes_without_discrimination():
@@ -190,7 +199,7 @@ def test_training_bonus_against_an_independent_computation(gate_open):
     prior = np.log((np.bincount(acting, minlength=3) + 1) / (len(acting) + 3))
     best = returns.max()
     gate = (returns >= best - 0.5 * abs(best)) if gate_open else np.zeros(3, dtype=bool)
-    expected = 2.0 * gate * (log_q.numpy() - prior)
+    expected = 2.0 * gate * np.clip(log_q.numpy() - prior, -np.log(3), np.log(3))
     np.testing.assert_allclose(bonus.numpy(), expected, rtol=1e-5, atol=1e-5)
     assert gate.sum() >= 1 if gate_open else not bonus.any()
     # The bonus enters every head's target as a reward

@@ -81,10 +81,13 @@ def return_gate(component_returns: "th.Tensor | np.ndarray", margin: float) -> t
 
 def diversity_bonus(log_probs: th.Tensor, gate: th.Tensor, weight: float, log_prior: "th.Tensor | None" = None) -> th.Tensor:
     """
-    Every head's bonus at every transition, ``bonus_i(s') = w gate_i (log q(i|s') - log p(i))`` (SMERL's reward;
-    docs/algorithm.md section 11), added to head i's target ``y_i = r + bonus_i(s') + ...``.
+    Every head's bonus at every transition, ``bonus_i(s') = w gate_i clip(log q(i|s') - log p(i), -log N, log N)``
+    (SMERL's reward, bounded; docs/algorithm.md section 11), added to head i's target ``y_i = r + bonus_i(s') + ...``.
 
     Positive where ``q(i|s') > p(i)`` (the discriminator recognises component i's states), zero where q is the prior.
+    With uniform p the log-ratio is at most log N; below, a confident q makes it as negative as it likes, and a pilot
+    with w = 1 on the two-route task collapsed: every head was charged without bound for the states the other
+    components visit. The clip charges a state of another component at most what a state of one's own earns.
 
     :param log_probs: ``log q(.|s')`` at the next observations, (B, N), computed without gradient (a target)
     :param gate: :func:`return_gate`, (N,) bool or float
@@ -96,7 +99,8 @@ def diversity_bonus(log_probs: th.Tensor, gate: th.Tensor, weight: float, log_pr
     n_components = log_probs.shape[-1]
     gate = gate.to(device=log_probs.device, dtype=log_probs.dtype)
     prior = -math.log(n_components) if log_prior is None else log_prior.to(log_probs)
-    return weight * gate * (log_probs - prior)
+    bound = math.log(n_components)
+    return weight * gate * (log_probs - prior).clamp(-bound, bound)
 
 
 def acting_log_prior(components: th.Tensor, n_components: int) -> th.Tensor:
