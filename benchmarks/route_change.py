@@ -120,6 +120,10 @@ ALGOS = {
         "SACM",
         {**SWITCH, "component_schedule": "episode", "deterministic_component": "mode"},
     ),
+    # Pilots of the recipe (seed 0): with own-data heads (which moved components apart early in issue 16's runs), and
+    # with the gate open from the start and wide (the components apart while they learn, before they converge)
+    "sacm_switch_n4_own": ("SACM", {**SWITCH, "critic_data": "own"}),
+    "sacm_switch_n4_early": ("SACM", {**SWITCH, "diversity_start": 0, "diversity_margin": 0.5}),
 }
 LABELS = {
     **ALGORITHM_LABELS,
@@ -139,6 +143,8 @@ LABELS = {
     "sacm_switch_n4": "SACM switch recipe N=4",
     "sacm_switch_n4_no_diversity": "SACM switch recipe N=4, no diversity bonus",
     "sacm_switch_n4_no_choice": "SACM switch recipe N=4, no return-based choice",
+    "sacm_switch_n4_own": "SACM switch recipe N=4, own-data heads",
+    "sacm_switch_n4_early": "SACM switch recipe N=4, gate open early and wide",
 }
 WEIGHT_STATES = {"start": (0.0, -4.0), "below_left": (-4.0, -2.0), "below_right": (4.0, -2.0), "left_gap": (-4.0, 0.0)}
 ROUTES = ("left", "right")

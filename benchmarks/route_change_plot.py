@@ -26,6 +26,8 @@ ALGO_COLORS = {
     "sacm_switch_n4": "black",
     "sacm_switch_n4_no_diversity": "dimgray",
     "sacm_switch_n4_no_choice": "darkorange",
+    "sacm_switch_n4_own": "seagreen",
+    "sacm_switch_n4_early": "slateblue",
 }
 COMPONENT_COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive")
 
@@ -186,7 +188,7 @@ def plot_switching(runs: list[dict], settings) -> None:
             axis.set_title(f"{'before' if blocked is None else 'after'} the block")
             axis.set_aspect("equal")
         axes[1].legend(fontsize=7, loc="lower right")
-        figure.suptitle(f"{settings.labels[algo]}, seed {result['seed']}: each component alone")
+        figure.suptitle(f"{settings.labels[algo]}, seed {result['seed']}: each component alone", fontsize=10)
         figure.tight_layout()
         figure.savefig(settings.out / f"{settings.study}_{algo}_components.png", dpi=110)
         plt.close(figure)
@@ -204,7 +206,7 @@ def plot_switching(runs: list[dict], settings) -> None:
         axis.axvline(0, color="black", linestyle=":", linewidth=1)
         axis.set_xlabel("steps after the block")
         axis.set_ylabel("recent training return")
-        axis.set_title(f"{settings.labels[algo]}, seed {result['seed']}: dots mark the component the bandit favours")
+        axis.set_title(f"{settings.labels[algo]}, seed {result['seed']}\ndots: the component the bandit favours", fontsize=9)
         axis.legend(fontsize=7)
         figure.tight_layout()
         figure.savefig(settings.out / f"{settings.study}_{algo}_choice.png", dpi=110)
