@@ -45,6 +45,7 @@ POLICY_OPTIONS = (
     "deterministic_component",
     "return_window",
     "return_exploration",
+    "return_margin",
 )
 
 
@@ -141,17 +142,27 @@ def validate_int(name: str, value: Any, minimum: int) -> int:
     return int(value)
 
 
-def validate_return_choice(return_window: int, return_exploration: float) -> tuple[int, float]:
+def validate_return_choice(return_window: int, return_exploration: float, return_margin: float) -> tuple[int, float, float]:
     """
     The bandit of ``component_schedule="returns"`` (docs/algorithm.md section 12): ``return_window``, the episodes of
-    each component its recent return averages (an int >= 1), and ``return_exploration``, the probability of a uniformly
-    drawn component at an episode start (a float in [0, 1]).
+    each component its recent return averages (an int >= 1), ``return_exploration``, the probability of a uniformly
+    drawn component at an episode start, and ``return_margin``, how far below the best recent return, as a fraction
+    of its size, a component still counts as near the best (both floats in [0, 1]; the margin also gates the
+    diversity bonus, section 11).
     """
     return_window = validate_int("return_window", return_window, 1)
-    valid_number = isinstance(return_exploration, (int, float, np.floating)) and not isinstance(return_exploration, bool)
-    if not (valid_number and math.isfinite(return_exploration) and 0.0 <= return_exploration <= 1.0):
-        raise ValueError(f"return_exploration must be a float in [0, 1], got {return_exploration!r}")
-    return return_window, float(return_exploration)
+    return (
+        return_window,
+        validate_fraction("return_exploration", return_exploration),
+        validate_fraction("return_margin", return_margin),
+    )
+
+
+def validate_fraction(name: str, value: Any) -> float:
+    valid_number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+    if not (valid_number and math.isfinite(value) and 0.0 <= value <= 1.0):
+        raise ValueError(f"{name} must be a float in [0, 1], got {value!r}")
+    return float(value)
 
 
 def validate_choice(name: str, value: Any, allowed: tuple[str, ...]) -> str:
@@ -190,8 +201,8 @@ class MixtureOptions:
     matmul_precision: str
     return_window: int
     return_exploration: float
+    return_margin: float
     diversity_weight: float
-    diversity_margin: float
     diversity_start: int
 
 
@@ -208,8 +219,8 @@ def validate_options(
     matmul_precision: str,
     return_window: int,
     return_exploration: float,
+    return_margin: float,
     diversity_weight: float,
-    diversity_margin: float,
     diversity_start: int,
     algorithm: str,
     per_head_entropy: bool,
@@ -228,8 +239,8 @@ def validate_options(
     """
     weights = validate_mixture_weights(mixture_weights, n_components)
     n_components = int(n_components)
-    return_window, return_exploration = validate_return_choice(return_window, return_exploration)
-    diversity_weight, diversity_margin = validate_diversity(diversity_weight, diversity_margin)
+    return_window, return_exploration, return_margin = validate_return_choice(return_window, return_exploration, return_margin)
+    diversity_weight = validate_diversity(diversity_weight)
     diversity_start = validate_int("diversity_start", diversity_start, 0)
     options = MixtureOptions(
         n_components=n_components,
@@ -243,8 +254,8 @@ def validate_options(
         deterministic_component=validate_deterministic_component(deterministic_component, n_components),
         return_window=return_window,
         return_exploration=return_exploration,
+        return_margin=return_margin,
         diversity_weight=diversity_weight,
-        diversity_margin=diversity_margin,
         diversity_start=int(diversity_start),
     )
     if options.deterministic_component == BEST_RETURN and options.component_schedule != RETURN_SCHEDULE:

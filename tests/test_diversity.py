@@ -12,11 +12,11 @@ import torch as th
 import torch.nn.functional as F
 from torch.distributions import Categorical
 
+from sb3_mixture.sacm.acting import near_best
 from sb3_mixture.sacm.diversity import (
     StateDiscriminator,
     discriminator_loss,
     diversity_bonus,
-    return_gate,
     validate_diversity,
 )
 
@@ -87,14 +87,14 @@ def test_discriminator_separates_two_clusters():
         ([NAN, NAN], 0.5, [False, False]),  # no data at all: every gate shut
     ],
 )
-def test_return_gate(returns, margin, expected):
-    gate = return_gate(th.tensor(returns), margin)
+def test_near_best_is_the_gate(returns, margin, expected):
+    gate = near_best(th.tensor(returns), margin)
     assert gate.dtype == th.bool
     assert gate.tolist() == expected
 
 
-def test_return_gate_takes_numpy_returns():
-    assert return_gate(np.array([1.0, NAN, 0.97]), 0.05).tolist() == [True, False, True]
+def test_near_best_takes_numpy_returns():
+    assert near_best(np.array([1.0, NAN, 0.97]), 0.05).tolist() == [True, False, True]
 
 
 # --- The bonus ------------------------------------------------------------------------------------------------------
@@ -110,12 +110,13 @@ def test_diversity_bonus_matches_categorical(gate):
     expected = th.empty(16, 3, dtype=th.float64)
     for i in range(3):
         log_ratio = q.log_prob(th.full((16,), i)) - math.log(1.0 / 3.0)
-        # Bounded by log N either way (a confident q otherwise charges without limit)
-        expected[:, i] = weight * float(gate[i]) * min_max(log_ratio, -math.log(3.0), math.log(3.0))
+        # Bounded by log N either way (a confident q otherwise charges without limit), then shifted down by log N
+        expected[:, i] = weight * float(gate[i]) * (min_max(log_ratio, -math.log(3.0), math.log(3.0)) - math.log(3.0))
     assert bonus.shape == (16, 3)
     assert th.allclose(bonus, expected, rtol=1e-12, atol=1e-12)
+    assert (bonus <= 0).all()  # a charge, never a payment
     if gate[0]:
-        assert (bonus[:, 0] == -weight * math.log(3.0)).any()  # the clip is reached on these logits
+        assert (bonus[:, 0] == -2 * weight * math.log(3.0)).any()  # the clip is reached on these logits
 
 
 def min_max(values: th.Tensor, low: float, high: float) -> th.Tensor:
@@ -123,10 +124,15 @@ def min_max(values: th.Tensor, low: float, high: float) -> th.Tensor:
     return th.tensor([max(low, min(high, float(value))) for value in values], dtype=values.dtype)
 
 
-def test_diversity_bonus_vanishes_without_discrimination():
-    """A uniform q (or a single component) tells nothing apart: no bonus."""
+def test_diversity_bonus_charges_shared_states_and_spares_own_ones():
+    """A state every component visits (q uniform) costs each open head w log N, one only component i visits (q one-hot
+    on i) costs head i nothing, and a single component has nothing to share: no charge."""
     uniform = th.log_softmax(th.zeros(5, 4), dim=-1)
-    assert th.allclose(diversity_bonus(uniform, th.ones(4, dtype=th.bool), 10.0), th.zeros(5, 4), atol=1e-6)
+    expected = th.full((5, 4), -10.0 * math.log(4.0))
+    assert th.allclose(diversity_bonus(uniform, th.ones(4, dtype=th.bool), 10.0), expected, atol=1e-5)
+    own = th.log_softmax(th.tensor([[50.0, 0.0, 0.0, 0.0]]), dim=-1)
+    bonus = diversity_bonus(own, th.ones(4, dtype=th.bool), 10.0)
+    assert abs(bonus[0, 0].item()) < 1e-5 and th.allclose(bonus[0, 1:], th.full((3,), -20.0 * math.log(4.0)))
     single = th.log_softmax(th.randn(5, 1), dim=-1)
     assert th.equal(diversity_bonus(single, th.ones(1, dtype=th.bool), 10.0), th.zeros(5, 1))
 
@@ -134,32 +140,21 @@ def test_diversity_bonus_vanishes_without_discrimination():
 # --- Settings -------------------------------------------------------------------------------------------------------
 
 
-def test_validate_diversity_returns_floats():
-    assert validate_diversity(10, np.float32(0.05)) == (10.0, pytest.approx(0.05))
-    assert validate_diversity(0.0, 0.0) == (0.0, 0.0)
-    assert validate_diversity(1.0, 1.0) == (1.0, 1.0)
+def test_validate_diversity_returns_a_float():
+    assert validate_diversity(10) == 10.0 and isinstance(validate_diversity(np.float32(0.5)), float)
+    assert validate_diversity(0.0) == 0.0
 
 
-@pytest.mark.parametrize(
-    "weight, margin, name",
-    [
-        (-1.0, 0.05, "diversity_weight"),
-        (math.inf, 0.05, "diversity_weight"),
-        (NAN, 0.05, "diversity_weight"),
-        (10.0, -0.01, "diversity_margin"),
-        (10.0, 1.5, "diversity_margin"),
-        (10.0, NAN, "diversity_margin"),
-    ],
-)
-def test_validate_diversity_rejects_out_of_range(weight, margin, name):
-    with pytest.raises(ValueError, match=name):
-        validate_diversity(weight, margin)
+@pytest.mark.parametrize("weight", [-1.0, math.inf, NAN])
+def test_validate_diversity_rejects_out_of_range(weight):
+    with pytest.raises(ValueError, match="diversity_weight"):
+        validate_diversity(weight)
 
 
-@pytest.mark.parametrize("weight, margin, name", [(True, 0.05, "diversity_weight"), (10.0, "0.05", "diversity_margin")])
-def test_validate_diversity_rejects_non_numbers(weight, margin, name):
-    with pytest.raises(TypeError, match=name):
-        validate_diversity(weight, margin)
+@pytest.mark.parametrize("weight", [True, "0.5"])
+def test_validate_diversity_rejects_non_numbers(weight):
+    with pytest.raises(TypeError, match="diversity_weight"):
+        validate_diversity(weight)
 
 
 # --- In SACM: options, one update, save/load ---------------------------------------------------------------------
@@ -170,7 +165,7 @@ def diversity_model(**kwargs):
 
     from sb3_mixture import SACM
 
-    settings = dict(n_components=3, component_schedule="returns", diversity_weight=2.0, diversity_margin=0.5, seed=0)
+    settings = dict(n_components=3, component_schedule="returns", diversity_weight=2.0, return_margin=0.5, seed=0)
     return SACM("MlpPolicy", pendulum(10), **{**SMALL, **settings, **kwargs})
 
 
@@ -199,7 +194,7 @@ def test_training_bonus_against_an_independent_computation(gate_open):
     prior = np.log((np.bincount(acting, minlength=3) + 1) / (len(acting) + 3))
     best = returns.max()
     gate = (returns >= best - 0.5 * abs(best)) if gate_open else np.zeros(3, dtype=bool)
-    expected = 2.0 * gate * np.clip(log_q.numpy() - prior, -np.log(3), np.log(3))
+    expected = 2.0 * gate * (np.clip(log_q.numpy() - prior, -np.log(3), np.log(3)) - np.log(3))
     np.testing.assert_allclose(bonus.numpy(), expected, rtol=1e-5, atol=1e-5)
     assert gate.sum() >= 1 if gate_open else not bonus.any()
     # The bonus enters every head's target as a reward
@@ -234,15 +229,16 @@ def test_training_logs_and_save_load_restore_the_discriminator(tmp_path):
     for key in original_state:
         assert th.equal(original_state[key]["exp_avg"], restored_state[key]["exp_avg"])
     assert th.equal(loaded.policy.component_choice.episode_counts, model.policy.component_choice.episode_counts)
-    assert (loaded.diversity_weight, loaded.diversity_margin) == (2.0, 0.5)
+    assert (loaded.diversity_weight, loaded.return_margin) == (2.0, 0.5)
 
 
 @pytest.mark.parametrize(
     "kwargs, message",
     [
         (dict(diversity_weight=-1.0), r"diversity_weight must be a finite float >= 0, got -1.0"),
-        (dict(diversity_margin=1.5), r"diversity_margin must be a float in \[0, 1\], got 1.5"),
-        (dict(diversity_margin=-0.1), r"diversity_margin must be a float in \[0, 1\], got -0.1"),
+        (dict(return_margin=1.5), r"return_margin must be a float in \[0, 1\], got 1.5"),
+        (dict(return_margin=-0.1), r"return_margin must be a float in \[0, 1\], got -0.1"),
+        (dict(return_margin="0.05"), r"return_margin must be a float in \[0, 1\], got '0.05'"),
         (dict(diversity_start=-5), r"diversity_start must be an int >= 0, got -5"),
         (dict(component_schedule="step"), r"diversity_weight=2.0 needs an episodic component_schedule"),
         (dict(n_components=1), r"diversity_weight=2.0 needs n_components >= 2"),

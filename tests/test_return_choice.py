@@ -62,6 +62,23 @@ def test_exploration_draws_uniformly_with_its_probability():
     assert bandit_components(returns, 100, exploration=0.0).tolist() == [1] * 100
 
 
+def test_components_near_the_best_are_drawn_uniformly():
+    """With a margin the bandit treats near-ties as ties: before a change every competent component gets episodes
+    (and so data of its own), after it only those still near the best do."""
+    th.manual_seed(0)
+    returns = th.tensor([[10.0], [9.6], [5.0], [9.8]])  # margin 0.05: threshold 9.5, so 0, 1 and 3 are near the best
+    drawn = bandit_components(returns, 30_000, exploration=0.2, margin=0.05).numpy()
+    shares = np.bincount(drawn, minlength=4) / len(drawn)
+    # each near-best component 0.8 / 3 plus a quarter of the explored 0.2; component 2 only the quarter
+    np.testing.assert_allclose(shares, [0.8 / 3 + 0.05, 0.8 / 3 + 0.05, 0.05, 0.8 / 3 + 0.05], atol=0.01)
+    # A change: components 0 and 3 now earn -20 (their windows' means), the set is component 1 alone
+    after = th.tensor([[-20.0], [9.6], [5.0], [-20.0]])
+    assert bandit_components(after, 100, exploration=0.0, margin=0.05).tolist() == [1] * 100
+    # Negative returns: the margin is a fraction of |R*| (threshold -10 - 0.5 = -10.5)
+    negative = th.tensor([[-10.0], [-10.4], [-10.6]])
+    assert set(bandit_components(negative, 1000, exploration=0.0, margin=0.05).tolist()) == {0, 1}
+
+
 class RecordEpisodes(BaseCallback):
     """Each finished training episode's return (from Monitor) and the component that acted in it."""
 

@@ -77,19 +77,45 @@ def recent_returns(returns: th.Tensor) -> th.Tensor:
     return returns.nanmean(dim=1)
 
 
-def bandit_components(returns: th.Tensor, count: int, exploration: float) -> th.Tensor:
+def near_best(component_returns: "th.Tensor | np.ndarray", margin: float) -> th.Tensor:
+    """
+    Which components' recent returns are near the best, SMERL's ``1[R_i >= R* - eps]`` with ``eps = margin |R*|``
+    (docs/algorithm.md sections 11 and 12): ``R* = max_i R_i`` over the components with data. The bandit draws among
+    these components, and the diversity bonus is paid to them.
+
+    ``|R*|`` makes the margin a fraction of the best return whatever its sign (with ``R* < 0``, ``R* - margin R*``
+    would lie above R*). A component without data (NaN) is not near the best; no component is when none has data.
+
+    :param component_returns: each component's recent training-episode return R_i, (N,), NaN where it has none
+    :param margin: in [0, 1] (``return_margin``, checked by :func:`sb3_mixture.options.validate_return_choice`)
+    :return: (N,) bool
+    """
+    returns = th.as_tensor(component_returns, dtype=th.float64)
+    has_data = ~th.isnan(returns)
+    if not has_data.any():
+        return th.zeros_like(has_data)
+    best = returns[has_data].max()
+    # NaN >= x is False, so a component without data is left out
+    return returns >= best - margin * best.abs()
+
+
+def bandit_components(returns: th.Tensor, count: int, exploration: float, margin: float = 0.0) -> th.Tensor:
     """
     ``count`` components for new episodes, (count,), by an epsilon-greedy bandit over the recent returns
     (docs/algorithm.md section 12): a component without any episode yet first (the lowest index), else with probability
-    ``exploration`` a uniformly drawn component, else the one with the best recent return (the lowest index on a tie).
+    ``exploration`` a uniformly drawn component, else one drawn uniformly among those near the best recent return
+    (:func:`near_best`; with ``margin=0``, the best and its exact ties).
 
     :param returns: as in :func:`recent_returns`, (N, K)
     """
     n_components = returns.shape[0]
     means = recent_returns(returns)
     untried = th.isnan(means)
-    greedy = int(untried.nonzero()[0, 0]) if untried.any() else int(means.argmax())
-    components = th.full((count,), greedy, dtype=th.long)
+    if untried.any():
+        components = th.full((count,), int(untried.nonzero()[0, 0]), dtype=th.long)
+    else:
+        candidates = near_best(means, margin).nonzero()[:, 0]
+        components = candidates[th.randint(len(candidates), (count,))]
     explore = th.rand(count) < exploration
     components[explore] = th.randint(n_components, (int(explore.sum()),))
     return components
@@ -155,6 +181,8 @@ class ComponentChoice(nn.Module):
     :param deterministic_component: ``"mode"``, ``"best_return"`` or a component index
     :param return_window: the episodes of each component its recent return averages
     :param return_exploration: the bandit's probability of a uniformly drawn component at an episode start
+    :param return_margin: the bandit draws among the components whose recent return is within this fraction of the
+        best's (:func:`near_best`)
     """
 
     def __init__(
@@ -167,6 +195,7 @@ class ComponentChoice(nn.Module):
         deterministic_component: "str | int",
         return_window: int = 10,
         return_exploration: float = 0.1,
+        return_margin: float = 0.05,
     ):
         super().__init__()
         self.n_components = n_components
@@ -176,6 +205,7 @@ class ComponentChoice(nn.Module):
         self.deterministic_component = deterministic_component
         self.choose_by_returns = component_schedule == RETURN_SCHEDULE
         self.return_exploration = return_exploration
+        self.return_margin = return_margin
         self.override: int | None = None
         """the component set by :meth:`use_component`, None outside it"""
         self.training_schedule = ComponentSchedule(component_schedule)
@@ -235,7 +265,9 @@ class ComponentChoice(nn.Module):
 
     def _draw(self, log_weights: th.Tensor, redraw: np.ndarray) -> np.ndarray:
         if self.choose_by_returns:
-            return bandit_components(self.episode_returns.cpu(), int(redraw.sum()), self.return_exploration).numpy()
+            return bandit_components(
+                self.episode_returns.cpu(), int(redraw.sum()), self.return_exploration, self.return_margin
+            ).numpy()
         # Fixed weights draw every row from the one weight vector at once
         rows = log_weights[th.as_tensor(redraw, device=log_weights.device)] if self.state_dependent_weights else log_weights[0]
         return draw_components(rows, int(redraw.sum())).cpu().numpy()

@@ -57,40 +57,24 @@ def discriminator_loss(log_probs: th.Tensor, components: th.Tensor) -> th.Tensor
     return -log_probs.gather(-1, components.long().unsqueeze(-1)).mean()
 
 
-def return_gate(component_returns: "th.Tensor | np.ndarray", margin: float) -> th.Tensor:
-    """
-    Which components' recent returns are near the best, SMERL's ``1[R_i >= R* - eps]`` with ``eps = margin |R*|``
-    (docs/algorithm.md section 11): ``R* = max_i R_i`` over the components with data.
-
-    ``|R*|`` makes the margin a fraction of the best return whatever its sign (with ``R* < 0``, ``R* - margin R*``
-    would lie above R* and shut every gate). A component without data (NaN) has its gate shut; so does every
-    component when none has data.
-
-    :param component_returns: each component's recent training-episode return R_i, (N,), NaN where it has none
-    :param margin: in [0, 1] (:func:`validate_diversity`)
-    :return: (N,) bool
-    """
-    returns = th.as_tensor(component_returns, dtype=th.float64)
-    has_data = ~th.isnan(returns)
-    if not has_data.any():
-        return th.zeros_like(has_data)
-    best = returns[has_data].max()
-    # NaN >= x is False, so a component without data stays shut
-    return returns >= best - margin * best.abs()
-
-
 def diversity_bonus(log_probs: th.Tensor, gate: th.Tensor, weight: float, log_prior: "th.Tensor | None" = None) -> th.Tensor:
     """
-    Every head's bonus at every transition, ``bonus_i(s') = w gate_i clip(log q(i|s') - log p(i), -log N, log N)``
-    (SMERL's reward, bounded; docs/algorithm.md section 11), added to head i's target ``y_i = r + bonus_i(s') + ...``.
+    Every head's bonus at every transition,
+    ``bonus_i(s') = w gate_i (clip(log q(i|s') - log p(i), -log N, log N) - log N)``: SMERL's reward, bounded and
+    shifted down by its bound so that it is never positive (docs/algorithm.md section 11), added to head i's target
+    ``y_i = r + bonus_i(s') + ...``.
 
-    Positive where ``q(i|s') > p(i)`` (the discriminator recognises component i's states), zero where q is the prior.
-    With uniform p the log-ratio is at most log N; below, a confident q makes it as negative as it likes, and a pilot
-    with w = 1 on the two-route task collapsed: every head was charged without bound for the states the other
-    components visit. The clip charges a state of another component at most what a state of one's own earns.
+    Zero where the discriminator is sure s' is component i's, ``-w log N`` where q is the prior (a state every
+    component shares), ``-2 w log N`` at most where it takes s' for another's. The clip: a confident q otherwise
+    charges without bound for the states the other components visit (a pilot with w = 1 on the two-route task
+    collapsed). The shift: SMERL's positive reward pays a component for every step it spends on states of its own, so
+    it pays for lingering there instead of ending the episode (a pilot with the gate open from the start parked its
+    components, 12% success); a charge per step, like the task's step cost, never does. The shift changes no
+    comparison between the states of an episode of a given length.
 
     :param log_probs: ``log q(.|s')`` at the next observations, (B, N), computed without gradient (a target)
-    :param gate: :func:`return_gate`, (N,) bool or float
+    :param gate: which components are paid, (N,) bool or float: those near the best return
+        (:func:`sb3_mixture.sacm.acting.near_best`)
     :param weight: ``w >= 0`` (:func:`validate_diversity`)
     :param log_prior: ``log p(i)``, (N,): how often each component acted in the data q learns from
         (:func:`acting_log_prior`); None: uniform, ``log(1/N)``
@@ -100,7 +84,7 @@ def diversity_bonus(log_probs: th.Tensor, gate: th.Tensor, weight: float, log_pr
     gate = gate.to(device=log_probs.device, dtype=log_probs.dtype)
     prior = -math.log(n_components) if log_prior is None else log_prior.to(log_probs)
     bound = math.log(n_components)
-    return weight * gate * (log_probs - prior).clamp(-bound, bound)
+    return weight * gate * ((log_probs - prior).clamp(-bound, bound) - bound)
 
 
 def acting_log_prior(components: th.Tensor, n_components: int) -> th.Tensor:
@@ -123,17 +107,15 @@ def _real(name: str, value: float) -> float:
     return float(value)
 
 
-def validate_diversity(weight: float, margin: float) -> tuple[float, float]:
+def validate_diversity(weight: float) -> float:
     """
-    The diversity bonus's settings, checked (docs/algorithm.md section 11) and returned as floats: the weight w, a
-    finite float >= 0 (0: no bonus), and the margin, in [0, 1] (a fraction of ``|R*|``).
+    The diversity bonus's weight w, checked (docs/algorithm.md section 11) and returned as a float: a finite float
+    >= 0 (0: no bonus).
 
-    :raises TypeError: a setting is not a real number
-    :raises ValueError: a setting is out of range
+    :raises TypeError: not a real number
+    :raises ValueError: out of range
     """
-    weight, margin = _real("diversity_weight", weight), _real("diversity_margin", margin)
+    weight = _real("diversity_weight", weight)
     if not (math.isfinite(weight) and weight >= 0.0):
         raise ValueError(f"diversity_weight must be a finite float >= 0, got {weight!r}")
-    if not 0.0 <= margin <= 1.0:
-        raise ValueError(f"diversity_margin must be a float in [0, 1], got {margin!r}")
-    return weight, margin
+    return weight

@@ -39,6 +39,8 @@ class MixturePolicy(SACPolicy):
     :param deterministic_component: ``"mode"``, ``"best_return"`` or a fixed component index
     :param return_window: with ``"returns"``, the episodes of each component its recent return averages
     :param return_exploration: with ``"returns"``, the probability of a uniformly drawn component at an episode start
+    :param return_margin: with ``"returns"``, the bandit draws among the components whose recent return is within this
+        fraction of the best's
     :param full_std: with gSDE, one std per latent feature and action dimension (True, SAC's default) or per latent
         feature only
     """
@@ -72,6 +74,7 @@ class MixturePolicy(SACPolicy):
         deterministic_component: "str | int" = "mode",
         return_window: int = 10,
         return_exploration: float = 0.1,
+        return_margin: float = 0.05,
         full_std: bool = True,
     ):
         # Needed by make_actor/make_critic, which SACPolicy.__init__ calls. The algorithm has checked every option
@@ -83,6 +86,7 @@ class MixturePolicy(SACPolicy):
         self.component_schedule = component_schedule
         self.return_window = return_window
         self.return_exploration = return_exploration
+        self.return_margin = return_margin
         # The optimisers are built while the networks are on the CPU (SB3 moves the policy to its device afterwards)
         if optimizer_kwargs is None and optimizer_class is th.optim.Adam and fused_adam_supported("cpu"):
             # One fused kernel per parameter instead of a dozen small ops: same update, less overhead on the CPU
@@ -114,6 +118,7 @@ class MixturePolicy(SACPolicy):
             deterministic_component,
             return_window,
             return_exploration,
+            return_margin,
         )
 
     @property
@@ -142,6 +147,7 @@ class MixturePolicy(SACPolicy):
             deterministic_component=self.deterministic_component,
             return_window=self.return_window,
             return_exploration=self.return_exploration,
+            return_margin=self.return_margin,
             full_std=self.full_std,
         )
         return data

@@ -24,7 +24,7 @@ from sb3_mixture.conversion import check_saved_algorithm, mixture_from_sac
 from sb3_mixture.entropy import MixtureSamples, draw_mixture_samples, entropy_terms, weighted_entropy
 from sb3_mixture.mixture import draw_components, gaussian_kl, weight_entropy
 from sb3_mixture.options import POLICY_OPTIONS, SOFT_VALUE_WEIGHTS, MixtureOptions, validate_ent_coef, validate_options
-from sb3_mixture.sacm.acting import soft_value_log_weights_at
+from sb3_mixture.sacm.acting import near_best, soft_value_log_weights_at
 from sb3_mixture.sacm.actor import MixtureParams
 from sb3_mixture.sacm.critic import MixtureCritic
 from sb3_mixture.sacm.diversity import (
@@ -32,7 +32,6 @@ from sb3_mixture.sacm.diversity import (
     acting_log_prior,
     discriminator_loss,
     diversity_bonus,
-    return_gate,
 )
 from sb3_mixture.sacm.losses import actor_loss, critic_loss, mixture_next_values, own_next_values, temperature_loss
 from sb3_mixture.sacm.policies import CnnPolicy, MixturePolicy, MlpPolicy, MultiInputPolicy
@@ -75,8 +74,8 @@ class SACM(SAC):
     stated in docs/algorithm.md. Takes every argument of SB3's :class:`~stable_baselines3.SAC`, plus the mixture's
     own: ``n_components``, ``mixture_weights`` (fixed, ``"learned"`` or ``"soft_value"``),
     ``mixture_weight_floor``, ``entropy_estimator``, ``critic_data``, ``component_schedule``,
-    ``deterministic_component``, ``return_window``, ``return_exploration``, ``diversity_weight``,
-    ``diversity_margin``, ``diversity_start``, ``component_sampling`` and ``matmul_precision``, each described in
+    ``deterministic_component``, ``return_window``, ``return_exploration``, ``return_margin``, ``diversity_weight``,
+    ``diversity_start``, ``component_sampling`` and ``matmul_precision``, each described in
     docs/modules/sacm.md ("Parameters"), and checked at construction by :func:`sb3_mixture.options.validate_options`.
     """
 
@@ -127,8 +126,8 @@ class SACM(SAC):
         matmul_precision: str = "fp32",
         return_window: int = 10,
         return_exploration: float = 0.1,
+        return_margin: float = 0.05,
         diversity_weight: float = 0.0,
-        diversity_margin: float = 0.05,
         diversity_start: int = 0,
         _init_setup_model: bool = True,
     ):
@@ -145,8 +144,8 @@ class SACM(SAC):
             matmul_precision=matmul_precision,
             return_window=return_window,
             return_exploration=return_exploration,
+            return_margin=return_margin,
             diversity_weight=diversity_weight,
-            diversity_margin=diversity_margin,
             diversity_start=diversity_start,
             replay_buffer_class=replay_buffer_class,
             n_steps=n_steps,
@@ -416,7 +415,7 @@ class SACM(SAC):
         environment steps have passed (the gate shut before, while returns mean little), (N,) bool."""
         if self.num_timesteps < self.diversity_start:
             return th.zeros(self.n_components, dtype=th.bool)
-        return return_gate(self.policy.component_choice.recent_returns().cpu(), self.diversity_margin)
+        return near_best(self.policy.component_choice.recent_returns().cpu(), self.return_margin)
 
     def _own_min_q(self, observations: th.Tensor, samples: MixtureSamples) -> th.Tensor:
         """min_k Q_{k,c_m}(s, a_m): every sample judged by its own component's head, (B, M)."""
