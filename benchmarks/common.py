@@ -173,8 +173,12 @@ def side_by_side(model, envs: list, seed: int, deterministic: bool = False, keep
     returns = np.zeros(len(envs))
     infos: list = [None] * len(envs)
     active = np.ones(len(envs), dtype=bool)
+    # Every episode starts at the first step: an episodic mixture draws each env's component then (without it, predict
+    # would keep the components it drew at the first evaluation for every later one)
+    episode_start = np.ones(len(envs), dtype=bool)
     while active.any():
-        actions, _ = model.predict(observations, deterministic=deterministic)
+        actions, _ = model.predict(observations, episode_start=episode_start, deterministic=deterministic)
+        episode_start = np.zeros(len(envs), dtype=bool)
         for index in np.flatnonzero(active):
             observation, reward, terminated, truncated, info = envs[index].step(actions[index])
             observations[index] = observation

@@ -100,6 +100,22 @@ def returns_model(**kwargs) -> SACM:
     return SACM("MlpPolicy", env, n_components=3, seed=0, **SMALL, **kwargs)
 
 
+def test_predict_draws_among_the_near_best_without_exploring():
+    """Stochastic predict draws among the components near the best, never an explored one: exploring serves the
+    statistics, which evaluation episodes do not write. The training envs' draws do explore."""
+    th.manual_seed(0)
+    rules = ComponentChoice(3, 1, [1 / 3] * 3, 0.0, "returns", "best_return", 1, 1.0, 0.05)
+    for component, episode_return in [(0, 10.0), (1, -20.0), (2, 9.8)]:
+        rules.record_episode(component, episode_return)
+    no_weights = th.zeros(400, 3)
+    rules.episodes_started(np.ones(400, dtype=bool))
+    predicted = rules.next_components(no_weights)
+    assert set(predicted.tolist()) == {0, 2}  # exploration 1.0 would draw component 1 in about a third
+    with rules.training_envs():
+        trained = rules.next_components(no_weights)
+    assert 1 in set(trained.tolist())
+
+
 def test_training_records_each_episode_for_its_component(tmp_path):
     from stable_baselines3.common.logger import configure
     from stable_baselines3.common.vec_env import VecMonitor

@@ -265,9 +265,10 @@ class ComponentChoice(nn.Module):
 
     def _draw(self, log_weights: th.Tensor, redraw: np.ndarray) -> np.ndarray:
         if self.choose_by_returns:
-            return bandit_components(
-                self.episode_returns.cpu(), int(redraw.sum()), self.return_exploration, self.return_margin
-            ).numpy()
+            # Exploring keeps the statistics fresh, and only training episodes write them: predict does not explore
+            training = self._schedule is self.training_schedule
+            exploration = self.return_exploration if training else 0.0
+            return bandit_components(self.episode_returns.cpu(), int(redraw.sum()), exploration, self.return_margin).numpy()
         # Fixed weights draw every row from the one weight vector at once
         rows = log_weights[th.as_tensor(redraw, device=log_weights.device)] if self.state_dependent_weights else log_weights[0]
         return draw_components(rows, int(redraw.sum())).cpu().numpy()
