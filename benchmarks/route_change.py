@@ -71,18 +71,20 @@ from common import (
 from route_change_report import recovery, report
 
 ENV_ID = "sb3_mixture/TwoRoutes-v0"
-# Issue 23's recipe: four components, one per episode, chosen by an epsilon-greedy bandit over their recent returns
-# (deterministic acting plays the best), kept on different trajectories by a SMERL-style bonus that only components
-# near the best return are paid (docs/algorithm.md sections 11 and 12)
+# Issue 23's recipe (docs/algorithm.md sections 11 and 12): four components, one per episode, drawn uniformly among
+# those whose recent return is near the best (the bandit's margin 1.0: at least 0 once the best earns something; 30% of
+# the training episodes explore), deterministic acting plays the best; each critic head learns from its own
+# component's transitions, and a state discriminator charges each component for the states the others visit
 SWITCH = {
     "n_components": 4,
     "component_schedule": "returns",
     "deterministic_component": "best_return",
     "return_window": 5,
-    "return_exploration": 0.1,
-    "diversity_weight": 0.5,
-    "diversity_margin": 0.05,
-    "diversity_start": 5_000,
+    "return_exploration": 0.3,
+    "return_margin": 1.0,
+    "critic_data": "own",
+    "diversity_weight": 1.0,
+    "diversity_start": 1_000,
 }
 ALGOS = {
     # Learned weights with no floor (mixture_weight_floor=0) and with the package's later default, a floor of 0.05
@@ -112,18 +114,16 @@ ALGOS = {
         "SACM",
         {"n_components": 4, "mixture_weights": "soft_value", "component_schedule": "episode", "critic_data": "own"},
     ),
-    # Issue 23: switch, don't relearn. The recipe (components kept apart by a return-gated diversity bonus, each
-    # episode's component chosen by the returns the components earn) and its two ablations
+    # Issue 23: switch, don't relearn. The recipe, its two ablations (no diversity charge; no return-based choice:
+    # components drawn uniformly per episode, deterministic acting plays the mode) and the all-data variant (every head
+    # learns from every transition, relabelled with its own charge)
     "sacm_switch_n4": ("SACM", SWITCH),
     "sacm_switch_n4_no_diversity": ("SACM", {**SWITCH, "diversity_weight": 0.0}),
     "sacm_switch_n4_no_choice": (
         "SACM",
         {**SWITCH, "component_schedule": "episode", "deterministic_component": "mode"},
     ),
-    # Pilots of the recipe (seed 0): with own-data heads (which moved components apart early in issue 16's runs), and
-    # with the gate open from the start and wide (the components apart while they learn, before they converge)
-    "sacm_switch_n4_own": ("SACM", {**SWITCH, "critic_data": "own"}),
-    "sacm_switch_n4_early": ("SACM", {**SWITCH, "diversity_start": 0, "diversity_margin": 0.5}),
+    "sacm_switch_n4_all_data": ("SACM", {**SWITCH, "critic_data": "shared"}),
 }
 LABELS = {
     **ALGORITHM_LABELS,
@@ -141,10 +141,9 @@ LABELS = {
     "sacm_soft_value_n4_own": "SACM soft-value weights N=4, own-data heads",
     "sacm_soft_value_n4_episode_own": "SACM soft-value weights N=4, episodic, own-data heads",
     "sacm_switch_n4": "SACM switch recipe N=4",
-    "sacm_switch_n4_no_diversity": "SACM switch recipe N=4, no diversity bonus",
+    "sacm_switch_n4_no_diversity": "SACM switch recipe N=4, no diversity charge",
     "sacm_switch_n4_no_choice": "SACM switch recipe N=4, no return-based choice",
-    "sacm_switch_n4_own": "SACM switch recipe N=4, own-data heads",
-    "sacm_switch_n4_early": "SACM switch recipe N=4, gate open early and wide",
+    "sacm_switch_n4_all_data": "SACM switch recipe N=4, all-data heads",
 }
 WEIGHT_STATES = {"start": (0.0, -4.0), "below_left": (-4.0, -2.0), "below_right": (4.0, -2.0), "left_gap": (-4.0, 0.0)}
 ROUTES = ("left", "right")

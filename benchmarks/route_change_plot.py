@@ -26,8 +26,7 @@ ALGO_COLORS = {
     "sacm_switch_n4": "black",
     "sacm_switch_n4_no_diversity": "dimgray",
     "sacm_switch_n4_no_choice": "darkorange",
-    "sacm_switch_n4_own": "seagreen",
-    "sacm_switch_n4_early": "slateblue",
+    "sacm_switch_n4_all_data": "seagreen",
 }
 COMPONENT_COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive")
 

@@ -163,13 +163,16 @@ def switching_lines(table: list[dict], rows: list[dict]) -> list[str]:
         f"Diversity: seeds whose components alone include a competent one (>= {COMPETENT_SUCCESS:.0%} of its episodes "
         "reach the goal) on each route before the block. Competence: the pre-block return of "
         "`predict(deterministic=True)` (50 episodes; not recorded by runs made before issue 23: -) and of the "
-        "stochastic policy, IQM [95% CI]. Choice: steps to recover 90%, IQM [95% CI], and as a ratio to SAC's IQM. "
-        "Goal: recovery at most half SAC's with the CIs apart, pre-block return >= 0.95x SAC's, components on both "
-        "routes in >= 8 of 10 seeds.",
+        "stochastic policy, IQM [95% CI]; where SAC's deterministic return was not recorded, the deterministic "
+        "return's ratio is to SAC's stochastic one (marked *). Choice: steps to recover 90% of the run's own pre-block "
+        "return and of the common level (below), IQM [95% CI], and as ratios to SAC's IQM. Goal: recovery at most "
+        "half SAC's with the CIs apart, pre-block return >= 0.95x SAC's, components on both routes in >= 8 of 10 "
+        "seeds.",
         "",
         "| algorithm | seeds | competent components on both routes | pre-block return (stochastic) | ratio to SAC "
-        "| deterministic pre-block return | ratio to SAC | steps to recover | ratio to SAC |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| deterministic pre-block return | ratio to SAC | steps to recover | ratio to SAC "
+        "| steps to reach the common level | ratio to SAC |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for entry in table:
         group = [row for row in rows if row["algo"] == entry["algo"]]
@@ -177,14 +180,20 @@ def switching_lines(table: list[dict], rows: list[dict]) -> list[str]:
         recorded = all(value is not None for value in deterministic)
         det = iqm_summary(deterministic) if recorded else None
         sac_det = sac.get("deterministic_pre_block_return") if sac else None
-        det_ratio = f"{det['iqm'] / sac_det['iqm']:.2f}" if det and sac_det else "-"
+        det_ratio = "-"
+        if det and sac_det:
+            det_ratio = f"{det['iqm'] / sac_det['iqm']:.2f}"
+        elif det and sac:
+            det_ratio = f"{det['iqm'] / sac['pre_block_return']['iqm']:.2f}*"
         recover_ratio = f"{entry['steps_to_recover']['iqm'] / sac['steps_to_recover']['iqm']:.2f}" if sac else "-"
+        common = entry["steps_to_recover_common"]
+        common_ratio = f"{common['iqm'] / sac['steps_to_recover_common']['iqm']:.2f}" if sac else "-"
         stochastic = entry["pre_block_return"]
         stochastic_ratio = f"{stochastic['iqm'] / sac['pre_block_return']['iqm']:.2f}" if sac else "-"
         lines.append(
             f"| {entry['label']} | {entry['seeds']} | {entry['seeds_competent_both_routes']}/{entry['seeds']} "
             f"| {interval(stochastic, 1)} | {stochastic_ratio} | {interval(det, 1) if det else '-'} | {det_ratio} "
-            f"| {interval(entry['steps_to_recover'])} | {recover_ratio} |"
+            f"| {interval(entry['steps_to_recover'])} | {recover_ratio} | {interval(common)} | {common_ratio} |"
         )
     return lines + [""]
 

@@ -140,3 +140,21 @@ def test_every_hyperparameter_entry_builds_its_model(algo):
             assert model.policy.net_arch in ([400, 300], {"pi": [400, 300], "qf": [400, 300]})
             if algo in ("sacm", "s2acm"):
                 assert model.n_components == 3
+
+
+@pytest.mark.slow
+def test_switch_recipe_runs_from_the_zoo_file(tmp_path):
+    """Issue 23's recipe is in reach through RL Zoo: zoo_hyperparams/sacm.yml's sb3_mixture/TwoRoutes-v0 entry trains
+    (shortened here) and the saved model holds the recipe's options and the returns its components earned."""
+    _run(
+        "-m", "sb3_mixture.train", "--algo", "sacm", "--env", "sb3_mixture/TwoRoutes-v0", "-n", "400", "-f",
+        str(tmp_path), "--seed", "0", "--hyperparams", "learning_starts:100", "policy_kwargs:dict(net_arch=[16,16])",
+        cwd=tmp_path,
+    )  # fmt: skip
+    (saved,) = (tmp_path / "sacm").glob("*/*.zip")
+    model = SACM.load(saved, buffer_size=1)
+    assert (model.component_schedule, model.critic_data, model.n_components) == ("returns", "own", 4)
+    assert (model.diversity_weight, model.return_margin, model.return_exploration) == (1.0, 1.0, 0.3)
+    assert model.policy.component_choice.deterministic_component == "best_return"
+    assert int(model.policy.component_choice.episode_counts.sum()) >= 10  # 400 steps, episodes of at most 40
+    assert model.discriminator is not None
