@@ -411,7 +411,7 @@ class SACM(SAC):
         return diversity_bonus(log_probs.detach(), self._diversity_gate(), self.diversity_weight, log_prior), loss.detach()
 
     def _diversity_gate(self) -> th.Tensor:
-        """Which components are paid the bonus: those whose recent return is near the best, once ``diversity_start``
+        """Which components are charged: those whose recent return is near the best, once ``diversity_start``
         environment steps have passed (the gate shut before, while returns mean little), (N,) bool."""
         if self.num_timesteps < self.diversity_start:
             return th.zeros(self.n_components, dtype=th.bool)
