@@ -81,7 +81,7 @@ def near_best(component_returns: "th.Tensor | np.ndarray", margin: float) -> th.
     """
     Which components' recent returns are near the best, SMERL's ``1[R_i >= R* - eps]`` with ``eps = margin |R*|``
     (docs/algorithm.md sections 11 and 12): ``R* = max_i R_i`` over the components with data. The bandit draws among
-    these components, and the diversity bonus is paid to them.
+    these components, and the diversity charge applies to them.
 
     ``|R*|`` makes the margin a fraction of the best return whatever its sign (with ``R* < 0``, ``R* - margin R*``
     would lie above R*). A component without data (NaN) is not near the best; no component is when none has data.

@@ -73,7 +73,7 @@ def diversity_bonus(log_probs: th.Tensor, gate: th.Tensor, weight: float, log_pr
     comparison between the states of an episode of a given length.
 
     :param log_probs: ``log q(.|s')`` at the next observations, (B, N), computed without gradient (a target)
-    :param gate: which components are paid, (N,) bool or float: those near the best return
+    :param gate: which components are charged, (N,) bool or float: those near the best return
         (:func:`sb3_mixture.sacm.acting.near_best`)
     :param weight: ``w >= 0`` (:func:`validate_diversity`)
     :param log_prior: ``log p(i)``, (N,): how often each component acted in the data q learns from
