@@ -131,6 +131,22 @@ SMALL_TASK_SETTINGS = {
 }
 # The first learned-weight runs had no floor (the default then); the floor of 0.05 became the default after them
 LEARNED = {"mixture_weights": "learned", "mixture_weight_floor": 0.0}
+# Issue 23's recipe (docs/algorithm.md sections 11 and 12): four components, one per episode, drawn uniformly among
+# those whose recent return is near the best (the bandit's margin 1.0: at least 0 once the best earns something; 30% of
+# the training episodes explore), deterministic acting plays the best; each critic head learns from its own
+# component's transitions, and a state discriminator charges each near-best component for the states the other
+# near-best ones visit
+SWITCH = {
+    "n_components": 4,
+    "component_schedule": "returns",
+    "deterministic_component": "best_return",
+    "return_window": 5,
+    "return_exploration": 0.3,
+    "return_margin": 1.0,
+    "critic_data": "own",
+    "diversity_weight": 1.0,
+    "diversity_start": 1_000,
+}
 # (class: SAC or one of sb3_mixture's, keyword arguments) by the name its result files carry
 ALGORITHMS = {
     "sac": ("SAC", {}),
@@ -144,8 +160,9 @@ ALGORITHMS = {
     "s2acm_learned_n4_floor05": ("S2ACM", {"n_components": 4, **LEARNED, "mixture_weight_floor": 0.05}),
     # Weights from the components' own soft values (issue 16)
     "sacm_soft_value_n2": ("SACM", {"n_components": 2, "mixture_weights": "soft_value"}),
+    "sacm_switch_n4": ("SACM", SWITCH),
 }
-ALGORITHM_LABELS = {"sac": "SAC", "sacm_n2": "SACM N=2"}
+ALGORITHM_LABELS = {"sac": "SAC", "sacm_n2": "SACM N=2", "sacm_switch_n4": "SACM switch recipe N=4"}
 
 
 def algorithms(*names: str) -> dict:

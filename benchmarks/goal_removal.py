@@ -30,8 +30,14 @@ ALGOS = {
     **common.algorithms("sac"),
     "sacm_n4": ("SACM", {"n_components": 4}),
     "sacm_soft_value_n4": ("SACM", {"n_components": 4, "mixture_weights": "soft_value"}),
+    # Issue 23's recipe, with the two-route task's settings
+    **common.algorithms("sacm_switch_n4"),
 }
-LABELS = {"sac": "SAC", "sacm_n4": "SACM N=4 (uniform weights)", "sacm_soft_value_n4": "SACM N=4, soft-value weights"}
+LABELS = {
+    **common.ALGORITHM_LABELS,
+    "sacm_n4": "SACM N=4 (uniform weights)",
+    "sacm_soft_value_n4": "SACM N=4, soft-value weights",
+}
 COMMON = {**common.SMALL_TASK_SETTINGS, "learning_starts": 1000}
 PHASE1_STEPS = 8_000
 PHASE2_STEPS = 6_000

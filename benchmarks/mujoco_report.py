@@ -22,6 +22,8 @@ MIN_AGGREGATE_SEEDS = 3
 WEIGHT_LABELS = 3
 # The suites of state-dependent mixing weights, each reported beside the main suite with the weights' entropy
 WEIGHT_SUITES = {"learned": "learned", "soft_value": "soft-value"}
+# The suites aggregated beside the main suite's algorithms: the weight suites and issue 23's switch recipe
+COMPARED_SUITES = {**{suite: f"{kind} mixing weights" for suite, kind in WEIGHT_SUITES.items()}, "switch": "the switch recipe"}
 
 
 def load_results(settings, suite: "str | None" = None) -> list[dict]:
@@ -45,6 +47,8 @@ def load_results(settings, suite: "str | None" = None) -> list[dict]:
 
 
 def label(result: dict) -> str:
+    if result["suite"] == "switch":
+        return "SACM switch recipe"
     names = {"n_components": "N={}", "matmul_precision": "{}", "mixture_weights": "{}", "mixture_weight_floor": "floor {}"}
     extra = "".join(" " + names[key].format(value) for key, value in result["hyperparams"].items() if key in names)
     return result["algo"].upper() + extra
@@ -75,7 +79,7 @@ def report(settings) -> None:
              "| deterministic | best single component |", "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     table = []
     main_finals: dict[str, dict[str, np.ndarray]] = {}
-    weight_finals: dict[str, dict[str, dict[str, np.ndarray]]] = {suite: {} for suite in WEIGHT_SUITES}
+    compared_finals: dict[str, dict[str, dict[str, np.ndarray]]] = {suite: {} for suite in COMPARED_SUITES}
     weight_results: dict[str, list[dict]] = {}
     for suite in settings.suites:
         results = load_results(settings, suite)
@@ -89,8 +93,8 @@ def report(settings) -> None:
             for name, (x, returns, group) in by_label.items():
                 steps = returns.shape[1]
                 final = returns[:, -1]
-                if suite == "main" or suite in WEIGHT_SUITES:
-                    (main_finals if suite == "main" else weight_finals[suite]).setdefault(env, {})[name] = final
+                if suite == "main" or suite in COMPARED_SUITES:
+                    (main_finals if suite == "main" else compared_finals[suite]).setdefault(env, {})[name] = final
                 scores = {name: final.reshape(-1, 1)}
                 iqm, ci = bootstrap(scores, lambda s: np.array([metrics.aggregate_iqm(s)]))
                 deterministic = np.array([result["evaluations"][steps - 1]["deterministic"][0] for result in group])
@@ -111,15 +115,16 @@ def report(settings) -> None:
                 )
     if main_finals:
         lines += ["", *aggregate_report(main_finals, out)]
-    for suite, kind in WEIGHT_SUITES.items():
-        if not weight_finals[suite]:
+    for suite, kind in COMPARED_SUITES.items():
+        if not compared_finals[suite]:
             continue
         # The suite's runs beside the main suite's algorithms, over the tasks and seeds both have
-        combined = {env: {**main_finals.get(env, {}), **algos} for env, algos in weight_finals[suite].items()}
+        combined = {env: {**main_finals.get(env, {}), **algos} for env, algos in compared_finals[suite].items()}
         aggregate = aggregate_report(combined, out, f"mujoco_aggregate_{suite}")
         if aggregate:
-            lines += ["", f"With {kind} mixing weights:", "", *aggregate]
-        lines += ["", *weight_report(weight_results[suite], out, suite)]
+            lines += ["", f"With {kind}:", "", *aggregate]
+        if suite in WEIGHT_SUITES:
+            lines += ["", *weight_report(weight_results[suite], out, suite)]
     (out / "mujoco_table.md").write_text("\n".join(lines) + "\n")
     (out / "mujoco_table.json").write_text(json.dumps(table, indent=1))
     print("\n".join(lines))

@@ -20,6 +20,7 @@ with the same runs on one machine would train a run twice (use ``--jobs``).
     python benchmarks/mujoco_suite.py run --suite precision --steps 50000 --seeds 0 1 2   # opt-in bf16 vs fp32
     python benchmarks/mujoco_suite.py run --suite learned --steps 50000 --seeds 0 1 2     # learned mixing weights
     python benchmarks/mujoco_suite.py run --suite soft_value --steps 50000 --seeds 0 1 2  # soft-value mixing weights
+    python benchmarks/mujoco_suite.py run --suite switch --steps 50000 --seeds 0 1 2      # issue 23's switch recipe
     python benchmarks/mujoco_suite.py list --suite main --steps 50000
     python benchmarks/mujoco_suite.py report          # plots and tables from the committed result files
     python benchmarks/mujoco_suite.py table           # the Results table of docs/modules/sacm.md and s2acm.md
@@ -38,7 +39,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import RESULTS, ROOT, machine, now, pending
+from common import RESULTS, ROOT, SWITCH, machine, now, pending
 from mujoco_report import report, seed_table
 
 WORK = ROOT / "benchmarks" / "runs"
@@ -53,7 +54,7 @@ class Settings:
     """
 
     out: Path = RESULTS  # the run files go to <out>/mujoco, the report to <out>
-    suites: tuple[str, ...] = ("main", "sweep", "precision", "learned", "soft_value")
+    suites: tuple[str, ...] = ("main", "sweep", "precision", "learned", "soft_value", "switch")
     main_envs: tuple[str, ...] = ("Hopper-v5", "HalfCheetah-v5", "Walker2d-v5", "Ant-v5", "Swimmer-v5", "Humanoid-v5")
     main_algos: tuple[str, ...] = ("sacm", "s2acm", "sac", "td3", "ddpg")
     sweep_components: tuple[int, ...] = (1, 2, 3, 5)
@@ -95,6 +96,12 @@ def planned_runs(settings: Settings, suite: str, steps: int, seeds: list[int], e
             for seed in seeds:
                 run = {"suite": suite, "algo": "sacm", "env": env, "seed": seed, "steps": steps}
                 runs.append({**run, "hyperparams": {"mixture_weights": "soft_value"}})
+    elif suite == "switch":
+        # Issue 23's recipe with the two-route task's settings over the paper's: its price where nothing changes
+        for env in envs or settings.main_envs[:3]:
+            for seed in seeds:
+                run = {"suite": suite, "algo": "sacm", "env": env, "seed": seed, "steps": steps}
+                runs.append({**run, "hyperparams": dict(SWITCH)})
     elif suite == "precision":
         # The opt-in bf16 matmuls (issue 3) against the main suite's fp32 SACM runs: same seeds, same settings
         for env in envs or ["Hopper-v5"]:
@@ -104,7 +111,9 @@ def planned_runs(settings: Settings, suite: str, steps: int, seeds: list[int], e
     else:
         raise ValueError(f"suite must be one of {settings.suites}, got {suite!r}")
     for run in runs:
-        extra = "".join(f"_{key}{value}" for key, value in sorted(run["hyperparams"].items()))
+        # The switch suite has one setting, the recipe's (in the result file's hyperparams): its name is the suite's
+        settings_named = {} if run["suite"] == "switch" else run["hyperparams"]
+        extra = "".join(f"_{key}{value}" for key, value in sorted(settings_named.items()))
         run["name"] = f"{run['suite']}_{run['algo']}{extra}_{run['env']}_s{run['seed']}_{run['steps'] // 1000}k"
     return runs
 

@@ -42,7 +42,9 @@ CPU-minutes.
 
 ``--hidden-block`` runs the task with ``shaping_sees_block=False`` (the reward does not announce the block; results
 under ``route_change_hidden``), ``--phase1-steps`` and ``--phase2-steps`` change the budget and ``--quick`` makes it
-a few hundred steps (to check the pipeline, with ``--out``).
+a few hundred steps (to check the pipeline, with ``--out``). ``run --both-blocks`` runs each seed in both conditions
+at the cost of one phase 1: at the block, a forked copy of the process goes on with the block hidden (phase 1 does not
+depend on the condition; the paired runs reproduce separate ones, e.g. SAC seed 0 to the last digit of its curve).
 
 This file has the study's settings (``Settings``: one value per command line, which the runs, the report and the
 plots receive) and the runs; ``route_change_report.py`` the tables and the recovery measures,
@@ -50,8 +52,10 @@ plots receive) and the runs; ``route_change_report.py`` the tables and the recov
 """
 
 import argparse
+import json
+import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
@@ -60,10 +64,12 @@ from common import (
     ALGORITHM_LABELS,
     RESULTS,
     SMALL_TASK_SETTINGS,
+    SWITCH,
     algorithms,
     build_model,
     code_version,
     finished,
+    pending,
     run_each,
     side_by_side,
     study_parser,
@@ -71,21 +77,6 @@ from common import (
 from route_change_report import recovery, report
 
 ENV_ID = "sb3_mixture/TwoRoutes-v0"
-# Issue 23's recipe (docs/algorithm.md sections 11 and 12): four components, one per episode, drawn uniformly among
-# those whose recent return is near the best (the bandit's margin 1.0: at least 0 once the best earns something; 30% of
-# the training episodes explore), deterministic acting plays the best; each critic head learns from its own
-# component's transitions, and a state discriminator charges each component for the states the others visit
-SWITCH = {
-    "n_components": 4,
-    "component_schedule": "returns",
-    "deterministic_component": "best_return",
-    "return_window": 5,
-    "return_exploration": 0.3,
-    "return_margin": 1.0,
-    "critic_data": "own",
-    "diversity_weight": 1.0,
-    "diversity_start": 1_000,
-}
 ALGOS = {
     # Learned weights with no floor (mixture_weight_floor=0) and with the package's later default, a floor of 0.05
     **algorithms(
@@ -117,7 +108,7 @@ ALGOS = {
     # Issue 23: switch, don't relearn. The recipe, its two ablations (no diversity charge; no return-based choice:
     # components drawn uniformly per episode, deterministic acting plays the mode) and the all-data variant (every head
     # learns from every transition, relabelled with its own charge)
-    "sacm_switch_n4": ("SACM", SWITCH),
+    **algorithms("sacm_switch_n4"),
     "sacm_switch_n4_no_diversity": ("SACM", {**SWITCH, "diversity_weight": 0.0}),
     "sacm_switch_n4_no_choice": (
         "SACM",
@@ -140,7 +131,6 @@ LABELS = {
     "sacm_soft_value_n2_own": "SACM soft-value weights N=2, own-data heads",
     "sacm_soft_value_n4_own": "SACM soft-value weights N=4, own-data heads",
     "sacm_soft_value_n4_episode_own": "SACM soft-value weights N=4, episodic, own-data heads",
-    "sacm_switch_n4": "SACM switch recipe N=4",
     "sacm_switch_n4_no_diversity": "SACM switch recipe N=4, no diversity charge",
     "sacm_switch_n4_no_choice": "SACM switch recipe N=4, no return-based choice",
     "sacm_switch_n4_all_data": "SACM switch recipe N=4, all-data heads",
@@ -339,24 +329,24 @@ def deterministic_summary(model, settings: Settings, seed: int, blocked_route: "
     return {key: summary[key] for key in ("mean_return", "success_rate", "route_counts", "side_counts")}
 
 
-def execute(algo: str, seed: int, settings: Settings) -> dict:
+def first_phase(algo: str, seed: int, settings: Settings) -> tuple:
+    """Phase 1 on the open task: the model, its raw env and the run so far (its clocks, code, curve and what the
+    policy does at the block). The open task is the same whether the block will be announced or hidden."""
     import torch as th
 
     th.set_num_threads(1)
     start, cpu_start = time.time(), time.process_time()
     model, env = make_model(algo, seed, settings)
-    # Read right after the package's import: the sources this run uses
-    code = code_version()
     eval_seed = 100_000 + 1000 * seed
-    curve = []
+    # The code is read right after the package's import: the sources this run uses
+    run = {"start": start, "cpu_start": cpu_start, "code": code_version(), "eval_seed": eval_seed, "curve": []}
     while model.num_timesteps < settings.phase1_steps:
         chunk = min(settings.phase1_eval_every, settings.phase1_steps - model.num_timesteps)
         model.learn(chunk, reset_num_timesteps=False)
         last = model.num_timesteps >= settings.phase1_steps
-        curve.append(evaluation_point(model, settings, 1, eval_seed, None, settings.path_episodes if last else 0))
-    before = curve[-1]
-    blocked = main_route(before)
-    before_block = {
+        run["curve"].append(evaluation_point(model, settings, 1, eval_seed, None, settings.path_episodes if last else 0))
+    before = run["curve"][-1]
+    run["before_block"] = {
         "return": before["mean_return"],
         "success_rate": before["success_rate"],
         "route_counts": before["route_counts"],
@@ -367,7 +357,14 @@ def execute(algo: str, seed: int, settings: Settings) -> dict:
         # What predict(deterministic=True) earns: the policy a user deploys
         "deterministic": deterministic_summary(model, settings, eval_seed, None),
     }
+    run["blocked"] = main_route(before)
+    return model, env, run
 
+
+def second_phase(algo: str, seed: int, settings: Settings, model, env, run: dict) -> dict:
+    """The block (announced or hidden as ``settings`` says), phase 2 and the run's result."""
+    eval_seed, blocked, curve = run["eval_seed"], run["blocked"], run["curve"]
+    env.shaping_sees_block = not settings.hidden_block
     env.set_blocked_route(blocked)
     # The episode in progress started on the open task (its point may even be inside the new wall): without a last
     # observation, the next learn() resets the env. The replay buffer is kept.
@@ -389,7 +386,7 @@ def execute(algo: str, seed: int, settings: Settings) -> dict:
         "weights": mixture_weights(model, settings.weight_states),
         "deterministic": deterministic_summary(model, settings, eval_seed, blocked),
     }
-    train_cpu = time.process_time() - cpu_start
+    train_cpu = time.process_time() - run["cpu_start"]
     result = {
         "env": ENV_ID,
         "algo": algo,
@@ -401,15 +398,44 @@ def execute(algo: str, seed: int, settings: Settings) -> dict:
         "mixture_weight_floor": getattr(model, "mixture_weight_floor", None),
         "blocked_route": blocked,
         "random_return": random_return(settings, blocked),
-        "before_block": before_block,
+        "before_block": run["before_block"],
         "after_block": after_block,
         "curve": curve,
-        "code": code,
+        "code": run["code"],
         "train_eval_cpu_s": round(train_cpu, 1),
-        **finished(start, cpu_start),
+        **finished(run["start"], run["cpu_start"]),
     }
+    if run.get("paired"):
+        result["paired"] = run["paired"]
     result["recovery"] = recovery(result, settings)
     return result
+
+
+def execute(algo: str, seed: int, settings: Settings, hidden: "Settings | None" = None) -> dict:
+    """One run's result. With ``hidden`` (the same study with the block hidden), a forked copy of the process
+    continues from the end of phase 1 with the block hidden and writes that run's result file: the two conditions
+    share phase 1, which costs most of a run, exactly as two separate runs of a seed would (phase 1 does not depend
+    on the condition)."""
+    model, env, run = first_phase(algo, seed, settings)
+    if hidden is not None:
+        phase1_cpu = time.process_time() - run["cpu_start"]
+        child = os.fork()
+        if child == 0:
+            status = 1
+            try:
+                # A child's CPU clock starts at zero: count phase 1 in its time as well
+                run.update(cpu_start=time.process_time() - phase1_cpu, paired="phase 1 shared with the announced run")
+                result = second_phase(algo, seed, hidden, model, env, run)
+                hidden.folder.mkdir(parents=True, exist_ok=True)
+                (hidden.folder / f"{algo}_s{seed}.json").write_text(json.dumps(result))
+                print(f"{hidden.study}/{algo}_s{seed}: {summary(result)} ({result['cpu_s']} CPU-s)", flush=True)
+                status = 0
+            finally:
+                os._exit(status)
+        # One process at a time: the announced run goes on once the hidden one is written
+        os.waitpid(child, 0)
+        run["paired"] = "phase 1 shared with the hidden-block run"
+    return second_phase(algo, seed, settings, model, env, run)
 
 
 def summary(result: dict) -> str:
@@ -421,10 +447,20 @@ def summary(result: dict) -> str:
     )
 
 
-def run(settings: Settings, algos: list[str], seeds: list[int], force: bool) -> None:
-    # Seed-major: a partial benchmark covers every algorithm
-    runs = {f"{algo}_s{seed}": partial(execute, algo, seed, settings) for seed in seeds for algo in algos}
-    run_each(settings.folder, runs, force, summary)
+def run(settings: Settings, algos: list[str], seeds: list[int], force: bool, both_blocks: bool = False) -> None:
+    """The runs (seed-major: a partial benchmark covers every algorithm). ``both_blocks``: each seed's announced and
+    hidden runs share phase 1 (``execute``); a hidden run whose announced twin is done runs on its own."""
+    if not both_blocks:
+        runs = {f"{algo}_s{seed}": partial(execute, algo, seed, settings) for seed in seeds for algo in algos}
+        run_each(settings.folder, runs, force, summary)
+        return
+    announced, hidden = replace(settings, hidden_block=False), replace(settings, hidden_block=True)
+    for seed in seeds:
+        for algo in algos:
+            name = f"{algo}_s{seed}"
+            twin = hidden if pending(hidden.folder / f"{name}.json", force) else None
+            run_each(announced.folder, {name: partial(execute, algo, seed, announced, twin)}, force, summary)
+            run_each(hidden.folder, {name: partial(execute, algo, seed, hidden)}, False, summary)
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -445,10 +481,15 @@ def main() -> None:
     parser.add_argument(
         "--hidden-block", action="store_true", help="shaping_sees_block=False: results under route_change_hidden"
     )
+    parser.add_argument(
+        "--both-blocks",
+        action="store_true",
+        help="run each seed with the block announced and hidden, sharing phase 1 (run only; ignores --hidden-block)",
+    )
     args = parser.parse_args()
     settings = settings_from(args)
     if args.command == "run":
-        run(settings, args.algos, args.seeds, args.force)
+        run(settings, args.algos, args.seeds, args.force, args.both_blocks)
     else:
         report(settings)
 

@@ -100,23 +100,34 @@ def test_near_best_takes_numpy_returns():
 # --- The bonus ------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("gate", [[True, False, True], [1.0, 1.0, 1.0], [False, False, False]])
-def test_diversity_bonus_matches_categorical(gate):
-    logits = 2.0 * th.randn(16, 3, dtype=th.float64)
+@pytest.mark.parametrize(
+    "gate", [[True, True, True, True], [True, False, True, True], [False, True, False, True], [True, False, False, False]]
+)
+@pytest.mark.parametrize("counts", [None, [5.0, 1.0, 3.0, 7.0]])
+def test_diversity_bonus_matches_categorical(gate, counts):
+    """Against q and p conditioned on the open components with torch.distributions: a categorical restricted to a
+    subset is the categorical of that subset's logits."""
+    logits = 2.0 * th.randn(16, 4, dtype=th.float64)
     gate = th.tensor(gate)
     weight = 10.0
-    bonus = diversity_bonus(th.log_softmax(logits, dim=-1), gate, weight)
-    q = Categorical(logits=logits)
-    expected = th.empty(16, 3, dtype=th.float64)
-    for i in range(3):
-        log_ratio = q.log_prob(th.full((16,), i)) - math.log(1.0 / 3.0)
-        # Bounded by log N either way (a confident q otherwise charges without limit), then shifted down by log N
-        expected[:, i] = weight * float(gate[i]) * (min_max(log_ratio, -math.log(3.0), math.log(3.0)) - math.log(3.0))
-    assert bonus.shape == (16, 3)
-    assert th.allclose(bonus, expected, rtol=1e-12, atol=1e-12)
+    log_prior = None if counts is None else th.log(th.tensor(counts, dtype=th.float64) / sum(counts))
+    bonus = diversity_bonus(th.log_softmax(logits, dim=-1), gate, weight, log_prior)
+    open_components = gate.nonzero()[:, 0].tolist()
+    k = len(open_components)
+    q_open = Categorical(logits=logits[:, open_components])
+    p_open = Categorical(probs=th.tensor([1.0 if counts is None else counts[i] for i in open_components], dtype=th.float64))
+    expected = th.zeros(16, 4, dtype=th.float64)
+    for position, i in enumerate(open_components):
+        if k == 1:
+            continue  # one near-best component has nothing to differ from
+        log_ratio = q_open.log_prob(th.full((16,), position)) - p_open.log_prob(th.tensor(position))
+        # Bounded by log K either way (a confident q otherwise charges without limit), then shifted down by log K
+        expected[:, i] = weight * (min_max(log_ratio, -math.log(k), math.log(k)) - math.log(k))
+    assert bonus.shape == (16, 4)
+    assert th.allclose(bonus, expected, rtol=1e-10, atol=1e-10)
     assert (bonus <= 0).all()  # a charge, never a payment
-    if gate[0]:
-        assert (bonus[:, 0] == -2 * weight * math.log(3.0)).any()  # the clip is reached on these logits
+    if k > 1 and counts is None:
+        assert (bonus[:, open_components[0]] == -2 * weight * math.log(k)).any()  # the clip is reached on these logits
 
 
 def min_max(values: th.Tensor, low: float, high: float) -> th.Tensor:
@@ -135,6 +146,20 @@ def test_diversity_bonus_charges_shared_states_and_spares_own_ones():
     assert abs(bonus[0, 0].item()) < 1e-5 and th.allclose(bonus[0, 1:], th.full((3,), -20.0 * math.log(4.0)))
     single = th.log_softmax(th.randn(5, 1), dim=-1)
     assert th.equal(diversity_bonus(single, th.ones(1, dtype=th.bool), 10.0), th.zeros(5, 1))
+
+
+def test_components_far_from_the_best_do_not_charge_the_near_best():
+    """After a block: component 0 alone is near the best and the others, relearning, explore its route (q takes its
+    states for theirs). Alone near the best, it is not charged; with component 1 back near the best, the two share the
+    charge for the states both visit, and the states of component 2 (far from the best) cost them nothing more."""
+    shared_with_failing = th.log(th.tensor([[0.1, 0.05, 0.8, 0.05]]))
+    alone = th.tensor([True, False, False, False])
+    assert th.equal(diversity_bonus(shared_with_failing, alone, 10.0), th.zeros(1, 4))
+    two = th.tensor([True, True, False, False])
+    bonus = diversity_bonus(shared_with_failing, two, 10.0)
+    # q among {0, 1}: (2/3, 1/3), the prior (1/2, 1/2): component 0's log ratio log(4/3), component 1's log(2/3)
+    expected = 10.0 * (th.tensor([math.log(4 / 3), math.log(2 / 3)]) - math.log(2.0))
+    assert th.allclose(bonus[0, :2], expected, atol=1e-6) and th.equal(bonus[0, 2:], th.zeros(2))
 
 
 # --- Settings -------------------------------------------------------------------------------------------------------
@@ -191,12 +216,18 @@ def test_training_bonus_against_an_independent_computation(gate_open):
     with th.no_grad():
         log_q = Categorical(logits=discriminator(replay_data.next_observations)).logits
     acting = replay_data.head_masks.argmax(dim=-1).numpy()
-    prior = np.log((np.bincount(acting, minlength=3) + 1) / (len(acting) + 3))
+    counts = np.bincount(acting, minlength=3) + 1
     best = returns.max()
     gate = (returns >= best - 0.5 * abs(best)) if gate_open else np.zeros(3, dtype=bool)
-    expected = 2.0 * gate * (np.clip(log_q.numpy() - prior, -np.log(3), np.log(3)) - np.log(3))
+    # q and p among the open components (none open, or one: nothing to differ from)
+    k = gate.sum()
+    expected = np.zeros((64, 3))
+    if k > 1:
+        log_q_open = log_q.numpy() - np.log(np.exp(log_q.numpy())[:, gate].sum(axis=1, keepdims=True))
+        log_p_open = np.log(counts / counts[gate].sum())
+        expected = 2.0 * gate * (np.clip(log_q_open - log_p_open, -np.log(k), np.log(k)) - np.log(k))
     np.testing.assert_allclose(bonus.numpy(), expected, rtol=1e-5, atol=1e-5)
-    assert gate.sum() >= 1 if gate_open else not bonus.any()
+    assert k >= 2 if gate_open else not bonus.any()  # the open case compares at least two components
     # The bonus enters every head's target as a reward
     th.manual_seed(1)
     with_bonus = model._critic_target(replay_data, model._temperatures(), bonus)

@@ -116,6 +116,24 @@ def test_predict_draws_among_the_near_best_without_exploring():
     assert 1 in set(trained.tolist())
 
 
+def test_predict_plays_only_the_near_optimal_when_the_margin_is_wide():
+    """With return_margin=1.0 the training draws keep every component with R_i >= 0 acting (here 10, 2 and 9.8), but
+    predict draws only among those within SMERL's 5% of the best (10 and 9.8: >= 9.5), about half each."""
+    th.manual_seed(0)
+    rules = ComponentChoice(3, 1, [1 / 3] * 3, 0.0, "returns", "best_return", 1, 0.0, 1.0)
+    for component, episode_return in [(0, 10.0), (1, 2.0), (2, 9.8)]:
+        rules.record_episode(component, episode_return)
+    no_weights = th.zeros(2000, 3)
+    rules.episodes_started(np.ones(2000, dtype=bool))
+    predicted = rules.next_components(no_weights)
+    assert set(predicted.tolist()) == {0, 2} and abs((predicted == 0).mean() - 0.5) < 0.05
+    with rules.training_envs():
+        rules.episodes_started(np.ones(2000, dtype=bool), training=True)
+        trained = rules.next_components(no_weights)
+    shares = np.bincount(trained, minlength=3) / len(trained)
+    np.testing.assert_allclose(shares, [1 / 3] * 3, atol=0.05)
+
+
 def test_training_records_each_episode_for_its_component(tmp_path):
     from stable_baselines3.common.logger import configure
     from stable_baselines3.common.vec_env import VecMonitor

@@ -33,6 +33,10 @@ from sb3_mixture.sacm.critic import MixtureCritic
 
 SOFT_VALUE_SAMPLES = 8
 """Samples per component behind the soft values V_i(s) that set the acting weights with mixture_weights="soft_value\""""
+# Stochastic predict with component_schedule="returns" draws among the components within this fraction of the best
+# recent return, or return_margin if narrower: SMERL's eps = 0.05 R* (Kumar et al., 2020), its test for a near-optimal
+# latent (docs/algorithm.md section 12)
+PREDICT_MARGIN = 0.05
 
 
 def soft_value_log_weights_at(
@@ -181,8 +185,9 @@ class ComponentChoice(nn.Module):
     :param deterministic_component: ``"mode"``, ``"best_return"`` or a component index
     :param return_window: the episodes of each component its recent return averages
     :param return_exploration: the bandit's probability of a uniformly drawn component at an episode start
-    :param return_margin: the bandit draws among the components whose recent return is within this fraction of the
-        best's (:func:`near_best`)
+    :param return_margin: the bandit's training draws pick among the components whose recent return is within this
+        fraction of the best's (:func:`near_best`); ``predict``'s among those within the narrower of it and
+        ``PREDICT_MARGIN``
     """
 
     def __init__(
@@ -265,10 +270,12 @@ class ComponentChoice(nn.Module):
 
     def _draw(self, log_weights: th.Tensor, redraw: np.ndarray) -> np.ndarray:
         if self.choose_by_returns:
-            # Exploring keeps the statistics fresh, and only training episodes write them: predict does not explore
+            # Exploring keeps the statistics fresh, and only training episodes write them: predict does not explore.
+            # A wide margin keeps every component training; predict plays only those SMERL counts as near-optimal
             training = self._schedule is self.training_schedule
             exploration = self.return_exploration if training else 0.0
-            return bandit_components(self.episode_returns.cpu(), int(redraw.sum()), exploration, self.return_margin).numpy()
+            margin = self.return_margin if training else min(self.return_margin, PREDICT_MARGIN)
+            return bandit_components(self.episode_returns.cpu(), int(redraw.sum()), exploration, margin).numpy()
         # Fixed weights draw every row from the one weight vector at once
         rows = log_weights[th.as_tensor(redraw, device=log_weights.device)] if self.state_dependent_weights else log_weights[0]
         return draw_components(rows, int(redraw.sum())).cpu().numpy()

@@ -5,7 +5,8 @@ SMERL (Kumar, Kumar, Levine, Finn, *One Solution is Not All You Need: Few-Shot E
 RL*, NeurIPS 2020, <https://arxiv.org/abs/2010.14484>) pays latent z the reward
 ``r + w 1[R(z) >= R* - eps] (log q(z|s') - log p(z))``, q a discriminator over states: only the latents whose return
 is near the best are pushed apart. Here the latent is the mixture component i (one component acts for a whole
-episode), ``p(i) = 1/N``, and head i's target gets component i's bonus.
+episode), the latents compared are the components near the best return, and head i's target gets component i's
+bonus.
 
 Shapes: B transitions, N components (and critic heads), ``obs_dim`` flat observation features.
 """
@@ -60,20 +61,27 @@ def discriminator_loss(log_probs: th.Tensor, components: th.Tensor) -> th.Tensor
 def diversity_bonus(log_probs: th.Tensor, gate: th.Tensor, weight: float, log_prior: "th.Tensor | None" = None) -> th.Tensor:
     """
     Every head's bonus at every transition,
-    ``bonus_i(s') = w gate_i (clip(log q(i|s') - log p(i), -log N, log N) - log N)``: SMERL's reward, bounded and
-    shifted down by its bound so that it is never positive (docs/algorithm.md section 11), added to head i's target
-    ``y_i = r + bonus_i(s') + ...``.
+    ``bonus_i(s') = w gate_i (clip(log q_G(i|s') - log p_G(i), -log K, log K) - log K)``: SMERL's reward among the K
+    components of the gate G (those near the best return), bounded and shifted down by its bound so that it is never
+    positive (docs/algorithm.md section 11), added to head i's target ``y_i = r + bonus_i(s') + ...``. ``q_G`` and
+    ``p_G`` are q and p conditioned on G: ``q_G(i|s') = q(i|s') / sum_{j in G} q(j|s')``.
 
-    Zero where the discriminator is sure s' is component i's, ``-w log N`` where q is the prior (a state every
-    component shares), ``-2 w log N`` at most where it takes s' for another's. The clip: a confident q otherwise
-    charges without bound for the states the other components visit (a pilot with w = 1 on the two-route task
-    collapsed). The shift: SMERL's positive reward pays a component for every step it spends on states of its own, so
-    it pays for lingering there instead of ending the episode (a pilot with the gate open from the start parked its
-    components, 12% success); a charge per step, like the task's step cost, never does. The shift changes no
-    comparison between the states of an episode of a given length.
+    Zero where the discriminator is sure s' is component i's among the near-best, ``-w log K`` where q_G is the prior
+    (a state every near-best component shares), ``-2 w log K`` at most where it takes s' for another near-best
+    component's; zero for all when at most one component is near the best (nothing to differ from).
+
+    - The clip: a confident q otherwise charges without bound for the states the other components visit (a pilot with
+      w = 1 on the two-route task collapsed).
+    - The shift: SMERL's positive reward pays a component for every step it spends on states of its own, so it pays
+      for lingering there instead of ending the episode (a pilot with the gate open from the start parked its
+      components, 12% success); a charge per step, like the task's step cost, never does. The shift changes no
+      comparison between the states of an episode of a given length.
+    - Conditioning on G: a component far from the best (one relearning after the task changed) does not charge the
+      near-best for sharing their states. Unconditioned, the only component left on the open route after a block paid
+      for the states the relearning ones explored on it, and lost its route (issue 23, seed 2).
 
     :param log_probs: ``log q(.|s')`` at the next observations, (B, N), computed without gradient (a target)
-    :param gate: which components are charged, (N,) bool or float: those near the best return
+    :param gate: which components are charged, (N,) bool (nonzero: open): those near the best return
         (:func:`sb3_mixture.sacm.acting.near_best`)
     :param weight: ``w >= 0`` (:func:`validate_diversity`)
     :param log_prior: ``log p(i)``, (N,): how often each component acted in the data q learns from
@@ -81,10 +89,15 @@ def diversity_bonus(log_probs: th.Tensor, gate: th.Tensor, weight: float, log_pr
     :return: (B, N)
     """
     n_components = log_probs.shape[-1]
-    gate = gate.to(device=log_probs.device, dtype=log_probs.dtype)
-    prior = -math.log(n_components) if log_prior is None else log_prior.to(log_probs)
-    bound = math.log(n_components)
-    return weight * gate * ((log_probs - prior).clamp(-bound, bound) - bound)
+    gate = gate.to(device=log_probs.device).bool()
+    open_count = int(gate.sum())
+    if open_count <= 1:
+        return th.zeros_like(log_probs)
+    prior = log_probs.new_full((n_components,), -math.log(n_components)) if log_prior is None else log_prior.to(log_probs)
+    log_q_open = log_probs - th.logsumexp(log_probs[:, gate], dim=-1, keepdim=True)
+    log_p_open = prior - th.logsumexp(prior[gate], dim=-1)
+    bound = math.log(open_count)
+    return weight * gate.to(log_probs.dtype) * ((log_q_open - log_p_open).clamp(-bound, bound) - bound)
 
 
 def acting_log_prior(components: th.Tensor, n_components: int) -> th.Tensor:
