@@ -57,14 +57,31 @@ def finished(start: float, cpu_start: float) -> dict:
     return {**provenance(), "wall_s": round(time.time() - start, 1), "cpu_s": round(time.process_time() - cpu_start, 1)}
 
 
-def code_version() -> dict:
-    """The commit and a hash of the package's sources (the working tree may differ from the commit)."""
+def sources_digest() -> str:
+    """A hash of the package's sources on disk now (their paths and bytes)."""
     import hashlib
-    import subprocess
 
     digest = hashlib.sha256()
     for path in sorted((ROOT / "sb3_mixture").rglob("*.py")):
         digest.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+# The sources' hash at this process's first code_version() call, right after it imported the package: what it runs
+_IMPORTED_SOURCES: list[str] = []
+
+
+def code_version() -> dict:
+    """
+    The commit and a hash of the package's sources (the working tree may differ from the commit). A process that runs
+    several runs keeps the code it imported: the hash is the one read at its first call, and a later edit of the
+    sources on disk is flagged (``sb3_mixture_changed_on_disk``) instead of recorded as the code that ran.
+    """
+    import subprocess
+
+    on_disk = sources_digest()
+    if not _IMPORTED_SOURCES:
+        _IMPORTED_SOURCES.append(on_disk)
     # Read-only git calls (--no-optional-locks: status does not even refresh the index)
     git = ["git", "--no-optional-locks"]
     try:
@@ -73,7 +90,10 @@ def code_version() -> dict:
         dirty = bool(status.stdout.strip())
     except (OSError, subprocess.CalledProcessError):
         head, dirty = "?", None
-    return {"git_head": head, "sb3_mixture_modified": dirty, "sb3_mixture_sha256": digest.hexdigest()[:16]}
+    version = {"git_head": head, "sb3_mixture_modified": dirty, "sb3_mixture_sha256": _IMPORTED_SOURCES[0]}
+    if on_disk != _IMPORTED_SOURCES[0]:
+        version["sb3_mixture_changed_on_disk"] = True
+    return version
 
 
 # Runs and their result files --------------------------------------------------------------------------------------
@@ -98,18 +118,23 @@ def pending(path: Path, force: bool = False) -> bool:
     return True
 
 
+def save_result(folder: Path, name: str, result: dict, summary: Callable[[dict], str]) -> None:
+    """Write a run's result file ``<folder>/<name>.json`` whole or not at all (a result file marks its run as done)
+    and summarise the run in a line (``summary(result)``)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    partial_path = folder / f"{name}.json.partial"
+    partial_path.write_text(json.dumps(result))
+    partial_path.replace(folder / f"{name}.json")
+    cpu = f" ({result['cpu_s']} CPU-s)" if "cpu_s" in result else ""
+    print(f"{folder.name}/{name}: {summary(result)}{cpu}", flush=True)
+
+
 def run_each(folder: Path, runs: dict, force: bool, summary: Callable[[dict], str]) -> None:
     """Every run of ``runs`` (by name: a function that makes its result) without a result file ``<folder>/<name>.json``
-    yet (or all with ``force``), in order: its result is saved there and summarised in a line (``summary(result)``)."""
-    folder.mkdir(parents=True, exist_ok=True)
+    yet (or all with ``force``), in order: its result is saved there (:func:`save_result`)."""
     for name, execute in runs.items():
-        path = folder / f"{name}.json"
-        if not pending(path, force):
-            continue
-        result = execute()
-        path.write_text(json.dumps(result))
-        cpu = f" ({result['cpu_s']} CPU-s)" if "cpu_s" in result else ""
-        print(f"{name}: {summary(result)}{cpu}", flush=True)
+        if pending(folder / f"{name}.json", force):
+            save_result(folder, name, execute(), summary)
 
 
 def load_runs(folder: Path, required: bool = True) -> list[dict]:
@@ -132,10 +157,10 @@ SMALL_TASK_SETTINGS = {
 # The first learned-weight runs had no floor (the default then); the floor of 0.05 became the default after them
 LEARNED = {"mixture_weights": "learned", "mixture_weight_floor": 0.0}
 # Issue 23's recipe (docs/algorithm.md sections 11 and 12): four components, one per episode, drawn uniformly among
-# those whose recent return is near the best (the bandit's margin 1.0: at least 0 once the best earns something; 30% of
-# the training episodes explore), deterministic acting plays the best; each critic head learns from its own
-# component's transitions, and a state discriminator charges each near-best component for the states the other
-# near-best ones visit
+# those whose recent return is near the best (the bandit's margin 1.0: at least 0 while the best return is positive;
+# 30% of the training episodes explore), stochastic predict among those within 5% of the best and deterministic
+# predict the best; each critic head learns from its own component's transitions, and a state discriminator charges
+# each near-best component for the states the other near-best ones visit
 SWITCH = {
     "n_components": 4,
     "component_schedule": "returns",

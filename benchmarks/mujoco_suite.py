@@ -20,7 +20,7 @@ with the same runs on one machine would train a run twice (use ``--jobs``).
     python benchmarks/mujoco_suite.py run --suite precision --steps 50000 --seeds 0 1 2   # opt-in bf16 vs fp32
     python benchmarks/mujoco_suite.py run --suite learned --steps 50000 --seeds 0 1 2     # learned mixing weights
     python benchmarks/mujoco_suite.py run --suite soft_value --steps 50000 --seeds 0 1 2  # soft-value mixing weights
-    python benchmarks/mujoco_suite.py run --suite switch --steps 50000 --seeds 0 1 2      # issue 23's switch recipe
+    python benchmarks/mujoco_suite.py run --suite switch --steps 30000 --seeds 0 1 2 3 4  # issue 23's switch recipe
     python benchmarks/mujoco_suite.py list --suite main --steps 50000
     python benchmarks/mujoco_suite.py report          # plots and tables from the committed result files
     python benchmarks/mujoco_suite.py table           # the Results table of docs/modules/sacm.md and s2acm.md
@@ -31,6 +31,7 @@ planning, the runs and the report receive) and trains the runs; ``mujoco_report.
 """
 
 import argparse
+import hashlib
 import json
 import shutil
 import subprocess
@@ -111,9 +112,12 @@ def planned_runs(settings: Settings, suite: str, steps: int, seeds: list[int], e
     else:
         raise ValueError(f"suite must be one of {settings.suites}, got {suite!r}")
     for run in runs:
-        # The switch suite has one setting, the recipe's (in the result file's hyperparams): its name is the suite's
-        settings_named = {} if run["suite"] == "switch" else run["hyperparams"]
-        extra = "".join(f"_{key}{value}" for key, value in sorted(settings_named.items()))
+        if run["suite"] == "switch":
+            # One setting, the recipe's (in the result file's hyperparams), too long for a file name: a short hash of
+            # it, so that a changed recipe makes new runs instead of passing for the old ones
+            extra = "_" + hashlib.sha256(json.dumps(run["hyperparams"], sort_keys=True).encode()).hexdigest()[:8]
+        else:
+            extra = "".join(f"_{key}{value}" for key, value in sorted(run["hyperparams"].items()))
         run["name"] = f"{run['suite']}_{run['algo']}{extra}_{run['env']}_s{run['seed']}_{run['steps'] // 1000}k"
     return runs
 

@@ -44,7 +44,8 @@ CPU-minutes.
 under ``route_change_hidden``), ``--phase1-steps`` and ``--phase2-steps`` change the budget and ``--quick`` makes it
 a few hundred steps (to check the pipeline, with ``--out``). ``run --both-blocks`` runs each seed in both conditions
 at the cost of one phase 1: at the block, a forked copy of the process goes on with the block hidden (phase 1 does not
-depend on the condition; the paired runs reproduce separate ones, e.g. SAC seed 0 to the last digit of its curve).
+depend on the condition; SAC's 20 paired runs reproduced its separate ones: the same routes and recovery, the curves
+within 1e-13).
 
 This file has the study's settings (``Settings``: one value per command line, which the runs, the report and the
 plots receive) and the runs; ``route_change_report.py`` the tables and the recovery measures,
@@ -52,9 +53,10 @@ plots receive) and the runs; ``route_change_report.py`` the tables and the recov
 """
 
 import argparse
-import json
 import os
+import sys
 import time
+import traceback
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -69,8 +71,8 @@ from common import (
     build_model,
     code_version,
     finished,
-    pending,
     run_each,
+    save_result,
     side_by_side,
     study_parser,
 )
@@ -413,27 +415,38 @@ def second_phase(algo: str, seed: int, settings: Settings, model, env, run: dict
 
 def execute(algo: str, seed: int, settings: Settings, hidden: "Settings | None" = None) -> dict:
     """One run's result. With ``hidden`` (the same study with the block hidden), a forked copy of the process
-    continues from the end of phase 1 with the block hidden and writes that run's result file: the two conditions
+    continues from the end of phase 1 with the block hidden and saves that run's result file: the two conditions
     share phase 1, which costs most of a run, exactly as two separate runs of a seed would (phase 1 does not depend
-    on the condition)."""
+    on the condition). If the copy fails, its run's result file is removed (an older one would pass for it) and
+    :func:`run` makes that run on its own."""
     model, env, run = first_phase(algo, seed, settings)
     if hidden is not None:
+        name = f"{algo}_s{seed}"
         phase1_cpu = time.process_time() - run["cpu_start"]
+        # Buffered output would be written twice, once by each process
+        sys.stdout.flush()
+        sys.stderr.flush()
         child = os.fork()
         if child == 0:
             status = 1
             try:
                 # A child's CPU clock starts at zero: count phase 1 in its time as well
                 run.update(cpu_start=time.process_time() - phase1_cpu, paired="phase 1 shared with the announced run")
-                result = second_phase(algo, seed, hidden, model, env, run)
-                hidden.folder.mkdir(parents=True, exist_ok=True)
-                (hidden.folder / f"{algo}_s{seed}.json").write_text(json.dumps(result))
-                print(f"{hidden.study}/{algo}_s{seed}: {summary(result)} ({result['cpu_s']} CPU-s)", flush=True)
+                save_result(hidden.folder, name, second_phase(algo, seed, hidden, model, env, run), summary)
                 status = 0
+            except BaseException:
+                traceback.print_exc()
             finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
                 os._exit(status)
-        # One process at a time: the announced run goes on once the hidden one is written
-        os.waitpid(child, 0)
+        # One process at a time: the announced run goes on once the hidden one is saved; its wall time leaves the wait
+        waited = time.time()
+        _, status = os.waitpid(child, 0)
+        run["start"] += time.time() - waited
+        if os.waitstatus_to_exitcode(status) != 0:
+            print(f"{hidden.study}/{name} failed in the forked process: it runs on its own next", flush=True)
+            (hidden.folder / f"{name}.json").unlink(missing_ok=True)
         run["paired"] = "phase 1 shared with the hidden-block run"
     return second_phase(algo, seed, settings, model, env, run)
 
@@ -458,7 +471,7 @@ def run(settings: Settings, algos: list[str], seeds: list[int], force: bool, bot
     for seed in seeds:
         for algo in algos:
             name = f"{algo}_s{seed}"
-            twin = hidden if pending(hidden.folder / f"{name}.json", force) else None
+            twin = hidden if force or not (hidden.folder / f"{name}.json").exists() else None
             run_each(announced.folder, {name: partial(execute, algo, seed, announced, twin)}, force, summary)
             run_each(hidden.folder, {name: partial(execute, algo, seed, hidden)}, False, summary)
 

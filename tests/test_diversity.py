@@ -136,8 +136,9 @@ def min_max(values: th.Tensor, low: float, high: float) -> th.Tensor:
 
 
 def test_diversity_bonus_charges_shared_states_and_spares_own_ones():
-    """A state every component visits (q uniform) costs each open head w log N, one only component i visits (q one-hot
-    on i) costs head i nothing, and a single component has nothing to share: no charge."""
+    """A state every component visits (q uniform) costs each open head w log K (here all K = N = 4 are open), one only
+    component i visits (q one-hot on i) costs head i nothing, and a single component has nothing to share: no
+    charge."""
     uniform = th.log_softmax(th.zeros(5, 4), dim=-1)
     expected = th.full((5, 4), -10.0 * math.log(4.0))
     assert th.allclose(diversity_bonus(uniform, th.ones(4, dtype=th.bool), 10.0), expected, atol=1e-5)

@@ -134,6 +134,16 @@ def test_predict_plays_only_the_near_optimal_when_the_margin_is_wide():
     np.testing.assert_allclose(shares, [1 / 3] * 3, atol=0.05)
 
 
+def test_predict_keeps_a_narrower_return_margin():
+    """With return_margin=0 predict plays the best alone (10 against 9.8, which SMERL's 5% would admit)."""
+    th.manual_seed(0)
+    rules = ComponentChoice(3, 1, [1 / 3] * 3, 0.0, "returns", "best_return", 1, 0.0, 0.0)
+    for component, episode_return in [(0, 10.0), (1, 2.0), (2, 9.8)]:
+        rules.record_episode(component, episode_return)
+    rules.episodes_started(np.ones(500, dtype=bool))
+    assert set(rules.next_components(th.zeros(500, 3)).tolist()) == {0}
+
+
 def test_training_records_each_episode_for_its_component(tmp_path):
     from stable_baselines3.common.logger import configure
     from stable_baselines3.common.vec_env import VecMonitor

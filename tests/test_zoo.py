@@ -158,3 +158,18 @@ def test_switch_recipe_runs_from_the_zoo_file(tmp_path):
     assert model.policy.component_choice.deterministic_component == "best_return"
     assert int(model.policy.component_choice.episode_counts.sum()) >= 10  # 400 steps, episodes of at most 40
     assert model.discriminator is not None
+
+
+def test_switch_recipe_in_the_zoo_file_is_the_benchmarks_recipe():
+    """zoo_hyperparams/sacm.yml's sb3_mixture/TwoRoutes-v0 entry and the benchmarks' SWITCH (benchmarks/common.py) are
+    one recipe written twice: the README's evidence was measured with the second, users train the first."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("benchmarks_common", Path(__file__).parents[1] / "benchmarks" / "common.py")
+    common = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(common)
+    entry = yaml.load((hyperparams_dir() / "sacm.yml").read_text(), Loader=yaml.UnsafeLoader)["sb3_mixture/TwoRoutes-v0"]
+    assert {key: entry[key] for key in common.SWITCH} == common.SWITCH
+    # The small-task settings the benchmark trains with, as the zoo entry spells them
+    assert entry["buffer_size"] == common.SMALL_TASK_SETTINGS["buffer_size"]
+    assert entry["policy_kwargs"] == "dict(net_arch=[64, 64])"

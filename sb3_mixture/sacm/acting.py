@@ -33,10 +33,10 @@ from sb3_mixture.sacm.critic import MixtureCritic
 
 SOFT_VALUE_SAMPLES = 8
 """Samples per component behind the soft values V_i(s) that set the acting weights with mixture_weights="soft_value\""""
-# Stochastic predict with component_schedule="returns" draws among the components within this fraction of the best
-# recent return, or return_margin if narrower: SMERL's eps = 0.05 R* (Kumar et al., 2020), its test for a near-optimal
-# latent (docs/algorithm.md section 12)
 PREDICT_MARGIN = 0.05
+"""Stochastic predict with component_schedule="returns" draws among the components within this fraction of the best
+recent return, or within return_margin if narrower: SMERL's eps = 0.05 R* (Kumar et al., 2020), its test for a
+near-optimal latent (docs/algorithm.md section 12)"""
 
 
 def soft_value_log_weights_at(
