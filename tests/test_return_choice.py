@@ -18,10 +18,18 @@ from sb3_mixture.sacm.acting import ComponentChoice, bandit_components
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def choice(n_components: int = 3, window: int = 2, exploration: float = 0.0) -> ComponentChoice:
+def choice(n_components: int = 3, window: int = 2, exploration: float = 0.0, margin: float = 0.05) -> ComponentChoice:
     return ComponentChoice(
-        n_components, 1, [1.0 / n_components] * n_components, 0.0, "returns", "best_return", window, exploration
+        n_components, 1, [1.0 / n_components] * n_components, 0.0, "returns", "best_return", window, exploration, margin
     )
+
+
+def choice_after(returns: list[float], exploration: float, margin: float) -> ComponentChoice:
+    """The rules once component i has earned ``returns[i]`` in one episode (a window of one)."""
+    rules = choice(len(returns), window=1, exploration=exploration, margin=margin)
+    for component, episode_return in enumerate(returns):
+        rules.record_episode(component, episode_return)
+    return rules
 
 
 def test_statistics_and_greedy_choice_on_a_scripted_sequence_with_a_change():
@@ -104,9 +112,7 @@ def test_predict_draws_among_the_near_best_without_exploring():
     """Stochastic predict draws among the components near the best, never an explored one: exploring serves the
     statistics, which evaluation episodes do not write. The training envs' draws do explore."""
     th.manual_seed(0)
-    rules = ComponentChoice(3, 1, [1 / 3] * 3, 0.0, "returns", "best_return", 1, 1.0, 0.05)
-    for component, episode_return in [(0, 10.0), (1, -20.0), (2, 9.8)]:
-        rules.record_episode(component, episode_return)
+    rules = choice_after([10.0, -20.0, 9.8], exploration=1.0, margin=0.05)
     no_weights = th.zeros(400, 3)
     rules.episodes_started(np.ones(400, dtype=bool))
     predicted = rules.next_components(no_weights)
@@ -120,9 +126,7 @@ def test_predict_plays_only_the_near_optimal_when_the_margin_is_wide():
     """With return_margin=1.0 the training draws keep every component with R_i >= 0 acting (here 10, 2 and 9.8), but
     predict draws only among those within SMERL's 5% of the best (10 and 9.8: >= 9.5), about half each."""
     th.manual_seed(0)
-    rules = ComponentChoice(3, 1, [1 / 3] * 3, 0.0, "returns", "best_return", 1, 0.0, 1.0)
-    for component, episode_return in [(0, 10.0), (1, 2.0), (2, 9.8)]:
-        rules.record_episode(component, episode_return)
+    rules = choice_after([10.0, 2.0, 9.8], exploration=0.0, margin=1.0)
     no_weights = th.zeros(2000, 3)
     rules.episodes_started(np.ones(2000, dtype=bool))
     predicted = rules.next_components(no_weights)
@@ -137,9 +141,7 @@ def test_predict_plays_only_the_near_optimal_when_the_margin_is_wide():
 def test_predict_keeps_a_narrower_return_margin():
     """With return_margin=0 predict plays the best alone (10 against 9.8, which SMERL's 5% would admit)."""
     th.manual_seed(0)
-    rules = ComponentChoice(3, 1, [1 / 3] * 3, 0.0, "returns", "best_return", 1, 0.0, 0.0)
-    for component, episode_return in [(0, 10.0), (1, 2.0), (2, 9.8)]:
-        rules.record_episode(component, episode_return)
+    rules = choice_after([10.0, 2.0, 9.8], exploration=0.0, margin=0.0)
     rules.episodes_started(np.ones(500, dtype=bool))
     assert set(rules.next_components(th.zeros(500, 3)).tolist()) == {0}
 
