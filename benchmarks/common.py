@@ -1,6 +1,11 @@
 """
 What the benchmark studies share: where and how a run was made, the run loop over result files, the algorithms and
-settings of the small tasks, the IQM with its bootstrap confidence interval (rliable), and the report files.
+settings of the small tasks, what an evaluation measures besides the policy's own episodes (random play's return, an
+episodic mixture's return statistics, each component alone, the mixing weights at given states), what the two-phase
+route studies share (``route_change.py``, ``maze_routes.py``: their budget options and ``config``, the route an
+evaluation mostly took, a curve point, the snapshot at the block and at the end), the IQM with its bootstrap
+confidence interval (rliable), and the report's tables (the settings used, a row per run, a summary entry per group of
+runs) and files.
 
 Every study is a script in this folder, run as ``python benchmarks/<study>.py ...`` from the repository root or as
 ``python <study>.py ...`` from here. Either way Python puts this folder first on ``sys.path``, so the scripts import
@@ -18,11 +23,17 @@ import os
 import platform
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    # For the annotations only: this module imports SB3 and torch inside the functions that need them
+    import gymnasium as gym
+    from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -118,13 +129,18 @@ def pending(path: Path, force: bool = False) -> bool:
     return True
 
 
+def write_json(path: Path, data) -> None:
+    """``data`` as JSON in ``path``, whole or not at all: written to ``<path>.partial``, then renamed."""
+    partial_path = path.with_name(f"{path.name}.partial")
+    partial_path.write_text(json.dumps(data))
+    partial_path.replace(path)
+
+
 def save_result(folder: Path, name: str, result: dict, summary: Callable[[dict], str]) -> None:
     """Write a run's result file ``<folder>/<name>.json`` whole or not at all (a result file marks its run as done)
     and summarise the run in a line (``summary(result)``)."""
     folder.mkdir(parents=True, exist_ok=True)
-    partial_path = folder / f"{name}.json.partial"
-    partial_path.write_text(json.dumps(result))
-    partial_path.replace(folder / f"{name}.json")
+    write_json(folder / f"{name}.json", result)
     cpu = f" ({result['cpu_s']} CPU-s)" if "cpu_s" in result else ""
     print(f"{folder.name}/{name}: {summary(result)}{cpu}", flush=True)
 
@@ -143,6 +159,15 @@ def load_runs(folder: Path, required: bool = True) -> list[dict]:
     if required and not runs:
         raise SystemExit(f"no result files in {folder}")
     return runs
+
+
+def run_or_report(args: argparse.Namespace, settings, run: Callable, report: Callable, *before, **options) -> None:
+    """What a ``study_parser`` command line asks: ``run(settings, *before, args.algos, args.seeds, args.force,
+    **options)`` or ``report(settings)``."""
+    if args.command == "run":
+        run(settings, *before, args.algos, args.seeds, args.force, **options)
+    else:
+        report(settings)
 
 
 # Algorithms of the small-task studies -----------------------------------------------------------------------------
@@ -173,6 +198,15 @@ SWITCH = {
     "diversity_start": 1_000,
 }
 # (class: SAC or one of sb3_mixture's, keyword arguments) by the name its result files carry
+# Issue 30's candidate (docs/algorithm.md section 13): the switch recipe's choice, with every head its own
+# component's soft Q-function learning from every transition (soft-value heads, all data, each transition's reward
+# relabelled with the head's own charge), and the ordered novelty charge in place of the discriminator
+NOVELTY = {
+    **{key: SWITCH[key] for key in ("n_components", "component_schedule", "deterministic_component", "diversity_start")},
+    "mixture_weights": "soft_value",
+    "diversity_weight": 1.0,
+    "diversity_mechanism": "novelty",
+}
 ALGORITHMS = {
     "sac": ("SAC", {}),
     "sacm_n2": ("SACM", {"n_components": 2}),
@@ -186,8 +220,14 @@ ALGORITHMS = {
     # Weights from the components' own soft values (issue 16)
     "sacm_soft_value_n2": ("SACM", {"n_components": 2, "mixture_weights": "soft_value"}),
     "sacm_switch_n4": ("SACM", SWITCH),
+    "sacm_novelty_n4": ("SACM", NOVELTY),
 }
-ALGORITHM_LABELS = {"sac": "SAC", "sacm_n2": "SACM N=2", "sacm_switch_n4": "SACM switch recipe N=4"}
+ALGORITHM_LABELS = {
+    "sac": "SAC",
+    "sacm_n2": "SACM N=2",
+    "sacm_switch_n4": "SACM switch recipe N=4",
+    "sacm_novelty_n4": "SACM novelty recipe N=4",
+}
 
 
 def algorithms(*names: str) -> dict:
@@ -195,16 +235,28 @@ def algorithms(*names: str) -> dict:
     return {name: ALGORITHMS[name] for name in names}
 
 
-def build_model(algorithm: tuple[str, dict], env, seed: int, settings: dict):
-    """A model of ``algorithm`` (an ``ALGORITHMS`` entry) with ``settings`` on ``env``, on the CPU."""
+def algorithm_class(class_name: str) -> "type[OffPolicyAlgorithm]":
+    """SB3's ``SAC`` or sb3_mixture's class of that name (the first item of an ``ALGORITHMS`` entry)."""
     from stable_baselines3 import SAC
 
     import sb3_mixture
 
+    return SAC if class_name == "SAC" else getattr(sb3_mixture, class_name)
+
+
+def build_model(algorithm: tuple[str, dict], env, seed: int, settings: dict):
+    """A model of ``algorithm`` (an ``ALGORITHMS`` entry) with ``settings`` on ``env``, on the CPU."""
     class_name, extra = algorithm
-    algo_class = SAC if class_name == "SAC" else getattr(sb3_mixture, class_name)
     # A copy: SB3 writes into the policy_kwargs it is given
-    return algo_class("MlpPolicy", env, seed=seed, verbose=0, device="cpu", **copy.deepcopy(settings), **extra)
+    return algorithm_class(class_name)(
+        "MlpPolicy", env, seed=seed, verbose=0, device="cpu", **copy.deepcopy(settings), **extra
+    )
+
+
+def make_model(algorithm: tuple[str, dict], env: "gym.Env", seed: int, **training) -> "OffPolicyAlgorithm":
+    """A model of ``algorithm`` on a small task: ``SMALL_TASK_SETTINGS`` with the task's own ``training`` settings
+    (``learning_starts``, ``gamma``, ...) over them."""
+    return build_model(algorithm, env, seed, {**SMALL_TASK_SETTINGS, **training})
 
 
 def side_by_side(model, envs: list, seed: int, deterministic: bool = False, keep_paths: int = 0):
@@ -231,6 +283,154 @@ def side_by_side(model, envs: list, seed: int, deterministic: bool = False, keep
                 active[index] = False
                 infos[index] = info
     return returns, infos, paths
+
+
+def random_return(env: "gym.Env", n_episodes: int, seed: int = 12345) -> float:
+    """The mean return of uniform random actions over ``n_episodes`` episodes of ``env`` (episode ``i`` reset with seed
+    ``seed + i``): the 0 of a recovery score, which maps random play to 0 and the level before the change to 1."""
+    env.action_space.seed(seed)
+    total = 0.0
+    for episode in range(n_episodes):
+        env.reset(seed=seed + episode)
+        done = False
+        while not done:
+            _, reward, terminated, truncated, _ = env.step(env.action_space.sample())
+            total, done = total + reward, terminated or truncated
+    return total / n_episodes
+
+
+def return_statistics(model: "OffPolicyAlgorithm") -> dict:
+    """
+    With an episodic mixture: each component's recent training-episode return and episode count so far, and the
+    component ``deterministic_component="best_return"`` plays, as the policy names it (nothing for SAC, a mixture
+    whose components share episodes, or before any episode).
+    """
+    choice = getattr(model.policy, "component_choice", None)
+    best = None if choice is None else choice.best_return_component()
+    if best is None:
+        return {}
+    recent = choice.recent_returns()
+    return {
+        "component_returns": [None if np.isnan(value) else round(float(value), 3) for value in recent.tolist()],
+        # Whole numbers in the result files, whatever dtype the policy keeps them in
+        "episode_counts": [int(count) for count in choice.episode_counts.tolist()],
+        "best_return_component": best,
+    }
+
+
+def components(model: "OffPolicyAlgorithm", evaluate: Callable[[], object]) -> "list | None":
+    """What each mixture component does alone: ``evaluate()`` under ``policy.use_component(i)``, for each component
+    ``i`` in order (None for SAC)."""
+    if not hasattr(model.policy, "use_component"):
+        return None
+    alone = []
+    for component in range(model.n_components):
+        with model.policy.use_component(component):
+            alone.append(evaluate())
+    return alone
+
+
+def mixture_weights(model: "OffPolicyAlgorithm", states: dict) -> "dict[str, list[float]] | None":
+    """The mixing weights w(s) at ``states`` (observations by name), for learned or soft-value weights; None for
+    fixed weights or SAC."""
+    import torch as th
+
+    choice = getattr(model.policy, "component_choice", None)
+    if choice is None or not choice.state_dependent_weights:
+        return None
+    observations = th.as_tensor(np.array(list(states.values()), dtype=np.float32), device=model.device)
+    with th.no_grad():
+        weights = model.policy.mixture_log_weights(observations, deterministic=True).exp().cpu().numpy()
+    return {name: weights[row].round(4).tolist() for row, name in enumerate(states)}
+
+
+# Two-phase route studies: train, wall up the route in use, train on (route_change.py, maze_routes.py) -------------
+
+# The budget and training settings of a two-phase study, as its result files' config records them (in this order)
+PHASE_KEYS = ("phase1_steps", "phase2_steps", "phase1_eval_every", "eval_every", "learning_starts", "gamma")
+# What an evaluation's summary says of the episodes (a study's rollouts may add more: returns, paths, ...)
+ROUTE_SUMMARY = ("mean_return", "success_rate", "route_counts", "side_counts")
+
+
+def phase_config(settings) -> dict:
+    """The ``PHASE_KEYS`` of a two-phase study's ``settings`` (its ``Settings.config``)."""
+    return {key: getattr(settings, key) for key in PHASE_KEYS}
+
+
+def add_phase_options(parser: argparse.ArgumentParser, defaults) -> None:
+    """A two-phase study's budget options (``defaults``: its ``Settings``), read back by :func:`phase_changes`."""
+    parser.add_argument("--phase1-steps", type=int, help=f"steps before the block (default {defaults.phase1_steps})")
+    parser.add_argument("--phase2-steps", type=int, help=f"steps after the block (default {defaults.phase2_steps})")
+    parser.add_argument("--quick", action="store_true", help="a few hundred steps per run, to check the pipeline (use --out)")
+
+
+def phase_changes(args: argparse.Namespace, quick: dict) -> dict:
+    """The settings a command line changes: ``quick`` with ``--quick``, ``--phase1-steps`` and ``--phase2-steps`` over
+    it."""
+    changes = dict(quick) if args.quick else {}
+    if args.phase1_steps:
+        changes["phase1_steps"] = args.phase1_steps
+    if args.phase2_steps:
+        changes["phase2_steps"] = args.phase2_steps
+    return changes
+
+
+def main_route(summary: dict) -> str:
+    """The route most episodes of an evaluation went through (by the side tried on a tie, then left)."""
+    routes, sides = summary["route_counts"], summary["side_counts"]
+    if routes["left"] != routes["right"]:
+        return "left" if routes["left"] > routes["right"] else "right"
+    return "right" if sides["right"] > sides["left"] else "left"
+
+
+def curve_point(model: "OffPolicyAlgorithm", phase: int, summary: dict, weight_states: dict) -> dict:
+    """A point of a run's curve: the step, the phase and the evaluation's ``summary``, then w(start) with
+    state-dependent mixing weights (``weight_states``: observations by name, one of them ``"start"``) and an episodic
+    mixture's return statistics."""
+    point = {"step": int(model.num_timesteps), "phase": phase, **summary}
+    weights = mixture_weights(model, weight_states)
+    if weights is not None:
+        point["weights_start"] = weights["start"]
+    point.update(return_statistics(model))
+    return point
+
+
+def snapshot(
+    model: "OffPolicyAlgorithm",
+    point: dict,
+    evaluate: Callable[..., dict],
+    settings,
+    weight_states: dict,
+    component_keys: tuple[str, ...] = (*ROUTE_SUMMARY, "paths"),
+) -> dict:
+    """
+    What the policy does at the block or at the end (a result's ``before_block`` and ``after_block``): the return,
+    success rate and routes of the evaluation ``point`` and its trajectories (taken out of the point), then in this
+    order each component alone (``settings.component_episodes`` episodes with ``settings.component_paths``
+    trajectories, its summary's ``component_keys``), the mixing weights at ``weight_states``, and
+    ``predict(deterministic=True)`` over ``settings.eval_episodes`` episodes. ``evaluate(n_episodes, keep_paths=0,
+    deterministic=False)`` runs the study's evaluation episodes at this stage (its task, seed and blocked route).
+    """
+
+    def alone() -> dict:
+        summary = evaluate(settings.component_episodes, keep_paths=settings.component_paths)
+        return {key: summary[key] for key in component_keys if key in summary}
+
+    def deterministic() -> dict:
+        summary = evaluate(settings.eval_episodes, deterministic=True)
+        return {key: summary[key] for key in ROUTE_SUMMARY}
+
+    return {
+        "return": point["mean_return"],
+        "success_rate": point["success_rate"],
+        "route_counts": point["route_counts"],
+        "side_counts": point["side_counts"],
+        "paths": point.pop("paths"),
+        "components": components(model, alone),
+        "weights": mixture_weights(model, weight_states),
+        # What predict(deterministic=True) earns: the policy a user deploys
+        "deterministic": deterministic(),
+    }
 
 
 # Statistics -------------------------------------------------------------------------------------------------------
@@ -284,6 +484,47 @@ def report_meta(runs: list[dict], settings: "dict | list") -> dict:
         "total_cpu_min": sum(result["cpu_s"] for result in runs) / 60,
         "settings_used": settings,
     }
+
+
+def settings_used(runs: list[dict], per_algorithm: tuple[str, ...], by: "str | None" = None) -> "dict | list":
+    """
+    Every distinct training setting in the result files' ``config``, without the keys that differ between the
+    algorithms (``per_algorithm``): one dict if the runs agree, else the list of the variants. With ``by`` (a result
+    file's key, such as ``"env_key"``), the same per value of that key, in the order the runs first show it.
+    """
+
+    def distinct(results: list[dict]) -> "dict | list[dict]":
+        used: list[dict] = []
+        for result in results:
+            config = {key: value for key, value in result["config"].items() if key not in per_algorithm}
+            if config not in used:
+                used.append(config)
+        return used[0] if len(used) == 1 else used
+
+    if by is None:
+        return distinct(runs)
+    values = dict.fromkeys(result[by] for result in runs)  # in the order of first appearance
+    return {value: distinct([result for result in runs if result[by] == value]) for value in values}
+
+
+def per_run_rows(runs: list[dict], row: Callable[[dict], dict]) -> list[dict]:
+    """The report's table of runs (its CSV, and the ``runs`` of its JSON): ``row(result)`` of each result file, in the
+    order of ``runs``; ``row`` gives the study's columns, in the CSV's order."""
+    return [row(result) for result in runs]
+
+
+def aggregate(rows: list[dict], groups: Iterable[dict], entry: Callable[[dict, list[dict]], dict]) -> list[dict]:
+    """
+    The report's summary table: for each group, the rows whose values match it (a group is the values that select its
+    rows, such as ``{"algo": "sac"}``), summarised by ``entry(group, those rows)``. ``groups`` gives the table's order;
+    a group without rows is left out (an algorithm not run yet).
+    """
+    table = []
+    for group in groups:
+        members = [row for row in rows if all(row[key] == value for key, value in group.items())]
+        if members:
+            table.append(entry(group, members))
+    return table
 
 
 def generated_by(meta: dict, n_runs: int, folder: str, cpu: str = "total CPU time") -> str:

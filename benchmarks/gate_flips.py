@@ -4,7 +4,7 @@ Gate flips: why does a learned gate sometimes hand all the weight to a poorly tr
 In the route-change benchmark (``route_change.py``), learned mixing weights often jump within a few hundred steps
 from one component to another, and in some runs the new component is one that, alone, never reaches the goal: the
 return collapses and stays down. This script reruns route-change runs (same algorithms, seeds and budget, through
-``route_change.make_model``) and every ``--every`` steps records what the gate's gradient sees, on the replay
+``route_change.model_and_env``) and every ``--every`` steps records what the gate's gradient sees, on the replay
 buffer's ``STATES`` most recent states:
 
 - ``weights``: mean w_i(s);
@@ -33,7 +33,19 @@ import numpy as np
 
 # The route-change benchmark's model, task and rollouts
 import route_change
-from common import RESULTS, SMALL_TASK_SETTINGS, code_version, finished, load_runs, pyplot, run_each, study_parser
+from common import (
+    RESULTS,
+    SMALL_TASK_SETTINGS,
+    code_version,
+    components,
+    finished,
+    load_runs,
+    main_route,
+    pyplot,
+    run_each,
+    run_or_report,
+    study_parser,
+)
 
 STATES = 1000
 ALONE_EPISODES = 10
@@ -64,8 +76,9 @@ def diagnose(model) -> dict:
     indices = (np.arange(end - STATES, end) if end >= STATES else np.arange(end)) % buffer.buffer_size
     observations = th.as_tensor(buffer.observations[indices, 0], device=model.device)
     with th.no_grad():
-        means, log_stds, log_weights, latent = model._mixture_params(observations)
-        samples = model._draw_samples(means, log_stds, log_weights, latent)
+        params = model._mixture_params(observations)
+        means, log_stds, log_weights = params.means, params.log_stds, params.log_weights
+        samples = model.actor.training_samples(params, model.component_sampling)
         terms = entropy_terms(model.entropy_estimator, samples, log_weights, means, log_stds)
         q_values = model._q_values(model.critic, observations, samples.actions).min(dim=0).values  # (B, M, N)
         own_q = th.diagonal(q_values, dim1=1, dim2=2)  # component m's sample judged by head m
@@ -94,11 +107,7 @@ def diagnose(model) -> dict:
 
 
 def alone_returns(model, task: route_change.Settings, seed: int, blocked_route: "str | None") -> list[float]:
-    returns = []
-    for component in range(model.n_components):
-        with model.policy.use_component(component):
-            returns.append(route_change.rollouts(model, task, ALONE_EPISODES, seed, blocked_route)["mean_return"])
-    return returns
+    return components(model, lambda: route_change.rollouts(model, task, ALONE_EPISODES, seed, blocked_route)["mean_return"])
 
 
 def execute(algo: str, seed: int, settings: Settings) -> dict:
@@ -107,7 +116,7 @@ def execute(algo: str, seed: int, settings: Settings) -> dict:
     th.set_num_threads(1)
     start, cpu_start = time.time(), time.process_time()
     task = settings.task
-    model, env = route_change.make_model(algo, seed, task)
+    model, env = route_change.model_and_env(algo, seed, task)
     eval_seed = 100_000 + 1000 * seed
     points = []
     blocked = None
@@ -115,7 +124,7 @@ def execute(algo: str, seed: int, settings: Settings) -> dict:
     while model.num_timesteps < end:
         if blocked is None and model.num_timesteps >= task.phase1_steps:
             # As route_change.py: block the route most episodes took, keep the buffer, reset the episode
-            blocked = route_change.main_route(route_change.rollouts(model, task, task.eval_episodes, eval_seed, None))
+            blocked = main_route(route_change.rollouts(model, task, task.eval_episodes, eval_seed, None))
             env.set_blocked_route(blocked)
             model._last_obs = None
         phase_end = task.phase1_steps if blocked is None else end
@@ -239,11 +248,7 @@ def main() -> None:
     parser = study_parser(__doc__, "gate_flips", route_change.ALGOS, [3], default_algos=["s2acm_learned_n4"])
     parser.add_argument("--every", type=int, default=Settings.every, help="env steps between diagnostics")
     args = parser.parse_args()
-    settings = settings_from(args)
-    if args.command == "run":
-        run(settings, args.algos, args.seeds, args.force)
-    else:
-        report(settings)
+    run_or_report(args, settings_from(args), run, report)
 
 
 if __name__ == "__main__":

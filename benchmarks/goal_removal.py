@@ -72,34 +72,13 @@ def rollouts(model, n_episodes: int, seed: int, removed: tuple[int, ...]) -> dic
     return {"mean_return": float(returns.mean()), "goal_counts": np.bincount(goals[goals >= 0], minlength=N_GOALS).tolist()}
 
 
-def random_return(removed: tuple[int, ...], seed: int = 12345) -> float:
-    from sb3_mixture.envs import MultiGoalEnv
-
-    env = MultiGoalEnv(removed_goals=removed)
-    env.action_space.seed(seed)
-    total = 0.0
-    for episode in range(RANDOM_EPISODES):
-        env.reset(seed=seed + episode)
-        done = False
-        while not done:
-            _, reward, terminated, truncated, _ = env.step(env.action_space.sample())
-            total, done = total + reward, terminated or truncated
-    return total / RANDOM_EPISODES
-
-
 def goals_reached(counts: list[int], episodes: int) -> int:
     return int(sum(count >= MIN_SHARE * episodes for count in counts))
 
 
 def component_goals(model, seed: int, removed: tuple[int, ...]) -> "list[list[int]] | None":
     """Goal counts of each component acting alone (None for SAC)."""
-    if not hasattr(model.policy, "use_component"):
-        return None
-    counts = []
-    for component in range(model.n_components):
-        with model.policy.use_component(component):
-            counts.append(rollouts(model, COMPONENT_EPISODES, seed, removed)["goal_counts"])
-    return counts
+    return common.components(model, lambda: rollouts(model, COMPONENT_EPISODES, seed, removed)["goal_counts"])
 
 
 def execute(algo: str, seed: int) -> dict:
@@ -123,7 +102,7 @@ def execute(algo: str, seed: int) -> dict:
     while model.num_timesteps < PHASE1_STEPS + PHASE2_STEPS:
         model.learn(EVAL_EVERY, reset_num_timesteps=False)
         curve.append({"step": model.num_timesteps - PHASE1_STEPS, **rollouts(model, EVAL_EPISODES, eval_seed, removed)})
-    low = random_return(removed)
+    low = common.random_return(MultiGoalEnv(removed_goals=removed), RANDOM_EPISODES)
     scores = [(point["mean_return"] - low) / (before["mean_return"] - low) for point in curve]
     recovered = [point["step"] for point, score in zip(curve, scores, strict=True) if score >= RECOVERY_LEVEL]
     return {
@@ -162,35 +141,39 @@ def run(settings: Settings, algos: list[str], seeds: list[int], force: bool) -> 
     common.run_each(settings.folder, runs, force, summary)
 
 
+def run_row(run: dict) -> dict:
+    """A run's row of the report (``common.per_run_rows``)."""
+    return {
+        "algo": run["algo"],
+        "seed": run["seed"],
+        "pre_removal_return": run["before"]["mean_return"],
+        "goals_before": run["goals_before"],
+        "component_goals_before": run["component_goals_before"],
+        "removed_goal": run["removed_goal"],
+        "steps_to_recover": run["steps_to_recover"],
+        "recovered": run["recovered"],
+        "mean_score_phase2": float(np.mean(run["scores"])),
+        "final_score": run["scores"][-1],
+        "cpu_s": run["cpu_s"],
+    }
+
+
+def summary_entry(selection: dict, group: list[dict]) -> dict:
+    """An algorithm's entry of the summary table (``common.aggregate``)."""
+    algo = selection["algo"]
+    entry = {"algo": algo, "label": LABELS[algo], "seeds": len(group), "recovered": sum(row["recovered"] for row in group)}
+    for key in ("steps_to_recover", "pre_removal_return", "goals_before", "mean_score_phase2"):
+        entry[key] = common.iqm_summary([row[key] for row in group])
+    entry["component_goals_before"] = [
+        row["component_goals_before"] for row in group if row["component_goals_before"] is not None
+    ]
+    return entry
+
+
 def report(settings: Settings) -> None:
     runs = common.load_runs(settings.folder)
-    rows = [
-        {
-            "algo": run["algo"],
-            "seed": run["seed"],
-            "pre_removal_return": run["before"]["mean_return"],
-            "goals_before": run["goals_before"],
-            "component_goals_before": run["component_goals_before"],
-            "removed_goal": run["removed_goal"],
-            "steps_to_recover": run["steps_to_recover"],
-            "recovered": run["recovered"],
-            "mean_score_phase2": float(np.mean(run["scores"])),
-            "final_score": run["scores"][-1],
-            "cpu_s": run["cpu_s"],
-        }
-        for run in runs
-    ]
-    table = []
-    for algo in ALGOS:
-        group = [row for row in rows if row["algo"] == algo]
-        if not group:
-            continue
-        entry = {"algo": algo, "label": LABELS[algo], "seeds": len(group), "recovered": sum(row["recovered"] for row in group)}
-        for key in ("steps_to_recover", "pre_removal_return", "goals_before", "mean_score_phase2"):
-            entry[key] = common.iqm_summary([row[key] for row in group])
-        components = [row["component_goals_before"] for row in group if row["component_goals_before"] is not None]
-        entry["component_goals_before"] = components
-        table.append(entry)
+    rows = common.per_run_rows(runs, run_row)
+    table = common.aggregate(rows, ({"algo": algo} for algo in ALGOS), summary_entry)
     meta = common.report_meta(runs, {**COMMON, "phase1_steps": PHASE1_STEPS, "phase2_steps": PHASE2_STEPS})
 
     lines = [
@@ -242,11 +225,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
 def main() -> None:
     parser = common.study_parser(__doc__, "goal_removal", ALGOS, SEEDS)
     args = parser.parse_args()
-    settings = settings_from(args)
-    if args.command == "run":
-        run(settings, args.algos, args.seeds, args.force)
-    else:
-        report(settings)
+    common.run_or_report(args, settings_from(args), run, report)
 
 
 if __name__ == "__main__":

@@ -41,9 +41,10 @@ from common import (
     RESULTS,
     SMALL_TASK_SETTINGS,
     algorithms,
-    build_model,
     finished,
+    make_model,
     run_each,
+    run_or_report,
     side_by_side,
     study_parser,
 )
@@ -113,15 +114,6 @@ def run_name(settings: Settings, env: str, algo: str, seed: int, steps: int) -> 
     """``<env>_<algo>_s<seed>``, with ``_<k>k`` appended for a budget other than the default."""
     suffix = "" if steps == settings.default_steps(env) else f"_{steps // 1000}k"
     return f"{env}_{algo}_s{seed}{suffix}"
-
-
-def make_model(settings: Settings, env_key: str, algo: str, seed: int):
-    import gymnasium as gym
-
-    import sb3_mixture  # noqa: F401 (registers the sb3_mixture/ tasks)
-
-    config = {key: value for key, value in settings.config[env_key].items() if key != "total_timesteps"}
-    return build_model(settings.algos[algo], gym.make(settings.envs[env_key]), seed, {**SMALL_TASK_SETTINGS, **config})
 
 
 # Evaluation -------------------------------------------------------------------------------------------------------
@@ -242,11 +234,15 @@ def weight_recorder(every: int, state: np.ndarray):
 
 
 def execute(settings: Settings, env_key: str, algo: str, seed: int, steps: int) -> dict:
+    import gymnasium as gym
     import torch as th
+
+    import sb3_mixture  # noqa: F401 (registers the sb3_mixture/ tasks)
 
     th.set_num_threads(1)
     start, cpu_start = time.time(), time.process_time()
-    model = make_model(settings, env_key, algo, seed)
+    training = {key: value for key, value in settings.config[env_key].items() if key != "total_timesteps"}
+    model = make_model(settings.algos[algo], gym.make(settings.envs[env_key]), seed, **training)
     class_name, extra = settings.algos[algo]
     learned = extra.get("mixture_weights") == "learned"
     # The bandit has one state; on MultiGoal the origin is where the goals are equally good
@@ -307,11 +303,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, help="training budget for every selected task (default: CONFIG's)")
     parser.add_argument("--quick", action="store_true", help="300 steps per run, to check the pipeline (use another --out)")
     args = parser.parse_args()
-    settings = settings_from(args)
-    if args.command == "run":
-        run(settings, args.envs, args.steps, args.algos, args.seeds, args.force)
-    else:
-        report(settings)
+    run_or_report(args, settings_from(args), run, report, args.envs, args.steps)
 
 
 if __name__ == "__main__":

@@ -9,98 +9,103 @@ from ``multimodal.py``, which imports them.
 """
 
 import json
+from functools import partial
 
 import numpy as np
-from common import generated_by, iqm_with_ci, load_runs, report_meta, write_report
+from common import aggregate, generated_by, iqm_with_ci, load_runs, per_run_rows, report_meta, settings_used, write_report
 from multimodal_plot import plot, steps_of
 
 
-def per_run_rows(runs: list[dict]) -> list[dict]:
-    rows = []
-    for result in runs:
-        evaluation = result["evaluation"]
-        stochastic, deterministic = evaluation["stochastic"], evaluation["deterministic"]
-        row = {"env": result["env"], "algo": result["algo"], "label": result["label"], "seed": result["seed"]}
-        row["steps"] = steps_of(result)
-        if result["env_key"] == "multigoal":
-            row.update(
-                distinct_goals=stochastic["distinct_goals"],
-                goals_with_5pct=stochastic["goals_with_5pct"],
-                goals_effective=stochastic["goals_effective"],
-                goal_counts=" ".join(map(str, stochastic["goal_counts"])),
-                origin_headings_with_5pct=evaluation["origin"]["headings_with_5pct"],
-                origin_headings_effective=evaluation["origin"]["headings_effective"],
-                origin_heading_counts=" ".join(map(str, evaluation["origin"]["heading_counts"])),
-                success_rate=stochastic["success_rate"],
-                stochastic_return=stochastic["mean_return"],
-                deterministic_return=deterministic["mean_return"],
-            )
-            if "components" in evaluation:
-                goals = [int(np.argmax(c["goal_counts"])) if sum(c["goal_counts"]) else -1 for c in evaluation["components"]]
-                row["component_main_goals"] = " ".join(map(str, goals))
-                row["components_distinct_main_goals"] = len({goal for goal in goals if goal >= 0})
-        else:
-            row.update(
-                share_near_minus1=stochastic["share_near_minus1"],
-                share_near_plus1=stochastic["share_near_plus1"],
-                both_modes=stochastic["both_modes"],
-                stochastic_return=stochastic["mean_reward"],
-                deterministic_return=deterministic["mean_reward"],
-                deterministic_action=deterministic["action"],
-            )
-            if "components" in evaluation:
-                row["component_mean_actions"] = " ".join(f"{c['mean_action']:.2f}" for c in evaluation["components"])
-        row["cpu_s"] = result["cpu_s"]
-        rows.append(row)
-    return rows
+def run_row(result: dict) -> dict:
+    """A run's row of the report (``common.per_run_rows``): its task, algorithm, seed and budget, then what it did."""
+    evaluation = result["evaluation"]
+    stochastic, deterministic = evaluation["stochastic"], evaluation["deterministic"]
+    row = {"env": result["env"], "algo": result["algo"], "label": result["label"], "seed": result["seed"]}
+    row["steps"] = steps_of(result)
+    if result["env_key"] == "multigoal":
+        row.update(
+            distinct_goals=stochastic["distinct_goals"],
+            goals_with_5pct=stochastic["goals_with_5pct"],
+            goals_effective=stochastic["goals_effective"],
+            goal_counts=" ".join(map(str, stochastic["goal_counts"])),
+            origin_headings_with_5pct=evaluation["origin"]["headings_with_5pct"],
+            origin_headings_effective=evaluation["origin"]["headings_effective"],
+            origin_heading_counts=" ".join(map(str, evaluation["origin"]["heading_counts"])),
+            success_rate=stochastic["success_rate"],
+            stochastic_return=stochastic["mean_return"],
+            deterministic_return=deterministic["mean_return"],
+        )
+        if "components" in evaluation:
+            goals = [int(np.argmax(c["goal_counts"])) if sum(c["goal_counts"]) else -1 for c in evaluation["components"]]
+            row["component_main_goals"] = " ".join(map(str, goals))
+            row["components_distinct_main_goals"] = len({goal for goal in goals if goal >= 0})
+    else:
+        row.update(
+            share_near_minus1=stochastic["share_near_minus1"],
+            share_near_plus1=stochastic["share_near_plus1"],
+            both_modes=stochastic["both_modes"],
+            stochastic_return=stochastic["mean_reward"],
+            deterministic_return=deterministic["mean_reward"],
+            deterministic_action=deterministic["action"],
+        )
+        if "components" in evaluation:
+            row["component_mean_actions"] = " ".join(f"{c['mean_action']:.2f}" for c in evaluation["components"])
+    row["cpu_s"] = result["cpu_s"]
+    return row
 
 
-def aggregate(rows: list[dict], settings) -> list[dict]:
-    table = []
+def groups(rows: list[dict], settings) -> list[dict]:
+    """The summary table's groups (``common.aggregate``): by task, then budget, then algorithm."""
     budgets = sorted({(row["env"], row["steps"]) for row in rows})
-    for env, steps in ((env, steps) for env in settings.envs.values() for e, steps in budgets if e == env):
-        for algo in settings.algos:
-            group = [row for row in rows if row["env"] == env and row["algo"] == algo and row["steps"] == steps]
-            if not group:
-                continue
-            returns = [row["stochastic_return"] for row in group]
-            iqm, low, high = iqm_with_ci(returns)
-            entry = {
-                "env": env,
-                "algo": algo,
-                "label": settings.labels[algo],
-                "steps": steps,
-                "seeds": len(group),
-                "return_mean": float(np.mean(returns)),
-                "return_std": float(np.std(returns)),
-                "return_iqm": iqm,
-                "return_iqm_ci": [low, high],
-                "deterministic_return_mean": float(np.mean([row["deterministic_return"] for row in group])),
-                "cpu_s_mean": float(np.mean([row["cpu_s"] for row in group])),
-            }
-            if env == settings.envs["multigoal"]:
-                entry.update(
-                    distinct_goals_mean=float(np.mean([row["distinct_goals"] for row in group])),
-                    distinct_goals_per_seed=[row["distinct_goals"] for row in group],
-                    goals_with_5pct_mean=float(np.mean([row["goals_with_5pct"] for row in group])),
-                    goals_with_5pct_per_seed=[row["goals_with_5pct"] for row in group],
-                    goals_effective_mean=float(np.mean([row["goals_effective"] for row in group])),
-                    origin_headings_with_5pct_per_seed=[row["origin_headings_with_5pct"] for row in group],
-                    origin_headings_effective_mean=float(np.mean([row["origin_headings_effective"] for row in group])),
-                    success_rate_mean=float(np.mean([row["success_rate"] for row in group])),
-                )
-                if "components_distinct_main_goals" in group[0]:
-                    entry["components_distinct_main_goals_per_seed"] = [row["components_distinct_main_goals"] for row in group]
-            else:
-                entry.update(
-                    share_near_minus1_mean=float(np.mean([row["share_near_minus1"] for row in group])),
-                    share_near_plus1_mean=float(np.mean([row["share_near_plus1"] for row in group])),
-                    seeds_with_both_modes=int(sum(row["both_modes"] for row in group)),
-                    seeds_mostly_on_plus1=int(sum(row["share_near_plus1"] > 0.5 for row in group)),
-                    seeds_mostly_on_minus1=int(sum(row["share_near_minus1"] > 0.5 for row in group)),
-                )
-            table.append(entry)
-    return table
+    return [
+        {"env": env, "algo": algo, "steps": steps}
+        for env in settings.envs.values()
+        for e, steps in budgets
+        if e == env
+        for algo in settings.algos
+    ]
+
+
+def summary_entry(selection: dict, group: list[dict], settings) -> dict:
+    """A group's entry of the summary table (``common.aggregate``): the returns and, per task, its own measures."""
+    env, algo, steps = selection["env"], selection["algo"], selection["steps"]
+    returns = [row["stochastic_return"] for row in group]
+    iqm, low, high = iqm_with_ci(returns)
+    entry = {
+        "env": env,
+        "algo": algo,
+        "label": settings.labels[algo],
+        "steps": steps,
+        "seeds": len(group),
+        "return_mean": float(np.mean(returns)),
+        "return_std": float(np.std(returns)),
+        "return_iqm": iqm,
+        "return_iqm_ci": [low, high],
+        "deterministic_return_mean": float(np.mean([row["deterministic_return"] for row in group])),
+        "cpu_s_mean": float(np.mean([row["cpu_s"] for row in group])),
+    }
+    if env == settings.envs["multigoal"]:
+        entry.update(
+            distinct_goals_mean=float(np.mean([row["distinct_goals"] for row in group])),
+            distinct_goals_per_seed=[row["distinct_goals"] for row in group],
+            goals_with_5pct_mean=float(np.mean([row["goals_with_5pct"] for row in group])),
+            goals_with_5pct_per_seed=[row["goals_with_5pct"] for row in group],
+            goals_effective_mean=float(np.mean([row["goals_effective"] for row in group])),
+            origin_headings_with_5pct_per_seed=[row["origin_headings_with_5pct"] for row in group],
+            origin_headings_effective_mean=float(np.mean([row["origin_headings_effective"] for row in group])),
+            success_rate_mean=float(np.mean([row["success_rate"] for row in group])),
+        )
+        if "components_distinct_main_goals" in group[0]:
+            entry["components_distinct_main_goals_per_seed"] = [row["components_distinct_main_goals"] for row in group]
+    else:
+        entry.update(
+            share_near_minus1_mean=float(np.mean([row["share_near_minus1"] for row in group])),
+            share_near_plus1_mean=float(np.mean([row["share_near_plus1"] for row in group])),
+            seeds_with_both_modes=int(sum(row["both_modes"] for row in group)),
+            seeds_mostly_on_plus1=int(sum(row["share_near_plus1"] > 0.5 for row in group)),
+            seeds_mostly_on_minus1=int(sum(row["share_near_minus1"] > 0.5 for row in group)),
+        )
+    return entry
 
 
 def markdown(table: list[dict], runs: list[dict], meta: dict, settings) -> str:
@@ -218,22 +223,12 @@ def markdown(table: list[dict], runs: list[dict], meta: dict, settings) -> str:
     return "\n".join(lines)
 
 
-def settings_used(runs: list[dict]) -> dict:
-    """Every distinct training setting per task in the result files (minus what differs between algorithms)."""
-    used: dict = {}
-    for result in runs:
-        config = {key: value for key, value in result["config"].items() if key not in ("algorithm", "n_components")}
-        values = used.setdefault(result["env_key"], [])
-        if config not in values:
-            values.append(config)
-    return {key: values[0] if len(values) == 1 else values for key, values in used.items()}
-
-
 def report(settings) -> None:
     """The report of the result files in ``<out>/multimodal``, written to ``out`` (``settings.out``)."""
     runs = load_runs(settings.folder)
-    rows = per_run_rows(runs)
-    table = aggregate(rows, settings)
-    meta = report_meta(runs, settings_used(runs))
+    rows = per_run_rows(runs, run_row)
+    table = aggregate(rows, groups(rows, settings), partial(summary_entry, settings=settings))
+    # Per task, every distinct training setting (the algorithm and its N differ by design)
+    meta = report_meta(runs, settings_used(runs, ("algorithm", "n_components"), by="env_key"))
     plot(runs, settings)
     write_report(settings.out / "multimodal", rows, table, meta, markdown(table, runs, meta, settings))

@@ -261,11 +261,7 @@ def main() -> None:
     parser.add_argument("--tasks", nargs="+", choices=list(TASKS), default=list(TASKS))
     parser.add_argument("--quick", action="store_true", help="300 steps per run, to check the pipeline (use another --out)")
     args = parser.parse_args()
-    settings = settings_from(args)
-    if args.command == "run":
-        run(settings, args.tasks, args.algos, args.seeds, args.force)
-    else:
-        report(settings)
+    common.run_or_report(args, settings_from(args), run, report, args.tasks)
 
 
 if __name__ == "__main__":

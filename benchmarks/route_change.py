@@ -1,5 +1,5 @@
-"""
-Route change: do mixture policies recover faster than SAC when the route they use gets blocked?
+r"""
+Route change: when the route a policy uses gets blocked, does a mixture policy switch to another route, or relearn?
 
 Soft Q-learning's argument for multimodal policies (Haarnoja et al., 2017) is robustness: a policy that keeps
 several good behaviours can fall back on another one when the task changes. The test here:
@@ -8,14 +8,22 @@ several good behaviours can fall back on another one when the task changes. The 
 - Phase 1: ``phase1_steps`` of training on the open task, evaluated every ``phase1_eval_every`` steps.
 - Block: the route the policy took most often in the last phase-1 evaluation is closed with a wall (the agent
   always has to switch) on the same env object, which is reset; the replay buffer is kept (a continual learner
-  does not know that the task changed).
+  does not know that the task changed). The reward announces the block (``shaping_sees_block=True``, results under
+  ``<out>/route_change``) or, with ``--hidden-block``, does not (``<out>/route_change_hidden``): the agent then finds
+  out by running into the wall.
 - Phase 2: ``phase2_steps`` more (``learn(..., reset_num_timesteps=False)``), evaluated right after the block and
   every ``eval_every`` steps.
 
 Every evaluation: ``eval_episodes`` stochastic episodes (fixed seeds), their mean return, success rate and the
-route each took (the gap it went through; also the side it tried, for episodes stuck in the dead end). Before
-the block and at the end, for mixtures, each component alone (``policy.use_component(i)``), and with learned
-mixing weights, the weights ``w(s)`` at a few states (``WEIGHT_STATES``).
+route each took (the gap it went through; also the side it tried, for episodes stuck in the dead end); with learned
+or soft-value mixing weights, the weights at the start state. With an episodic mixture, also its return statistics
+(``common.return_statistics``): each component's recent training-episode return (the mean of its last
+``return_window``) and its episode count so far, and the component the policy names as the best
+(``component_choice.best_return_component()``, the one ``deterministic_component="best_return"`` plays). Before the
+block and at the end, also: ``path_episodes`` trajectories; for mixtures, each component alone
+(``policy.use_component(i)``: return, success, routes, ``component_paths`` trajectories); with learned or soft-value
+mixing weights, the weights ``w(s)`` at a few states (``WEIGHT_STATES``); and the return, success and routes of
+``predict(deterministic=True)``, the policy a user deploys.
 
 Recovery: score = (return - random) / (pre-block - random), with "random" the mean return of uniform random
 actions on the blocked task (``random_episodes``) and "pre-block" the return of the last phase-1
@@ -23,29 +31,47 @@ evaluation; this maps random play to 0 and the pre-block level to 1 whatever the
 recover: steps after the block until the first evaluation with score >= ``recovery_level`` (0 if the policy
 already reaches it right after the block), censored at ``phase2_steps`` if never.
 
-Algorithms: SAC, SACM with N = 2 uniform weights, SACM with learned weights (N = 2, 4) and S2ACM with learned
-weights (N = 4), the learned ones with no floor on the weights (``mixture_weight_floor=0``) and with a floor of
-0.05 (``*_floor05``, the package's default since); small nets (64, 64), SB3's SAC defaults otherwise (lr 3e-4,
-batch 256, automatic temperature, one gradient step per env step), seeds 0-4. Each run writes its own result file under
-``benchmarks/results/route_change/``; a rerun skips finished runs.
+Two protocols, each with its own result folders (``common.SMALL_TASK_SETTINGS``: small nets (64, 64) and a buffer of
+100k transitions, SB3's SAC defaults otherwise: lr 3e-4, batch 256, automatic temperature, one gradient step per env
+step; ``learning_starts`` 1000):
 
-Budget (``Settings``' defaults): 6000 steps before the block, 6000 after it, evaluated every 250. Pilots on this
-machine: SAC (seeds 0 and 1) reached a return of about 53 (the best is about 55) with 98-100% successes within
-4000-5000 steps; after a block at 6000 steps, SAC and the mixtures of seed 0 needed from 2000 to more than 4000 steps
-to recover, so 4000 steps after the block censored some runs and 6000 leave room. A run then costs 85-190
-CPU-seconds (SAC the least, the N = 4 mixtures the most, and more when the machine is busy); the 40 runs took 94
-CPU-minutes.
+- **Recovery, 6k + 6k** (``Settings``' defaults; ``benchmarks/results/route_change``, and for SAC, SACM N = 2 and
+  the soft-value weights ``route_change_hidden``, each condition run on its own): SAC and SACM with N = 2 uniform
+  weights (10 seeds); SACM with learned weights (N = 2, 4) and S2ACM with learned weights (N = 4), with no floor on
+  the weights (``mixture_weight_floor=0``) and with a floor of 0.05 (``*_floor05``, the package's default since),
+  seeds 0-4; issue 16's candidates, 10 seeds: soft-value weights (N = 2, 4) and own-data heads with an episodic
+  mixture (``sacm_n4_episode_own``), and on 3 seeds soft-value weights with own-data heads
+  (``sacm_soft_value_n4_own``, ``sacm_soft_value_n4_episode_own``). Pilots of SAC
+  (seeds 0 and 1) reached a return of about 53 (the best is about 55) with 98-100% successes within 4000-5000 steps;
+  after a block at 6000 steps, SAC and the mixtures of seed 0 needed from 2000 to more than 4000 steps to recover, so
+  4000 steps after the block censored some runs and 6000 leave room. A run costs 55-190 CPU-seconds (SAC the least,
+  the N = 4 mixtures the most, and more when the machine is busy).
+- **Switching, 20k + 6k** (issue 23; ``--phase1-steps 20000 --phase2-steps 6000 --both-blocks --out
+  benchmarks/results/route_change_20k``, seeds 0-9): SAC against the switch recipe (``sacm_switch_n4``,
+  ``common.SWITCH``: four components, one per episode, drawn among those whose recent return is near the best;
+  deterministic ``predict`` plays the best; own-data critic heads; a state discriminator charges each near-best
+  component for the states the other near-best ones visit) and its two ablations: without the diversity charge
+  (``sacm_switch_n4_no_diversity``, ``diversity_weight=0``) and without the return-based choice
+  (``sacm_switch_n4_no_choice``: a uniform draw of the episode's component, and deterministic ``predict`` plays
+  the mixture's mode). The all-data variant (``sacm_switch_n4_all_data``: every head learns from every transition)
+  is defined but not run yet. With ``--both-blocks`` each seed trains phase 1 once: at the block, a forked copy of
+  the process goes on with the block hidden (phase 1 does not depend on the condition; SAC's 20 paired runs
+  reproduced its separate ones: the same routes and recovery, the curves within 1e-13). A run, its shared phase 1
+  counted in both conditions, costs 130-190 CPU-seconds for SAC and 215-310 for the mixtures. The pilots that found
+  the recipe (seed 0 or a few seeds) are archived under ``benchmarks/results/pilots/route_change_20k/``, outside
+  every report.
 
-    nice -n 5 python benchmarks/route_change.py run                       # all runs, seed-major (resumable)
-    nice -n 5 python benchmarks/route_change.py run --algos sac sacm_n2 --seeds 0 1
+    nice -n 5 python benchmarks/route_change.py run                       # every algorithm, 6k + 6k, seeds 0-4
+    nice -n 5 python benchmarks/route_change.py run --hidden-block --algos sac sacm_n2 --seeds 0 1
+    nice -n 5 python benchmarks/route_change.py run --both-blocks --algos sac sacm_switch_n4 sacm_switch_n4_no_diversity \
+        sacm_switch_n4_no_choice --seeds 0 1 2 3 4 5 6 7 8 9 --phase1-steps 20000 --phase2-steps 6000 \
+        --out benchmarks/results/route_change_20k
     python benchmarks/route_change.py report                              # tables and plots from the result files
+    python benchmarks/route_change.py --hidden-block report --out benchmarks/results/route_change_20k
 
-``--hidden-block`` runs the task with ``shaping_sees_block=False`` (the reward does not announce the block; results
-under ``route_change_hidden``), ``--phase1-steps`` and ``--phase2-steps`` change the budget and ``--quick`` makes it
-a few hundred steps (to check the pipeline, with ``--out``). ``run --both-blocks`` runs each seed in both conditions
-at the cost of one phase 1: at the block, a forked copy of the process goes on with the block hidden (phase 1 does not
-depend on the condition; SAC's 20 paired runs reproduced its separate ones: the same routes and recovery, the curves
-within 1e-13).
+Runs are seed-major (a partial benchmark covers every algorithm) and resumable: each writes its own result file,
+``<out>/<study>/<algo>_s<seed>.json``, and a rerun skips finished runs. ``--phase1-steps`` and ``--phase2-steps``
+change the budget and ``--quick`` makes it a few hundred steps (to check the pipeline, with ``--out``).
 
 This file has the study's settings (``Settings``: one value per command line, which the runs, the report and the
 plots receive) and the runs; ``route_change_report.py`` the tables and the recovery measures,
@@ -60,23 +86,39 @@ import traceback
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from common import (
     ALGORITHM_LABELS,
+    NOVELTY,
     RESULTS,
     SMALL_TASK_SETTINGS,
     SWITCH,
+    add_phase_options,
     algorithms,
-    build_model,
     code_version,
+    curve_point,
     finished,
+    main_route,
+    make_model,
+    phase_changes,
+    phase_config,
+    random_return,
     run_each,
+    run_or_report,
     save_result,
     side_by_side,
+    snapshot,
     study_parser,
 )
 from route_change_report import recovery, report
+
+if TYPE_CHECKING:
+    # For the annotations only: this script imports the package (and torch) inside the functions that need it
+    from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+
+    from sb3_mixture.envs import TwoRoutesEnv
 
 ENV_ID = "sb3_mixture/TwoRoutes-v0"
 ALGOS = {
@@ -111,12 +153,16 @@ ALGOS = {
     # components drawn uniformly per episode, deterministic acting plays the mode) and the all-data variant (every head
     # learns from every transition, relabelled with its own charge)
     **algorithms("sacm_switch_n4"),
-    "sacm_switch_n4_no_diversity": ("SACM", {**SWITCH, "diversity_weight": 0.0}),
+    # diversity_start has no effect without a charge (refused since issue 29)
+    "sacm_switch_n4_no_diversity": ("SACM", {**SWITCH, "diversity_weight": 0.0, "diversity_start": 0}),
     "sacm_switch_n4_no_choice": (
         "SACM",
         {**SWITCH, "component_schedule": "episode", "deterministic_component": "mode"},
     ),
     "sacm_switch_n4_all_data": ("SACM", {**SWITCH, "critic_data": "shared"}),
+    # Issue 30's pilots: the ordered novelty charge (docs/algorithm.md section 13) with N = 4 and N = 2
+    **algorithms("sacm_novelty_n4"),
+    "sacm_novelty_n2": ("SACM", {**NOVELTY, "n_components": 2}),
 }
 LABELS = {
     **ALGORITHM_LABELS,
@@ -136,6 +182,7 @@ LABELS = {
     "sacm_switch_n4_no_diversity": "SACM switch recipe N=4, no diversity charge",
     "sacm_switch_n4_no_choice": "SACM switch recipe N=4, no return-based choice",
     "sacm_switch_n4_all_data": "SACM switch recipe N=4, all-data heads",
+    "sacm_novelty_n2": "SACM novelty recipe N=2",
 }
 WEIGHT_STATES = {"start": (0.0, -4.0), "below_left": (-4.0, -2.0), "below_right": (4.0, -2.0), "left_gap": (-4.0, 0.0)}
 ROUTES = ("left", "right")
@@ -187,28 +234,25 @@ class Settings:
 
     @property
     def config(self) -> dict:
-        """The budget and training settings as a result file records them (in this order)."""
-        return {
-            "phase1_steps": self.phase1_steps,
-            "phase2_steps": self.phase2_steps,
-            "phase1_eval_every": self.phase1_eval_every,
-            "eval_every": self.eval_every,
-            "learning_starts": self.learning_starts,
-            "gamma": self.gamma,
-        }
+        """The budget and training settings as a result file records them (``common.phase_config``)."""
+        return phase_config(self)
 
 
 # --quick: a few hundred steps per run
 QUICK = {"phase1_steps": 400, "phase2_steps": 200, "phase1_eval_every": 200, "eval_every": 100, "learning_starts": 100}
 
 
-def make_model(algo: str, seed: int, settings: Settings):
-    """The model and the raw env it trains on (kept to change the task in place)."""
+def task_env(settings: Settings, blocked_route: "str | None" = None) -> "TwoRoutesEnv":
+    """The two-route task of ``settings`` (the block announced or hidden), with ``blocked_route`` walled up."""
     from sb3_mixture.envs import TwoRoutesEnv
 
-    env = TwoRoutesEnv(**settings.env_kwargs)
-    training = {**SMALL_TASK_SETTINGS, "learning_starts": settings.learning_starts, "gamma": settings.gamma}
-    return build_model(settings.algos[algo], env, seed, training), env
+    return TwoRoutesEnv(blocked_route=blocked_route, **settings.env_kwargs)
+
+
+def model_and_env(algo: str, seed: int, settings: Settings) -> "tuple[OffPolicyAlgorithm, TwoRoutesEnv]":
+    """The model and the raw env it trains on (kept to change the task in place)."""
+    env = task_env(settings)
+    return make_model(settings.algos[algo], env, seed, learning_starts=settings.learning_starts, gamma=settings.gamma), env
 
 
 # Evaluation -------------------------------------------------------------------------------------------------------
@@ -224,10 +268,8 @@ def rollouts(
     deterministic: bool = False,
 ) -> dict:
     """``n_episodes`` episodes (stochastic unless ``deterministic``) run side by side (one batched ``predict`` per step)."""
-    from sb3_mixture.envs import TwoRoutesEnv
-
     # predict acts with a schedule of its own: the training envs' draws are left as they were
-    envs = [TwoRoutesEnv(blocked_route=blocked_route, **settings.env_kwargs) for _ in range(n_episodes)]
+    envs = [task_env(settings, blocked_route) for _ in range(n_episodes)]
     returns, infos, paths = side_by_side(model, envs, seed, deterministic=deterministic, keep_paths=keep_paths)
     routes, sides = [info["route"] for info in infos], [info["side"] for info in infos]
     success = np.array([info["is_success"] for info in infos], dtype=bool)
@@ -243,92 +285,19 @@ def rollouts(
     return result
 
 
-def random_return(settings: Settings, blocked_route: "str | None", seed: int = 12345) -> float:
-    """Mean return of uniform random actions (``random_episodes``): the 0 of the recovery score."""
-    from sb3_mixture.envs import TwoRoutesEnv
-
-    n_episodes = settings.random_episodes
-    env = TwoRoutesEnv(blocked_route=blocked_route, **settings.env_kwargs)
-    env.action_space.seed(seed)
-    total = 0.0
-    for episode in range(n_episodes):
-        env.reset(seed=seed + episode)
-        while True:
-            _, reward, terminated, truncated, _ = env.step(env.action_space.sample())
-            total += reward
-            if terminated or truncated:
-                break
-    return total / n_episodes
-
-
-def mixture_weights(model, states: dict) -> "dict[str, list[float]] | None":
-    """Mixing weights w(s) at ``states`` (by name) for learned or soft-value weights; None for fixed weights or SAC."""
-    import torch as th
-
-    choice = getattr(model.policy, "component_choice", None)
-    if choice is None or not choice.state_dependent_weights:
-        return None
-    observations = th.as_tensor(np.array(list(states.values()), dtype=np.float32), device=model.device)
-    with th.no_grad():
-        weights = model.policy.mixture_log_weights(observations, deterministic=True).exp().cpu().numpy()
-    return {name: weights[row].round(4).tolist() for row, name in enumerate(states)}
-
-
-def components(model, settings: Settings, seed: int, blocked_route: "str | None", keep_paths: int = 0) -> "list[dict] | None":
-    """Each mixture component acting alone: its return, success rate, routes and ``keep_paths`` trajectories (None for
-    SAC)."""
-    if not hasattr(model.policy, "use_component"):
-        return None
-    alone = []
-    for component in range(model.n_components):
-        with model.policy.use_component(component):
-            summary = rollouts(model, settings, settings.component_episodes, seed, blocked_route, keep_paths)
-        keys = ("mean_return", "success_rate", "route_counts", "side_counts", "paths")
-        alone.append({key: summary[key] for key in keys if key in summary})
-    return alone
-
-
-def main_route(summary: dict) -> str:
-    """The route most episodes went through (by the side tried on a tie, then left)."""
-    routes, sides = summary["route_counts"], summary["side_counts"]
-    if routes["left"] != routes["right"]:
-        return "left" if routes["left"] > routes["right"] else "right"
-    return "right" if sides["right"] > sides["left"] else "left"
-
-
 def evaluation_point(
     model, settings: Settings, phase: int, seed: int, blocked_route: "str | None", keep_paths: int = 0
 ) -> dict:
+    """A point of the run's curve (``common.curve_point``), without the episodes' returns."""
     summary = rollouts(model, settings, settings.eval_episodes, seed, blocked_route, keep_paths)
-    point = {"step": int(model.num_timesteps), "phase": phase, **summary}
-    point.pop("returns")
-    weights = mixture_weights(model, settings.weight_states)
-    if weights is not None:
-        point["weights_start"] = weights["start"]
-    point.update(return_statistics(model))
-    return point
+    summary.pop("returns")
+    return curve_point(model, phase, summary, settings.weight_states)
 
 
-def return_statistics(model) -> dict:
-    """
-    With an episodic mixture: each component's recent training-episode return and episode count so far, and the
-    component ``deterministic_component="best_return"`` would play (nothing for SAC or before any episode).
-    """
-    choice = getattr(model.policy, "component_choice", None)
-    if choice is None or int(choice.episode_counts.sum()) == 0:
-        return {}
-    recent = choice.recent_returns()
-    return {
-        "component_returns": [None if np.isnan(value) else round(float(value), 3) for value in recent.tolist()],
-        "episode_counts": choice.episode_counts.tolist(),
-        "best_return_component": int(recent.nan_to_num(nan=-float("inf")).argmax()),
-    }
-
-
-def deterministic_summary(model, settings: Settings, seed: int, blocked_route: "str | None") -> dict:
-    """The return, success rate and routes of ``predict(deterministic=True)`` (its episodes differ by their start)."""
-    summary = rollouts(model, settings, settings.eval_episodes, seed, blocked_route, deterministic=True)
-    return {key: summary[key] for key in ("mean_return", "success_rate", "route_counts", "side_counts")}
+def stage_snapshot(model, settings: Settings, point: dict, seed: int, blocked_route: "str | None") -> dict:
+    """The run's ``before_block`` or ``after_block`` (``common.snapshot``) from its last evaluation ``point``."""
+    evaluate = partial(rollouts, model, settings, seed=seed, blocked_route=blocked_route)
+    return snapshot(model, point, evaluate, settings, settings.weight_states)
 
 
 def first_phase(algo: str, seed: int, settings: Settings) -> tuple:
@@ -338,7 +307,7 @@ def first_phase(algo: str, seed: int, settings: Settings) -> tuple:
 
     th.set_num_threads(1)
     start, cpu_start = time.time(), time.process_time()
-    model, env = make_model(algo, seed, settings)
+    model, env = model_and_env(algo, seed, settings)
     eval_seed = 100_000 + 1000 * seed
     # The code is read right after the package's import: the sources this run uses
     run = {"start": start, "cpu_start": cpu_start, "code": code_version(), "eval_seed": eval_seed, "curve": []}
@@ -348,17 +317,7 @@ def first_phase(algo: str, seed: int, settings: Settings) -> tuple:
         last = model.num_timesteps >= settings.phase1_steps
         run["curve"].append(evaluation_point(model, settings, 1, eval_seed, None, settings.path_episodes if last else 0))
     before = run["curve"][-1]
-    run["before_block"] = {
-        "return": before["mean_return"],
-        "success_rate": before["success_rate"],
-        "route_counts": before["route_counts"],
-        "side_counts": before["side_counts"],
-        "paths": before.pop("paths"),
-        "components": components(model, settings, eval_seed, None, settings.component_paths),
-        "weights": mixture_weights(model, settings.weight_states),
-        # What predict(deterministic=True) earns: the policy a user deploys
-        "deterministic": deterministic_summary(model, settings, eval_seed, None),
-    }
+    run["before_block"] = stage_snapshot(model, settings, before, eval_seed, None)
     run["blocked"] = main_route(before)
     return model, env, run
 
@@ -377,17 +336,7 @@ def second_phase(algo: str, seed: int, settings: Settings, model, env, run: dict
         model.learn(min(settings.eval_every, end - model.num_timesteps), reset_num_timesteps=False)
         last = model.num_timesteps >= end
         curve.append(evaluation_point(model, settings, 2, eval_seed, blocked, settings.path_episodes if last else 0))
-    final = curve[-1]
-    after_block = {
-        "return": final["mean_return"],
-        "success_rate": final["success_rate"],
-        "route_counts": final["route_counts"],
-        "side_counts": final["side_counts"],
-        "paths": final.pop("paths"),
-        "components": components(model, settings, eval_seed, blocked, settings.component_paths),
-        "weights": mixture_weights(model, settings.weight_states),
-        "deterministic": deterministic_summary(model, settings, eval_seed, blocked),
-    }
+    after_block = stage_snapshot(model, settings, curve[-1], eval_seed, blocked)
     train_cpu = time.process_time() - run["cpu_start"]
     result = {
         "env": ENV_ID,
@@ -399,7 +348,7 @@ def second_phase(algo: str, seed: int, settings: Settings, model, env, run: dict
         # The package's default floor of learned weights has changed before: the value this run used
         "mixture_weight_floor": getattr(model, "mixture_weight_floor", None),
         "blocked_route": blocked,
-        "random_return": random_return(settings, blocked),
+        "random_return": random_return(task_env(settings, blocked), settings.random_episodes),
         "before_block": run["before_block"],
         "after_block": after_block,
         "curve": curve,
@@ -478,19 +427,12 @@ def run(settings: Settings, algos: list[str], seeds: list[int], force: bool, bot
 
 def settings_from(args: argparse.Namespace) -> Settings:
     """The settings of a command line: ``--quick``'s budget, with ``--phase1-steps`` and ``--phase2-steps`` over it."""
-    changes = dict(QUICK) if args.quick else {}
-    if args.phase1_steps:
-        changes["phase1_steps"] = args.phase1_steps
-    if args.phase2_steps:
-        changes["phase2_steps"] = args.phase2_steps
-    return Settings(out=args.out, hidden_block=args.hidden_block, **changes)
+    return Settings(out=args.out, hidden_block=args.hidden_block, **phase_changes(args, QUICK))
 
 
 def main() -> None:
     parser = study_parser(__doc__, "route_change", ALGOS, [0, 1, 2, 3, 4])
-    parser.add_argument("--phase1-steps", type=int, help=f"steps before the block (default {Settings.phase1_steps})")
-    parser.add_argument("--phase2-steps", type=int, help=f"steps after the block (default {Settings.phase2_steps})")
-    parser.add_argument("--quick", action="store_true", help="a few hundred steps per run, to check the pipeline (use --out)")
+    add_phase_options(parser, Settings)
     parser.add_argument(
         "--hidden-block", action="store_true", help="shaping_sees_block=False: results under route_change_hidden"
     )
@@ -500,11 +442,7 @@ def main() -> None:
         help="run each seed with the block announced and hidden, sharing phase 1 (run only; ignores --hidden-block)",
     )
     args = parser.parse_args()
-    settings = settings_from(args)
-    if args.command == "run":
-        run(settings, args.algos, args.seeds, args.force, args.both_blocks)
-    else:
-        report(settings)
+    run_or_report(args, settings_from(args), run, report, both_blocks=args.both_blocks)
 
 
 if __name__ == "__main__":

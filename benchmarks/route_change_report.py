@@ -11,9 +11,20 @@ folder, the algorithms and their labels, the evaluation's episodes and threshold
 
 import json
 import sys
+from functools import partial
 
 import numpy as np
-from common import generated_by, interval, iqm_summary, load_runs, report_meta, write_report
+from common import (
+    aggregate,
+    generated_by,
+    interval,
+    iqm_summary,
+    load_runs,
+    per_run_rows,
+    report_meta,
+    settings_used,
+    write_report,
+)
 from route_change_plot import plot, plot_switching
 
 
@@ -91,50 +102,46 @@ def weights_text(weights: "dict | None") -> str:
     return "-" if weights is None else "(" + ", ".join(f"{w:.2f}" for w in weights["start"]) + ")"
 
 
-def per_run_rows(runs: list[dict], settings) -> list[dict]:
-    rows = []
-    for result in runs:
-        before, after, rec = result["before_block"], result["after_block"], result["recovery"]
-        counts = before["route_counts"]
-        used = [route for route, count in counts.items() if count >= settings.min_share * settings.eval_episodes]
-        rows.append(
-            {
-                "algo": result["algo"],
-                "label": settings.labels[result["algo"]],
-                "seed": result["seed"],
-                "pre_block_return": before["return"],
-                "pre_block_success": before["success_rate"],
-                "pre_block_routes": routes_text(counts),
-                "main_route_share": max(counts.values()) / settings.eval_episodes,
-                "both_routes_used": len(used) == 2,
-                "blocked_route": result["blocked_route"],
-                "random_return": result["random_return"],
-                "score_after_block": rec["score_after_block"],
-                "steps_to_recover": rec["steps_to_recover"],
-                "recovered": rec["recovered"],
-                "steps_to_switch": rec["steps_to_switch"],
-                "switched": rec["switched"],
-                "steps_to_recover_common": rec["steps_to_recover_common"],
-                "recovered_common": rec["recovered_common"],
-                "pre_block_converged": before["success_rate"] >= settings.converged_success,
-                "mean_score_phase2": rec["mean_score_phase2"],
-                "final_score": rec["final_score"],
-                "final_return": after["return"],
-                "final_success": after["success_rate"],
-                "final_routes": routes_text(after["route_counts"]),
-                "components_before": component_text(before["components"]),
-                "components_cover_both": set("LR") <= set(component_text(before["components"])),
-                "components_after": component_text(after["components"]),
-                "weights_start_before": weights_text(before["weights"]),
-                "weights_start_after": weights_text(after["weights"]),
-                "cpu_s": result["cpu_s"],
-                "competent_both_routes": competent_routes(before["components"], settings) == {"left", "right"},
-                "competent_routes_before": "".join(sorted(competent_routes(before["components"], settings))) or "-",
-                "deterministic_pre_block_return": before.get("deterministic", {}).get("mean_return"),
-                "deterministic_pre_block_success": before.get("deterministic", {}).get("success_rate"),
-            }
-        )
-    return rows
+def run_row(result: dict, settings) -> dict:
+    """A run's row of the report (``common.per_run_rows``), with the labels and thresholds of ``settings``."""
+    before, after, rec = result["before_block"], result["after_block"], result["recovery"]
+    counts = before["route_counts"]
+    used = [route for route, count in counts.items() if count >= settings.min_share * settings.eval_episodes]
+    return {
+        "algo": result["algo"],
+        "label": settings.labels[result["algo"]],
+        "seed": result["seed"],
+        "pre_block_return": before["return"],
+        "pre_block_success": before["success_rate"],
+        "pre_block_routes": routes_text(counts),
+        "main_route_share": max(counts.values()) / settings.eval_episodes,
+        "both_routes_used": len(used) == 2,
+        "blocked_route": result["blocked_route"],
+        "random_return": result["random_return"],
+        "score_after_block": rec["score_after_block"],
+        "steps_to_recover": rec["steps_to_recover"],
+        "recovered": rec["recovered"],
+        "steps_to_switch": rec["steps_to_switch"],
+        "switched": rec["switched"],
+        "steps_to_recover_common": rec["steps_to_recover_common"],
+        "recovered_common": rec["recovered_common"],
+        "pre_block_converged": before["success_rate"] >= settings.converged_success,
+        "mean_score_phase2": rec["mean_score_phase2"],
+        "final_score": rec["final_score"],
+        "final_return": after["return"],
+        "final_success": after["success_rate"],
+        "final_routes": routes_text(after["route_counts"]),
+        "components_before": component_text(before["components"]),
+        "components_cover_both": set("LR") <= set(component_text(before["components"])),
+        "components_after": component_text(after["components"]),
+        "weights_start_before": weights_text(before["weights"]),
+        "weights_start_after": weights_text(after["weights"]),
+        "cpu_s": result["cpu_s"],
+        "competent_both_routes": competent_routes(before["components"], settings) == {"left", "right"},
+        "competent_routes_before": "".join(sorted(competent_routes(before["components"], settings))) or "-",
+        "deterministic_pre_block_return": before.get("deterministic", {}).get("mean_return"),
+        "deterministic_pre_block_success": before.get("deterministic", {}).get("success_rate"),
+    }
 
 
 COMPETENT_SUCCESS = 0.9
@@ -210,53 +217,39 @@ SUMMARY_KEYS = (
 )
 
 
-def aggregate(rows: list[dict], settings) -> list[dict]:
-    table = []
-    for algo in settings.algos:
-        group = [row for row in rows if row["algo"] == algo]
-        if not group:
-            continue
-        entry: dict = {"algo": algo, "label": settings.labels[algo], "seeds": len(group)}
-        for key in SUMMARY_KEYS:
-            values = [row[key] for row in group]
-            entry[key] = {"mean": float(np.mean(values)), "std": float(np.std(values)), **iqm_summary(values)}
-        entry.update(
-            recovered=int(sum(row["recovered"] for row in group)),
-            recovered_common=int(sum(row["recovered_common"] for row in group)),
-            seeds_converged=int(sum(row["pre_block_converged"] for row in group)),
-            pre_block_success_mean=float(np.mean([row["pre_block_success"] for row in group])),
-            main_route_share_mean=float(np.mean([row["main_route_share"] for row in group])),
-            seeds_with_both_routes=int(sum(row["both_routes_used"] for row in group)),
-            seeds_components_cover_both=int(sum(row["components_cover_both"] for row in group)),
-            pre_block_routes=[row["pre_block_routes"] for row in group],
-            final_routes=[row["final_routes"] for row in group],
-            components_before=[row["components_before"] for row in group],
-            components_after=[row["components_after"] for row in group],
-            weights_start_before=[row["weights_start_before"] for row in group],
-            weights_start_after=[row["weights_start_after"] for row in group],
-            cpu_s_mean=float(np.mean([row["cpu_s"] for row in group])),
-            seeds_competent_both_routes=int(sum(row["competent_both_routes"] for row in group)),
-            competent_routes_before=[row["competent_routes_before"] for row in group],
-        )
-        deterministic = [row["deterministic_pre_block_return"] for row in group]
-        if all(value is not None for value in deterministic):
-            entry["deterministic_pre_block_return"] = iqm_summary(deterministic)
-        table.append(entry)
-    return table
+def summary_entry(selection: dict, group: list[dict], settings) -> dict:
+    """An algorithm's entry of the summary table (``common.aggregate``)."""
+    algo = selection["algo"]
+    entry: dict = {"algo": algo, "label": settings.labels[algo], "seeds": len(group)}
+    for key in SUMMARY_KEYS:
+        values = [row[key] for row in group]
+        entry[key] = {"mean": float(np.mean(values)), "std": float(np.std(values)), **iqm_summary(values)}
+    entry.update(
+        recovered=int(sum(row["recovered"] for row in group)),
+        recovered_common=int(sum(row["recovered_common"] for row in group)),
+        seeds_converged=int(sum(row["pre_block_converged"] for row in group)),
+        pre_block_success_mean=float(np.mean([row["pre_block_success"] for row in group])),
+        main_route_share_mean=float(np.mean([row["main_route_share"] for row in group])),
+        seeds_with_both_routes=int(sum(row["both_routes_used"] for row in group)),
+        seeds_components_cover_both=int(sum(row["components_cover_both"] for row in group)),
+        pre_block_routes=[row["pre_block_routes"] for row in group],
+        final_routes=[row["final_routes"] for row in group],
+        components_before=[row["components_before"] for row in group],
+        components_after=[row["components_after"] for row in group],
+        weights_start_before=[row["weights_start_before"] for row in group],
+        weights_start_after=[row["weights_start_after"] for row in group],
+        cpu_s_mean=float(np.mean([row["cpu_s"] for row in group])),
+        seeds_competent_both_routes=int(sum(row["competent_both_routes"] for row in group)),
+        competent_routes_before=[row["competent_routes_before"] for row in group],
+    )
+    deterministic = [row["deterministic_pre_block_return"] for row in group]
+    if all(value is not None for value in deterministic):
+        entry["deterministic_pre_block_return"] = iqm_summary(deterministic)
+    return entry
 
 
 # The settings in a result file's config that differ between algorithms (their entries of ``settings.algos``)
 PER_ALGORITHM = ("algorithm", "n_components", "mixture_weights", "mixture_weight_floor", "component_schedule", "critic_data")
-
-
-def settings_used(runs: list[dict]) -> "dict | list[dict]":
-    """Every distinct training setting in the result files (minus what differs between algorithms)."""
-    used: list[dict] = []
-    for result in runs:
-        config = {key: value for key, value in result["config"].items() if key not in PER_ALGORITHM}
-        if config not in used:
-            used.append(config)
-    return used[0] if len(used) == 1 else used
 
 
 SHAPING_TEXT = {
@@ -399,11 +392,11 @@ def markdown(table: list[dict], rows: list[dict], runs: list[dict], meta: dict, 
 def report(settings) -> None:
     """The report of the result files in ``<out>/<study>``, written to ``out`` (``settings.out``, ``settings.study``)."""
     runs = load_recovery_runs(settings)
-    used = settings_used(runs)
+    used = settings_used(runs, PER_ALGORITHM)
     if isinstance(used, list):
         print("warning: the result files use different settings; the report mixes them", file=sys.stderr)
-    rows = per_run_rows(runs, settings)
-    table = aggregate(rows, settings)
+    rows = per_run_rows(runs, partial(run_row, settings=settings))
+    table = aggregate(rows, ({"algo": algo} for algo in settings.algos), partial(summary_entry, settings=settings))
     meta = {
         **report_meta(runs, used),
         "code_versions": sorted({json.dumps(result.get("code", "not recorded")) for result in runs}),

@@ -1,7 +1,12 @@
-"""Callbacks: evaluating mixture policies the way the paper reports them, and RL Zoo's parallel training for SACM/S2ACM."""
+"""
+Callbacks: evaluating mixture policies the way the paper reports them, RL Zoo's parallel training for SACM/S2ACM, and
+a one-line training summary in place of SB3's logger table (what ``python -m sb3_mixture.train --progress`` prints).
+"""
 
 import io
 import json
+import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +18,9 @@ from sb3_contrib import TQC
 from stable_baselines3 import SAC
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.logger import CSVOutputFormat, HumanOutputFormat, KVWriter, TensorBoardOutputFormat
 from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.utils import safe_mean
 from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize, sync_envs_normalization
 
 from sb3_mixture.evaluation import evaluate_components
@@ -163,3 +170,108 @@ class ParallelTrainCallback(RLZooParallelTrainCallback):
 
         collector.train = no_training  # type: ignore[method-assign]
         collector.save = save_trained_copy  # type: ignore[method-assign]
+
+
+class _LastValues(KVWriter):
+    """An output format that keeps the last value the logger wrote of each key (for the summary's ``ent_coef``)."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+
+    def write(self, key_values: dict[str, Any], key_excluded: dict[str, tuple[str, ...]], step: int = 0) -> None:
+        # Merged, not replaced: the train/ keys are recorded once per training round, and the dumps at the episode
+        # ends that follow until the next round do not hold them
+        self.values.update(key_values)
+
+    def close(self) -> None:
+        pass
+
+
+class TrainingSummaryCallback(BaseCallback):
+    """
+    SB3's logger table off the terminal, and one summary line on it every ``summary_freq`` steps and at the end.
+
+    A line reads ``step 10000/3000000: episodes 412, ep_rew_mean 23.4, fps 158, ent_coef 0.12``: the episodes
+    finished in this ``learn`` call, the mean return of the last 100 of them (SB3's ``rollout/ep_rew_mean``), the
+    steps per second since training started (``time/fps``) and the entropy coefficient the logger last wrote
+    (``train/ent_coef``, once training has started). The names are the logger's, so they are the columns of the full
+    logs. The logger's other outputs stay (tensorboard, e.g. RL Zoo's ``-tb``), and with ``log_folder`` it also writes
+    its full table to ``<log_folder>/progress.csv`` (SB3's CSV format; rewritten by each ``learn`` call).
+    ``python -m sb3_mixture.train --progress`` adds one for RL Zoo's run folder unless ``--verbose`` is given
+    (:class:`sb3_mixture.tuning.MixtureExperimentManager`); it works for any SB3 algorithm.
+
+    :param summary_freq: print a line every this many environment steps (all envs together)
+    :param log_folder: folder of the ``progress.csv`` to write; None adds no CSV output
+    :param verbose: 0 prints no lines (the table still leaves the terminal)
+    """
+
+    def __init__(self, summary_freq: int = 10_000, log_folder: "str | Path | None" = None, verbose: int = 1):
+        super().__init__(verbose)
+        if summary_freq <= 0:
+            raise ValueError(f"summary_freq must be positive, got {summary_freq}")
+        self.summary_freq = summary_freq
+        self.log_folder = None if log_folder is None else Path(log_folder)
+        self._last_values = _LastValues()
+        self._csv: CSVOutputFormat | None = None
+
+    def _on_training_start(self) -> None:
+        formats = self.logger.output_formats
+        # SB3's "stdout" format is the HumanOutputFormat on a stream; the "log" one owns its file and may stay
+        formats[:] = [fmt for fmt in formats if not (isinstance(fmt, HumanOutputFormat) and not fmt.own_file)]
+        written = []
+        if self.log_folder is not None:
+            self.log_folder.mkdir(parents=True, exist_ok=True)
+            self._csv = CSVOutputFormat(str(self.log_folder / "progress.csv"))
+            formats.append(self._csv)
+            written.append(str(self.log_folder / "progress.csv"))
+        if any(isinstance(fmt, TensorBoardOutputFormat) for fmt in formats):
+            written.append(f"tensorboard {self.logger.get_dir()}")
+        formats.append(self._last_values)
+        self._start_time = time.time()
+        self._start_steps = self.num_timesteps
+        self._total = self.locals.get("total_timesteps")
+        self._episodes = 0
+        # Our own window of returns (SB3's size): SB3 adds a step's finished episodes to model.ep_info_buffer only
+        # after the callbacks' on_step, so a line printed then would count an episode whose return it leaves out
+        self._returns: deque[float] = deque(maxlen=getattr(self.model, "_stats_window_size", 100))
+        self._next_line = (self.num_timesteps // self.summary_freq + 1) * self.summary_freq
+        self._last_line_at: int | None = None
+        if self.verbose:
+            print("Training logs (SB3's logger table): " + (", ".join(written) or "none (no log_folder, no tensorboard)"))
+
+    def _on_step(self) -> bool:
+        self._episodes += int(np.sum(self.locals.get("dones", 0)))
+        # The Monitor wrapper's record of each episode that ended (what SB3's ep_info_buffer holds)
+        self._returns.extend(float(info["episode"]["r"]) for info in self.locals.get("infos", ()) if "episode" in info)
+        if self.num_timesteps >= self._next_line:
+            self._print_line()
+            self._next_line = (self.num_timesteps // self.summary_freq + 1) * self.summary_freq
+        return True
+
+    def _on_training_end(self) -> None:
+        if self._last_line_at != self.num_timesteps:
+            self._print_line()
+        # Our outputs leave with the training that added them; the file is then complete
+        formats = self.logger.output_formats
+        formats[:] = [fmt for fmt in formats if fmt is not self._last_values and fmt is not self._csv]
+        if self._csv is not None:
+            self._csv.close()
+            self._csv = None
+
+    def summary(self) -> str:
+        """The summary line for the current step."""
+        steps = f"{self.num_timesteps}" + ("" if self._total is None else f"/{self._total}")
+        parts = [f"episodes {self._episodes}"]
+        if self._returns:
+            parts.append(f"ep_rew_mean {safe_mean(list(self._returns)):.4g}")
+        elapsed = max(time.time() - self._start_time, 1e-9)
+        parts.append(f"fps {int((self.num_timesteps - self._start_steps) / elapsed)}")
+        ent_coef = self._last_values.values.get("train/ent_coef")
+        if ent_coef is not None:
+            parts.append(f"ent_coef {ent_coef:.3g}")
+        return f"step {steps}: " + ", ".join(parts)
+
+    def _print_line(self) -> None:
+        self._last_line_at = self.num_timesteps
+        if self.verbose:
+            print(self.summary())

@@ -23,7 +23,9 @@ def evaluate_components(
 
     Keys: ``"mixture"`` (stochastic, components drawn by the model's ``component_schedule``),
     ``"deterministic"`` (``predict(deterministic=True)``), ``"component_<i>"`` (component i alone) and
-    ``"best_component"`` (the best of those, as the paper reports).
+    ``"best_component"`` (the best of those, as the paper reports). That is the best component in these evaluation
+    episodes; ``deterministic_component="best_return"`` plays another measure's best, the component with the best
+    recent training return (``model.policy.component_choice.best_return_component()``), so the two may differ.
 
     :param model: a trained SACM or S2ACM
     :param env: the evaluation environment (wrap it like the training env, e.g. the same ``VecNormalize`` stats)

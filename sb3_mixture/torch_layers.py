@@ -1,5 +1,9 @@
-"""Torch building blocks: batched ensembles of MLPs (one batched matmul per layer), and whether Adam can run fused."""
+"""
+Torch building blocks: batched ensembles of MLPs (one batched matmul per layer), the precision the networks run in,
+and whether Adam can run fused.
+"""
 
+import contextlib
 import functools
 import math
 from collections.abc import Sequence
@@ -107,3 +111,13 @@ def fused_adam_supported(device_type: str = "cpu") -> bool:
     except (RuntimeError, TypeError, ValueError):
         return False
     return True
+
+
+def network_precision(matmul_precision: str, device: th.device) -> contextlib.AbstractContextManager:
+    """
+    The context the networks of ``train()`` run in: autocast to bfloat16 with ``matmul_precision="bf16"`` (the callers
+    cast the outputs back to float32), nothing with ``"fp32"``.
+    """
+    if matmul_precision == "bf16":
+        return th.autocast(device_type=device.type, dtype=th.bfloat16)
+    return contextlib.nullcontext()

@@ -9,6 +9,7 @@ Hyperparameter tuning of SACM and S2ACM with RL Zoo's ``-optimize`` (Optuna), on
 - :class:`MixtureExperimentManager`: RL Zoo's ``ExperimentManager`` (what ``python -m sb3_mixture.train`` runs) with
   the checks and fixes tuning needs: clear errors for a bad ``--storage``/``--study-name``/``--trial-id``,
   ``--trial-id 0`` honoured (RL Zoo skips it), and no crash in the final report when no trial has completed yet.
+  It also keeps ``--progress``'s bar readable: a summary line in place of SB3's logger table (``prints_summary``).
 
 Distributed tuning is RL Zoo's: workers sharing ``--storage`` (e.g. a PostgreSQL URL) and ``--study-name`` add
 trials to one Optuna study, and ``--max-total-trials`` caps their total (README, "Tuning").
@@ -21,6 +22,7 @@ import contextvars
 import inspect
 import itertools
 import random
+import sys
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
@@ -29,10 +31,13 @@ from pprint import pprint
 from typing import Any
 
 from rl_zoo3.exp_manager import ExperimentManager
+from stable_baselines3.common.base_class import BaseAlgorithm
 
+from sb3_mixture.callbacks import TrainingSummaryCallback
 from sb3_mixture.entropy import ENTROPY_ESTIMATORS
 from sb3_mixture.options import CRITIC_DATA, validate_options
 from sb3_mixture.sacm.sacm import SACM
+from sb3_mixture.zoo import option_given
 
 # The mixture's own search space, searched on top of RL Zoo's SAC space (rl_zoo3.hyperparams_opt.sample_sac_params).
 # Every entropy estimator and critic_data mode is searched: the choices are the package's own (imported above), so a
@@ -316,11 +321,33 @@ class MixtureExperimentManager(ExperimentManager):
       (RL Zoo's order), keeping the file's other ``policy_kwargs`` for SACM/S2ACM.
     - The report after ``-optimize`` is skipped, not crashed, when the study has no completed trial yet (a worker
       that finds ``--max-total-trials`` reached by trials still running).
+    - With ``--progress`` and no ``--verbose``, training prints a summary line every ``SUMMARY_FREQ`` steps instead
+      of SB3's logger table, which goes to ``progress.csv`` in the run's folder (see :meth:`prints_summary`).
     """
+
+    # Steps between two summary lines: every few minutes at Hopper's 20-60 steps/s on 2 cores
+    SUMMARY_FREQ = 10_000
 
     def setup_experiment(self) -> Any:
         self.check_tuning_options()
         return super().setup_experiment()
+
+    def prints_summary(self) -> bool:
+        """
+        Whether training prints :class:`~sb3_mixture.callbacks.TrainingSummaryCallback`'s lines instead of SB3's
+        logger table: with RL Zoo's progress bar, unless the command line names ``--verbose``.
+
+        RL Zoo's default ``--verbose 1`` prints the table every 4 episodes (``--log-interval``), hundreds of lines
+        that bury the bar. RL Zoo parses the same ``--verbose 1`` whether given or not, so the command line
+        (``sys.argv``) tells: an explicit ``--verbose 1`` keeps the table, ``--verbose 0`` prints neither.
+        """
+        return self.show_progress and self.verbose > 0 and not option_given(sys.argv, "--verbose")
+
+    def learn(self, model: BaseAlgorithm) -> None:
+        # A summary callback from the hyperparameter file's ``callback`` entry (its own summary_freq) replaces ours
+        if self.prints_summary() and not any(isinstance(callback, TrainingSummaryCallback) for callback in self.callbacks):
+            self.callbacks.append(TrainingSummaryCallback(self.SUMMARY_FREQ, log_folder=self.save_path))
+        super().learn(model)
 
     def check_tuning_options(self) -> None:
         if self.trial_id is not None:

@@ -18,6 +18,7 @@ as ``rl_zoo3.ALGOS``, one dict) and build their ``--algo`` choices from it when 
   :func:`register_zoo` puts :class:`sb3_mixture.callbacks.ParallelTrainCallback` (the model's own class) in its place.
 """
 
+import argparse
 import runpy
 import sys
 from pathlib import Path
@@ -109,6 +110,17 @@ def _option_value(argv: list[str], names: tuple[str, ...]) -> "str | None":
             if arg.startswith(name + "="):
                 return arg.split("=", 1)[1]
     return None
+
+
+def option_given(argv: list[str], option: str) -> bool:
+    """
+    Whether the command line ``argv`` (``sys.argv``: the program, then its arguments) names ``option``, as argparse
+    reads it: ``--verbose 1``, ``--verbose=1`` or an abbreviation such as ``--verb 1``.
+    """
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument(option, dest="value", nargs="?", default=argparse.SUPPRESS)
+    known, _ = parser.parse_known_args(argv[1:])
+    return "value" in known
 
 
 def with_default_conf_file(argv: list[str], use_ours_for: "tuple[str, ...]" = tuple(ZOO_ALGOS)) -> list[str]:

@@ -6,6 +6,8 @@ sys.path to load this file, so the import gets this very module): ``ALGOS`` is n
 and ``pendulum`` is called inside lambdas and module-level helpers, where fixtures cannot go.
 """
 
+import functools
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -55,6 +57,22 @@ def run_python(
     if check:
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result
+
+
+# --- The benchmarks ------------------------------------------------------------------------------------------------
+
+
+@functools.cache
+def benchmarks_common():
+    """
+    ``benchmarks/common.py``, loaded from its file: the benchmarks are scripts that import it by name (``from common
+    import ...``), not a package, and putting their folder on ``sys.path`` would let a test import any script there.
+    """
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "common.py"
+    spec = importlib.util.spec_from_file_location("benchmarks_common", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 # --- Environments --------------------------------------------------------------------------------------------------

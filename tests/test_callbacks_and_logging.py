@@ -1,5 +1,9 @@
-"""SB3's callbacks, progress bar and evaluate_policy with SACM and S2ACM, their tensorboard run names and logged keys."""
+"""
+SB3's callbacks, progress bar and evaluate_policy with SACM and S2ACM, their tensorboard run names and logged keys, and
+the training summary that replaces SB3's logger table on the terminal.
+"""
 
+import csv
 import math
 
 import numpy as np
@@ -8,7 +12,10 @@ import torch as th
 from conftest import ALGOS, SMALL, pendulum
 from stable_baselines3.common.callbacks import CheckpointCallback, EvalCallback
 from stable_baselines3.common.evaluation import evaluate_policy
-from stable_baselines3.common.logger import KVWriter, Logger
+from stable_baselines3.common.logger import CSVOutputFormat, HumanOutputFormat, KVWriter, Logger
+
+from sb3_mixture import SACM
+from sb3_mixture.callbacks import TrainingSummaryCallback
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -85,3 +92,32 @@ def test_logged_keys(algo):
     assert [first[f"train/mixture_weight_{i}"] for i in range(3)] == pytest.approx([1 / 3] * 3)
     assert first["train/weight_entropy"] == pytest.approx(math.log(3))
     assert "rollout/component_share_0" in writer.dumps[0] and "train/ent_coef_0" not in writer.dumps[0]
+
+
+def test_training_summary_replaces_the_logger_table(tmp_path, capsys):
+    # Training rounds after steps 50 and 100: the train/ keys of the first are in the dump at 60 only, not in those at
+    # 80 and 100 (as with make train's 1000-step rounds and its dumps every 4 episodes)
+    model = SACM("MlpPolicy", pendulum(), seed=0, verbose=1, tensorboard_log=str(tmp_path / "tb"), train_freq=50, **SMALL)
+    summary = TrainingSummaryCallback(summary_freq=40, log_folder=tmp_path / "run")
+    model.learn(100, log_interval=1, callback=summary)  # 5 episodes of 20 steps: 5 dumps of the logger
+    out = capsys.readouterr().out
+    # SB3's table (its section names, its frame) is not printed; a line at 40 and 80 steps and one at the end is
+    assert "rollout/" not in out and "-----" not in out
+    lines = [line for line in out.splitlines() if line.startswith("step ")]
+    assert [line.split(":")[0] for line in lines] == ["step 40/100", "step 80/100", "step 100/100"]
+    assert lines[-1].startswith("step 100/100: episodes 5, ep_rew_mean ") and "fps " in lines[-1]
+    # The entropy coefficient once the logger has written one, and still after dumps without the train/ keys
+    assert "ent_coef" not in lines[0] and "ent_coef" in lines[1] and "ent_coef" in lines[2]
+    assert f"Training logs (SB3's logger table): {tmp_path / 'run' / 'progress.csv'}, tensorboard {tmp_path / 'tb'}" in out
+    # The full table: every dump in the CSV file, and tensorboard's events still written
+    with (tmp_path / "run" / "progress.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(row["time/total_timesteps"]) for row in rows] == [20, 40, 60, 80, 100]
+    assert [bool(row["train/ent_coef"]) for row in rows] == [False, False, True, False, False]
+    # The lines' mean returns are SB3's rollout/ep_rew_mean, the episode that ends at the line's step included
+    for line, row in zip(lines, (rows[1], rows[3], rows[4]), strict=True):
+        assert float(line.split("ep_rew_mean ")[1].split(",")[0]) == pytest.approx(float(row["rollout/ep_rew_mean"]), rel=1e-3)
+    assert any(path.name.startswith("events.out.tfevents") for path in (tmp_path / "tb" / "SACM_1").iterdir())
+    # The summary's outputs left with its training: no stdout table, no CSV file left open
+    formats = model.logger.output_formats
+    assert not any(isinstance(fmt, (HumanOutputFormat, CSVOutputFormat)) for fmt in formats)

@@ -7,21 +7,23 @@ save/load and bad input.
 import numpy as np
 import pytest
 import torch as th
-from conftest import SMALL, pendulum, sample_observations
+from conftest import SMALL, benchmarks_common, pendulum, sample_observations
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from sb3_mixture import SACM
+from sb3_mixture.options import ActingOptions
 from sb3_mixture.sacm.acting import ComponentChoice, bandit_components
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def choice(n_components: int = 3, window: int = 2, exploration: float = 0.0, margin: float = 0.05) -> ComponentChoice:
-    return ComponentChoice(
-        n_components, 1, [1.0 / n_components] * n_components, 0.0, "returns", "best_return", window, exploration, margin
+    options = ActingOptions(
+        n_components, [1.0 / n_components] * n_components, 0.0, "returns", "best_return", window, exploration, margin
     )
+    return ComponentChoice(options, action_dim=1)
 
 
 def choice_after(returns: list[float], exploration: float, margin: float) -> ComponentChoice:
@@ -37,7 +39,7 @@ def test_statistics_and_greedy_choice_on_a_scripted_sequence_with_a_change():
     picks = []
 
     def pick() -> int:
-        picks.append(int(bandit_components(rules.episode_returns, 1, 0.0)[0]))
+        picks.append(int(bandit_components(rules.recent_returns(), 1, 0.0)[0]))
         return picks[-1]
 
     # (the component the bandit picks, and what its episode then earns). By hand, with windows of two episodes:
@@ -62,7 +64,7 @@ def test_statistics_and_greedy_choice_on_a_scripted_sequence_with_a_change():
 
 def test_exploration_draws_uniformly_with_its_probability():
     th.manual_seed(0)
-    returns = th.tensor([[1.0], [3.0], [2.0], [0.0]])  # component 1 is the greedy choice
+    returns = th.tensor([1.0, 3.0, 2.0, 0.0])  # component 1 is the greedy choice
     drawn = bandit_components(returns, 40_000, exploration=0.2).numpy()
     shares = np.bincount(drawn, minlength=4) / len(drawn)
     # greedy 0.8 plus a quarter of the explored 0.2; the others 0.05 each
@@ -74,16 +76,16 @@ def test_components_near_the_best_are_drawn_uniformly():
     """With a margin the bandit treats near-ties as ties: before a change every competent component gets episodes
     (and so data of its own), after it only those still near the best do."""
     th.manual_seed(0)
-    returns = th.tensor([[10.0], [9.6], [5.0], [9.8]])  # margin 0.05: threshold 9.5, so 0, 1 and 3 are near the best
+    returns = th.tensor([10.0, 9.6, 5.0, 9.8])  # margin 0.05: threshold 9.5, so 0, 1 and 3 are near the best
     drawn = bandit_components(returns, 30_000, exploration=0.2, margin=0.05).numpy()
     shares = np.bincount(drawn, minlength=4) / len(drawn)
     # each near-best component 0.8 / 3 plus a quarter of the explored 0.2; component 2 only the quarter
     np.testing.assert_allclose(shares, [0.8 / 3 + 0.05, 0.8 / 3 + 0.05, 0.05, 0.8 / 3 + 0.05], atol=0.01)
     # A change: components 0 and 3 now earn -20 (their windows' means), the set is component 1 alone
-    after = th.tensor([[-20.0], [9.6], [5.0], [-20.0]])
+    after = th.tensor([-20.0, 9.6, 5.0, -20.0])
     assert bandit_components(after, 100, exploration=0.0, margin=0.05).tolist() == [1] * 100
     # Negative returns: the margin is a fraction of |R*| (threshold -10 - 0.5 = -10.5)
-    negative = th.tensor([[-10.0], [-10.4], [-10.6]])
+    negative = th.tensor([-10.0, -10.4, -10.6])
     assert set(bandit_components(negative, 1000, exploration=0.0, margin=0.05).tolist()) == {0, 1}
 
 
@@ -132,7 +134,7 @@ def test_predict_plays_only_the_near_optimal_when_the_margin_is_wide():
     predicted = rules.next_components(no_weights)
     assert set(predicted.tolist()) == {0, 2} and abs((predicted == 0).mean() - 0.5) < 0.05
     with rules.training_envs():
-        rules.episodes_started(np.ones(2000, dtype=bool), training=True)
+        rules.episodes_started(np.ones(2000, dtype=bool))
         trained = rules.next_components(no_weights)
     shares = np.bincount(trained, minlength=3) / len(trained)
     np.testing.assert_allclose(shares, [1 / 3] * 3, atol=0.05)
@@ -146,13 +148,19 @@ def test_predict_keeps_a_narrower_return_margin():
     assert set(rules.next_components(th.zeros(500, 3)).tolist()) == {0}
 
 
-def test_training_records_each_episode_for_its_component(tmp_path):
+@pytest.mark.parametrize("normalize", [False, True], ids=["raw", "vec_normalize"])
+def test_training_records_each_episode_for_its_component(tmp_path, normalize):
+    """Each component's statistics are the env's own returns of its episodes, also under a reward-normalising
+    VecNormalize (whose normalised rewards the critic learns from)."""
     from stable_baselines3.common.logger import configure
-    from stable_baselines3.common.vec_env import VecMonitor
+    from stable_baselines3.common.vec_env import VecMonitor, VecNormalize
 
-    # VecMonitor's returns are independent of the algorithm's own bookkeeping
+    # VecMonitor's returns are independent of the algorithm's own bookkeeping, and VecNormalize wraps it from outside
+    env = VecMonitor(DummyVecEnv([lambda: pendulum(10)] * 2))
+    if normalize:
+        env = VecNormalize(env, norm_obs=False, norm_reward=True)
     model = SACM(
-        "MlpPolicy", VecMonitor(DummyVecEnv([lambda: pendulum(10)] * 2)), n_components=3, seed=0,
+        "MlpPolicy", env, n_components=3, seed=0,
         component_schedule="returns", return_window=3, return_exploration=0.5, **SMALL,
     )  # fmt: skip
     model.set_logger(configure(str(tmp_path), ["csv"]))
@@ -178,7 +186,7 @@ def test_evaluation_does_not_change_the_statistics():
     for deterministic in (False, True):
         evaluate_policy(model, DummyVecEnv([lambda: pendulum(10)]), n_eval_episodes=4, deterministic=deterministic)
     model.predict(sample_observations(pendulum(), 8), episode_start=np.ones(8, dtype=bool))
-    assert th.equal(model.policy.component_choice.episode_returns.nan_to_num(-1), before.nan_to_num(-1))
+    assert th.equal(model.policy.component_choice.episode_returns, before)
     assert th.equal(model.policy.component_choice.episode_counts, counts)
 
 
@@ -203,8 +211,8 @@ def test_save_load_restores_the_statistics(tmp_path):
     loaded = SACM.load(tmp_path / "model")
     original, restored = model.policy.component_choice, loaded.policy.component_choice
     assert th.equal(restored.episode_counts, original.episode_counts) and restored.episode_counts.sum() > 0
-    assert th.equal(restored.episode_returns.nan_to_num(-1), original.episode_returns.nan_to_num(-1))
-    assert (loaded.return_window, loaded.return_exploration) == (3, 0.1)
+    assert th.equal(restored.episode_returns, original.episode_returns)
+    assert (loaded.return_window, loaded.return_exploration) == (3, 0.3)
     obs = sample_observations(pendulum(), 8)
     np.testing.assert_array_equal(loaded.predict(obs, deterministic=True)[0], model.predict(obs, deterministic=True)[0])
 
@@ -228,3 +236,12 @@ def test_save_load_restores_the_statistics(tmp_path):
 def test_bad_values_are_refused_at_construction(kwargs, message):
     with pytest.raises(ValueError, match=message):
         SACM("MlpPolicy", "Pendulum-v1", **kwargs)
+
+
+def test_the_bandits_defaults_are_the_settings_behind_the_evidence():
+    """The defaults of return_window, return_exploration and return_margin are the switch recipe's (benchmarks/common.py
+    SWITCH), the settings behind the switching evidence."""
+    switch = benchmarks_common().SWITCH
+    model = SACM("MlpPolicy", "Pendulum-v1", component_schedule="returns", **SMALL)
+    for name in ("return_window", "return_exploration", "return_margin"):
+        assert getattr(model, name) == switch[name], name

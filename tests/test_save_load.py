@@ -57,7 +57,7 @@ def test_save_load_round_trip(algo, tmp_path):
     for name, value in NON_DEFAULT.items():
         assert getattr(loaded, name) == value, name
     for name in ("n_components", "mixture_weights", "component_schedule", "deterministic_component"):
-        assert getattr(loaded.policy, name) == NON_DEFAULT[name], name
+        assert getattr(loaded.policy.acting_options, name) == NON_DEFAULT[name], name
     assert loaded.actor.n_components == 4 and loaded.actor.mixture_weights == NON_DEFAULT["mixture_weights"]
     assert th.allclose(loaded.actor.log_mixture_weights.exp(), th.tensor(NON_DEFAULT["mixture_weights"]))
     assert isinstance(loaded.replay_buffer, MixtureReplayBuffer) and loaded.replay_buffer.n_components == 4

@@ -66,6 +66,15 @@ BAD_ARGUMENTS = [
     (dict(ent_coef="automatic"), ValueError, r"ent_coef must be 'auto'"),
     (dict(ent_coef=-0.1), ValueError, r"ent_coef must be 'auto'"),
     (dict(policy_kwargs=dict(n_components=2)), ValueError, r"pass n_components to .* directly"),
+    # Options that would have no effect with the others (issue 29)
+    (dict(return_window=3), ValueError, r"return_window=3 has no effect without component_schedule='returns' or a diversity"),
+    (dict(return_margin=0.5), ValueError, r"return_margin=0.5 has no effect without component_schedule='returns' or a diver"),
+    (
+        dict(component_schedule="episode", return_exploration=0.1),
+        ValueError,
+        r"return_exploration=0.1 has no effect without component_schedule='returns' \(only the returns bandit explores\)",
+    ),
+    (dict(diversity_start=1000), ValueError, r"diversity_start=1000 has no effect without a diversity_weight > 0"),
 ]
 
 
@@ -74,6 +83,13 @@ BAD_ARGUMENTS = [
 def test_bad_arguments_fail_at_construction(algo, kwargs, error, message):
     with pytest.raises(error, match=message):
         algo("MlpPolicy", "Pendulum-v1", **kwargs)
+
+
+def test_options_that_act_with_the_others_are_accepted():
+    # The recent returns gate the diversity charge with an episodic schedule too
+    SACM("MlpPolicy", "Pendulum-v1", component_schedule="episode", diversity_weight=1.0, return_margin=0.5, return_window=3)
+    SACM("MlpPolicy", "Pendulum-v1", component_schedule="returns", return_window=3, return_margin=0.5, return_exploration=0.1)
+    SACM("MlpPolicy", "Pendulum-v1", component_schedule="episode", diversity_weight=1.0, diversity_start=1000)
 
 
 def test_numpy_int_n_components_is_accepted():

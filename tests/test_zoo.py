@@ -1,4 +1,7 @@
-"""RL Zoo wiring: the train/enjoy entry points, our hyperparameter files, and loading for play without a replay buffer."""
+"""
+RL Zoo wiring: the train/enjoy entry points and what train prints, our hyperparameter files, and loading for play
+without a replay buffer.
+"""
 
 import subprocess
 from pathlib import Path
@@ -6,11 +9,12 @@ from pathlib import Path
 import gymnasium as gym
 import pytest
 import yaml
-from conftest import run_python
+from conftest import benchmarks_common, run_python
 from stable_baselines3 import DDPG, SAC, TD3
 
 from sb3_mixture import S2ACM, SACM
-from sb3_mixture.zoo import for_playing, hyperparams_dir, register_zoo, with_default_conf_file
+from sb3_mixture.sacm.diversity import DiscriminatorDiversity
+from sb3_mixture.zoo import for_playing, hyperparams_dir, option_given, register_zoo, with_default_conf_file
 
 ALGOS = {"sacm": SACM, "s2acm": S2ACM, "sac": SAC, "td3": TD3, "ddpg": DDPG}
 # Keys RL Zoo consumes itself rather than passing to the algorithm
@@ -91,6 +95,38 @@ def test_baselines_keep_rl_zoo_hyperparameters(tmp_path):
     assert type(SAC.load(run / "Pendulum-v1.zip", buffer_size=1)) is SAC
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("verbose", [None, "1"])
+def test_train_progress_prints_a_summary_instead_of_the_logger_table(tmp_path, verbose):
+    """With --progress (make train), the bar and a summary line, SB3's table in the run's progress.csv; an explicit
+    --verbose 1 prints the table as RL Zoo does. A dump of the logger every episode (--log-interval 1): 3 dumps."""
+    result = _run(
+        "-m", "sb3_mixture.train", "--algo", "sacm", "--env", "Pendulum-v1", "-n", "600", "-f", str(tmp_path),
+        "--seed", "0", "--progress", "--eval-freq", "-1", "--log-interval", "1",
+        "--hyperparams", "learning_starts:100", "policy_kwargs:dict(net_arch=[16,16])",
+        *([] if verbose is None else ["--verbose", verbose]),
+        cwd=tmp_path,
+    )  # fmt: skip
+    run = tmp_path / "sacm" / "Pendulum-v1_1"
+    if verbose is None:
+        # Before the summary, each of the 3 dumps printed a table of about 25 lines
+        assert len(result.stdout.splitlines()) < 30, result.stdout
+        assert "rollout/" not in result.stdout
+        assert "step 600/600: episodes 3, ep_rew_mean " in result.stdout and "ent_coef " in result.stdout
+        assert f"Training logs (SB3's logger table): {run / 'progress.csv'}" in result.stdout
+        assert len((run / "progress.csv").read_text().splitlines()) == 1 + 3
+    else:
+        assert result.stdout.count("rollout/") == 3 and "step 600/600" not in result.stdout
+        assert not (run / "progress.csv").exists()
+
+
+def test_option_given_reads_the_command_line_as_argparse_does():
+    assert option_given(["train.py", "--algo", "sacm", "--verbose", "1"], "--verbose")
+    assert option_given(["train.py", "--verbose=0"], "--verbose")
+    assert option_given(["train.py", "--verb", "2", "-n", "100"], "--verbose")  # argparse's abbreviations
+    assert not option_given(["train.py", "--algo", "sacm", "--eval-freq", "-1", "--vec-env", "dummy"], "--verbose")
+
+
 def test_default_conf_file_only_for_our_algorithms():
     argv = with_default_conf_file(["train.py", "--algo", "sacm", "--env", "Hopper-v5"])
     assert argv[-2:] == ["--conf-file", str(hyperparams_dir() / "sacm.yml")]
@@ -157,17 +193,13 @@ def test_switch_recipe_runs_from_the_zoo_file(tmp_path):
     assert (model.diversity_weight, model.return_margin, model.return_exploration) == (1.0, 1.0, 0.3)
     assert model.policy.component_choice.deterministic_component == "best_return"
     assert int(model.policy.component_choice.episode_counts.sum()) >= 10  # 400 steps, episodes of at most 40
-    assert model.discriminator is not None
+    assert isinstance(model.diversity, DiscriminatorDiversity)
 
 
 def test_switch_recipe_in_the_zoo_file_is_the_benchmarks_recipe():
     """zoo_hyperparams/sacm.yml's sb3_mixture/TwoRoutes-v0 entry and the benchmarks' SWITCH (benchmarks/common.py) are
     one recipe written twice: the README's evidence was measured with the second, users train the first."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("benchmarks_common", Path(__file__).parents[1] / "benchmarks" / "common.py")
-    common = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(common)
+    common = benchmarks_common()
     entry = yaml.load((hyperparams_dir() / "sacm.yml").read_text(), Loader=yaml.UnsafeLoader)["sb3_mixture/TwoRoutes-v0"]
     assert {key: entry[key] for key in common.SWITCH} == common.SWITCH
     # The small-task settings the benchmark trains with, as the zoo entry spells them

@@ -10,14 +10,19 @@ acting rules, held by the policy (:class:`ComponentChoice`).
 - ``use_component``: one component, whatever the rules say.
 """
 
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import numpy as np
 import torch as th
+from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.type_aliases import PyTorchObs
+from stable_baselines3.common.vec_env import VecNormalize
 from torch import nn
 
+from sb3_mixture.entropy import MixtureSamples
 from sb3_mixture.mixture import (
     component_soft_values,
     draw_components,
@@ -27,7 +32,7 @@ from sb3_mixture.mixture import (
     soft_value_log_weights,
     squash_log_jacobian,
 )
-from sb3_mixture.options import BEST_RETURN, RETURN_SCHEDULE, SOFT_VALUE_WEIGHTS, STATE_DEPENDENT_WEIGHTS
+from sb3_mixture.options import BEST_RETURN, SOFT_VALUE_WEIGHTS, STATE_DEPENDENT_WEIGHTS, ActingOptions
 from sb3_mixture.sacm.actor import MixtureParams
 from sb3_mixture.sacm.critic import MixtureCritic
 
@@ -72,13 +77,27 @@ def soft_value_log_weights_at(
         return soft_value_log_weights(values, alphas.mean(), floor)
 
 
-def recent_returns(returns: th.Tensor) -> th.Tensor:
-    """
-    Each component's recent return: the mean of its window of episode returns, (N,), NaN for a component without one.
+def sample_soft_value_log_weights(
+    critic: MixtureCritic, obs: PyTorchObs, params: MixtureParams, samples: MixtureSamples, alphas: th.Tensor, floor: float
+) -> th.Tensor:
+    """``log w(s)`` of an update, from the soft values of the batch's own samples, one per component (docs/algorithm.md
+    section 10; :func:`soft_value_log_weights_at`), without gradient, (B, N)."""
+    pre_squash = samples.pre_squash.detach().unsqueeze(2)
+    return soft_value_log_weights_at(critic, obs, params.means.detach(), params.log_stds.detach(), pre_squash, alphas, floor)
 
-    :param returns: the last ``return_window`` training-episode returns of each component, NaN where none yet, (N, K)
+
+def window_means(returns: th.Tensor, counts: th.Tensor) -> th.Tensor:
     """
-    return returns.nanmean(dim=1)
+    Each component's recent return: the mean of its window of episode returns (docs/algorithm.md section 12), (N,),
+    NaN for a component without one.
+
+    :param returns: each component's ring buffer of its last K training-episode returns, filled from slot 0, (N, K)
+    :param counts: how many episodes each component has had, (N,): the first ``min(count, K)`` slots hold returns
+    """
+    window = returns.shape[1]
+    filled = th.arange(window).unsqueeze(0) < counts.unsqueeze(1)  # (N, K)
+    total = th.where(filled, returns, th.zeros_like(returns)).sum(dim=1)
+    return total / filled.sum(dim=1)  # 0 / 0: NaN without an episode
 
 
 def near_best(component_returns: "th.Tensor | np.ndarray", margin: float) -> th.Tensor:
@@ -91,7 +110,7 @@ def near_best(component_returns: "th.Tensor | np.ndarray", margin: float) -> th.
     would lie above R*). A component without data (NaN) is not near the best; no component is when none has data.
 
     :param component_returns: each component's recent training-episode return R_i, (N,), NaN where it has none
-    :param margin: in [0, 1] (``return_margin``, checked by :func:`sb3_mixture.options.validate_return_choice`)
+    :param margin: in [0, 1] (``return_margin``, checked by :func:`sb3_mixture.options.validate_acting`)
     :return: (N,) bool
     """
     returns = th.as_tensor(component_returns, dtype=th.float64)
@@ -103,17 +122,16 @@ def near_best(component_returns: "th.Tensor | np.ndarray", margin: float) -> th.
     return returns >= best - margin * best.abs()
 
 
-def bandit_components(returns: th.Tensor, count: int, exploration: float, margin: float = 0.0) -> th.Tensor:
+def bandit_components(means: th.Tensor, count: int, exploration: float, margin: float = 0.0) -> th.Tensor:
     """
     ``count`` components for new episodes, (count,), by an epsilon-greedy bandit over the recent returns
     (docs/algorithm.md section 12): a component without any episode yet first (the lowest index), else with probability
     ``exploration`` a uniformly drawn component, else one drawn uniformly among those near the best recent return
     (:func:`near_best`; with ``margin=0``, the best and its exact ties).
 
-    :param returns: as in :func:`recent_returns`, (N, K)
+    :param means: each component's recent return (:func:`window_means`), (N,), NaN where it has none
     """
-    n_components = returns.shape[0]
-    means = recent_returns(returns)
+    n_components = means.shape[0]
     untried = th.isnan(means)
     if untried.any():
         components = th.full((count,), int(untried.nonzero()[0, 0]), dtype=th.long)
@@ -171,65 +189,66 @@ class ComponentSchedule:
 
 class ComponentChoice(nn.Module):
     """
-    Which component acts and with which weights (docs/algorithm.md sections 6 and 10): the policy's acting rules.
+    Which component acts and with which weights (docs/algorithm.md sections 6, 10 and 12): the policy's acting rules.
 
-    A module so that its state (the temperatures the soft-value weights act with) is saved with the policy. It keeps
-    two schedules: the training envs' (selected by :meth:`training_envs`, which the algorithm wraps its rollout steps in) and
-    ``predict``'s, so that evaluations between rollouts never disturb the training envs' draws.
+    A module so that its state is saved with the policy: the temperatures the soft-value weights act with, and with an
+    episodic schedule each component's recent training-episode returns. It keeps two schedules: the training envs'
+    (selected by :meth:`training_envs`, which the algorithm wraps its rollout steps in) and ``predict``'s, so that
+    evaluations between rollouts never disturb the training envs' draws.
 
-    :param n_components: number of components N
+    It owns its rollout hooks, which the algorithm calls one line each: :meth:`start_training` when learning starts,
+    :meth:`observe_training_step` after every training step (the rewards and episode ends it keeps the returns from)
+    and :meth:`record_rollout` when the algorithm dumps its logs.
+
+    :param options: the acting options (:func:`sb3_mixture.options.validate_acting`). With
+        ``component_schedule="returns"`` the bandit's training draws pick among the components whose recent return is
+        within ``return_margin`` of the best's (:func:`near_best`), ``predict``'s among those within the narrower of it
+        and ``PREDICT_MARGIN``
     :param action_dim: action dimensions D
-    :param mixture_weights: fixed weights (a list), ``"learned"`` or ``"soft_value"`` (checked by the algorithm)
-    :param mixture_weight_floor: least weight of a component with soft-value weights
-    :param component_schedule: ``"step"``, ``"episode"`` or ``"returns"``
-    :param deterministic_component: ``"mode"``, ``"best_return"`` or a component index
-    :param return_window: the episodes of each component its recent return averages
-    :param return_exploration: the bandit's probability of a uniformly drawn component at an episode start
-    :param return_margin: the bandit's training draws pick among the components whose recent return is within this
-        fraction of the best's (:func:`near_best`); ``predict``'s among those within the narrower of it and
-        ``PREDICT_MARGIN``
     """
 
-    def __init__(
-        self,
-        n_components: int,
-        action_dim: int,
-        mixture_weights: "list[float] | str",
-        mixture_weight_floor: float,
-        component_schedule: str,
-        deterministic_component: "str | int",
-        return_window: int = 10,
-        return_exploration: float = 0.1,
-        return_margin: float = 0.05,
-    ):
+    def __init__(self, options: ActingOptions, action_dim: int):
         super().__init__()
-        self.n_components = n_components
-        self.state_dependent_weights = mixture_weights in STATE_DEPENDENT_WEIGHTS
-        self.soft_value_weights = mixture_weights == SOFT_VALUE_WEIGHTS
-        self.mixture_weight_floor = mixture_weight_floor
-        self.deterministic_component = deterministic_component
-        self.choose_by_returns = component_schedule == RETURN_SCHEDULE
-        self.return_exploration = return_exploration
-        self.return_margin = return_margin
+        self.options = options
+        self.n_components = options.n_components
+        self.state_dependent_weights = options.mixture_weights in STATE_DEPENDENT_WEIGHTS
+        self.soft_value_weights = options.mixture_weights == SOFT_VALUE_WEIGHTS
+        self.episodic = options.component_schedule != "step"
         self.override: int | None = None
         """the component set by :meth:`use_component`, None outside it"""
-        self.training_schedule = ComponentSchedule(component_schedule)
-        self.predict_schedule = ComponentSchedule(component_schedule)
+        self.training_schedule = ComponentSchedule(options.component_schedule)
+        self.predict_schedule = ComponentSchedule(options.component_schedule)
         self._schedule = self.predict_schedule
         self.last_components: np.ndarray | None = None
         """the components of the last stochastic step, one per environment"""
-        # The last return_window training-episode returns of each component (NaN: none yet), and how many it has had: a
-        # ring buffer per component. Saved with the policy; only the algorithm's training episodes write them
-        self.register_buffer("episode_returns", th.full((n_components, return_window), float("nan")))
-        self.register_buffer("episode_counts", th.zeros(n_components, dtype=th.long))
+        self._training_counts = np.zeros(self.n_components, dtype=np.int64)
+        self._returns_in_progress: np.ndarray | None = None
+        self._warned_episode_start = False
+        if self.episodic:
+            # One component acts for a whole episode, so its return is that component's. The last return_window
+            # training-episode returns of each component (a ring buffer, filled from slot 0) and how many it has had;
+            # floats without NaN, as every entry of a policy's state_dict (SB3's save/load tests randomise them)
+            self.register_buffer("episode_returns", th.zeros(self.n_components, options.return_window))
+            self.register_buffer("episode_counts", th.zeros(self.n_components))
         if self.soft_value_weights:
             # alpha_i as the algorithm last tuned them (it writes them here, and they are saved): acting needs them
-            self.register_buffer("component_temperatures", th.ones(n_components))
+            self.register_buffer("component_temperatures", th.ones(self.n_components))
             # Deterministic acting estimates V_i(s) on fixed standard-normal draws, the same at every call (and, drawn
             # from their own seeded generator, in every process), so that it is a function of the observation
             generator = th.Generator().manual_seed(0)
             noise = th.randn(SOFT_VALUE_SAMPLES, action_dim, generator=generator)
             self.register_buffer("value_noise", noise, persistent=False)
+
+    @property
+    def deterministic_component(self) -> "str | int":
+        return self.options.deterministic_component
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args: Any) -> None:
+        # Files saved before the statistics became episodic-only (and float) hold them for every schedule
+        if not self.episodic:
+            for name in ("episode_returns", "episode_counts"):
+                state_dict.pop(prefix + name, None)
+        super()._load_from_state_dict(state_dict, prefix, *args)
 
     # The weights ---------------------------------------------------------------------------------------------------
 
@@ -248,7 +267,7 @@ class ComponentChoice(nn.Module):
         pre_squash = sample_pre_squash(means, log_stds, noise)
         alphas = self.component_temperatures
         return soft_value_log_weights_at(
-            critic_target, obs, params.means, params.log_stds, pre_squash, alphas, self.mixture_weight_floor
+            critic_target, obs, params.means, params.log_stds, pre_squash, alphas, self.options.mixture_weight_floor
         )
 
     # Stochastic acting ---------------------------------------------------------------------------------------------
@@ -266,16 +285,18 @@ class ComponentChoice(nn.Module):
         else:
             components = self._schedule.advance(n_envs, lambda redraw: self._draw(log_weights, redraw))
         self.last_components = components
+        if self._schedule is self.training_schedule:
+            self._training_counts += np.bincount(components, minlength=self.n_components)
         return components
 
     def _draw(self, log_weights: th.Tensor, redraw: np.ndarray) -> np.ndarray:
-        if self.choose_by_returns:
+        if self.options.choose_by_returns:
             # Exploring keeps the statistics fresh, and only training episodes write them: predict does not explore.
             # A wide margin keeps every component training; predict plays only those SMERL counts as near-optimal
             training = self._schedule is self.training_schedule
-            exploration = self.return_exploration if training else 0.0
-            margin = self.return_margin if training else min(self.return_margin, PREDICT_MARGIN)
-            return bandit_components(self.episode_returns.cpu(), int(redraw.sum()), exploration, margin).numpy()
+            exploration = self.options.return_exploration if training else 0.0
+            margin = self.options.return_margin if training else min(self.options.return_margin, PREDICT_MARGIN)
+            return bandit_components(self.recent_returns(), int(redraw.sum()), exploration, margin).numpy()
         # Fixed weights draw every row from the one weight vector at once
         rows = log_weights[th.as_tensor(redraw, device=log_weights.device)] if self.state_dependent_weights else log_weights[0]
         return draw_components(rows, int(redraw.sum())).cpu().numpy()
@@ -289,9 +310,69 @@ class ComponentChoice(nn.Module):
         finally:
             self._schedule = previous
 
-    def episodes_started(self, episode_start: "np.ndarray | None", training: bool = False) -> None:
-        """Which envs start an episode at their next step (the training envs' if ``training``, else predict's)."""
-        (self.training_schedule if training else self._schedule).mark_episode_start(episode_start)
+    def episodes_started(self, episode_start: "np.ndarray | None") -> None:
+        """Which envs of ``predict`` start an episode at their next step (``predict``'s ``episode_start``)."""
+        self._schedule.mark_episode_start(episode_start)
+
+    def predict_without_episode_start(self, deterministic: bool) -> None:
+        """
+        ``predict`` was called without ``episode_start``. An episodic schedule then keeps each env's component across
+        episodes (``evaluate_policy`` passes it; a manual loop often does not): say so once.
+        """
+        training = self._schedule is self.training_schedule
+        if self.episodic and not (deterministic or training or self.override is not None or self._warned_episode_start):
+            self._warned_episode_start = True
+            warnings.warn(
+                f"component_schedule={self.options.component_schedule!r} draws a component at each episode start, and "
+                "predict() was called without episode_start: every env keeps its component until predict is told "
+                "which envs start an episode (pass episode_start=..., as evaluate_policy does)",
+                stacklevel=4,  # the caller of model.predict
+            )
+
+    # Rollout hooks: the algorithm's training steps -------------------------------------------------------------------
+
+    @property
+    def training_components(self) -> np.ndarray:
+        """The component acting in each training env at the current step, (n_envs,)."""
+        assert self.training_schedule.components is not None, "no training step yet"
+        return self.training_schedule.components
+
+    def start_training(self, envs_reset: bool) -> None:
+        """Learning starts; ``envs_reset``: SB3 reset the training envs, so every env starts a new episode."""
+        if envs_reset:
+            self.training_schedule.reset()
+            self._returns_in_progress = None
+
+    def observe_training_step(
+        self, rewards: np.ndarray, dones: np.ndarray, vec_normalize_env: "VecNormalize | None" = None
+    ) -> None:
+        """
+        A training step ended: with an episodic schedule, what each env's episode has earned so far (the env's own
+        reward, before any ``VecNormalize``) and, at its end, the episode's return as its component's
+        (docs/algorithm.md section 12); the envs whose episode ended draw anew at their next step.
+        """
+        if self.episodic:
+            original = vec_normalize_env.get_original_reward() if vec_normalize_env is not None else rewards
+            if self._returns_in_progress is None or len(self._returns_in_progress) != len(dones):
+                self._returns_in_progress = np.zeros(len(dones))
+            self._returns_in_progress += original
+            components = self.training_components
+            for env_index in np.flatnonzero(dones):
+                self.record_episode(int(components[env_index]), float(self._returns_in_progress[env_index]))
+                self._returns_in_progress[env_index] = 0.0
+        self.training_schedule.mark_episode_start(dones)
+
+    def record_rollout(self, logger: Logger) -> None:
+        """Log each component's share of the training steps since the last dump and its recent return."""
+        total = self._training_counts.sum()
+        if total > 0:
+            for index, count in enumerate(self._training_counts):
+                logger.record(f"rollout/component_share_{index}", count / total)
+            self._training_counts[:] = 0
+        if self.episodic:
+            for index, recent in enumerate(self.recent_returns().tolist()):
+                if np.isfinite(recent):
+                    logger.record(f"rollout/component_return_{index}", recent)
 
     # The returns the components earn -------------------------------------------------------------------------------
 
@@ -302,8 +383,20 @@ class ComponentChoice(nn.Module):
         self.episode_counts[component] += 1
 
     def recent_returns(self) -> th.Tensor:
-        """Each component's mean return over its last ``return_window`` training episodes, (N,), NaN without one."""
-        return recent_returns(self.episode_returns)
+        """
+        Each component's mean return over its last ``return_window`` training episodes, (N,), NaN without one (and for
+        every component with the ``"step"`` schedule, whose episodes belong to no one component).
+        """
+        if not self.episodic:
+            return th.full((self.n_components,), float("nan"))
+        return window_means(self.episode_returns.cpu(), self.episode_counts.cpu())
+
+    def best_return_component(self) -> "int | None":
+        """The component with the best recent training return (the lowest index on ties), None before any episode."""
+        recent = self.recent_returns()
+        if th.isnan(recent).all():
+            return None
+        return int(recent.nan_to_num(nan=-float("inf")).argmax())
 
     # Deterministic acting ------------------------------------------------------------------------------------------
 
@@ -314,9 +407,9 @@ class ComponentChoice(nn.Module):
         if component == "mode":
             return mode_components(params.means, params.log_stds, log_weights)
         if component == BEST_RETURN:
-            # Without any recorded episode every mean is NaN, and the first component plays
-            best = self.recent_returns().nan_to_num(nan=-float("inf")).argmax()
-            return best.expand(params.means.shape[0])
+            # Without any recorded episode the first component plays
+            best = self.best_return_component()
+            return th.full((params.means.shape[0],), best or 0, dtype=th.long, device=params.means.device)
         return th.full((params.means.shape[0],), int(component), dtype=th.long, device=params.means.device)
 
     # One component -------------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from stable_baselines3.common.type_aliases import PyTorchObs
 from stable_baselines3.sac.policies import Actor
 from torch import nn
 
+from sb3_mixture.entropy import MixtureSamples, draw_mixture_samples
 from sb3_mixture.mixture import (
     LOG_STD_MAX,
     LOG_STD_MIN,
@@ -146,6 +147,19 @@ class MixtureActor(Actor):
             log_weights = self.log_mixture_weights.expand(means.shape[0], -1)
         return MixtureParams(means, log_stds, log_weights, latent_pi)
 
+    def get_action_dist_params(self, obs: PyTorchObs) -> tuple[th.Tensor, th.Tensor, dict[str, th.Tensor]]:
+        """
+        SAC's ``Actor`` API for the mixture: the components' pre-squash means and log-stds, (B, N, D) each (with gSDE,
+        the log-stds of each state), and in the keyword arguments the actor's log mixing weights ``log_weights``,
+        (B, N), and with gSDE SAC's ``latent_sde``. Not one Gaussian: SB3's ``SquashedDiagGaussianDistribution`` cannot
+        take them; :meth:`mixture_params` gives the same as one value.
+        """
+        params = self.mixture_params(obs)
+        kwargs = {"log_weights": self._own_log_weights(params)}
+        if self.use_sde:
+            kwargs["latent_sde"] = params.latent
+        return params.means, params.log_stds, kwargs
+
     # gSDE (docs/algorithm.md section 9) ----------------------------------------------------------------------------
 
     def sde_std(self) -> th.Tensor:
@@ -197,6 +211,21 @@ class MixtureActor(Actor):
         if not deterministic:
             pre_squash = pre_squash + self.component_noise(params, index)[:, 0]
         return th.tanh(pre_squash)
+
+    def training_samples(self, params: MixtureParams, component_sampling: str) -> MixtureSamples:
+        """
+        The samples of an update (docs/algorithm.md sections 2 and 4): one per component per state (``"all"``), or one
+        from a component ~ w per state (``"sample"``); with gSDE, from the current exploration matrices (one per
+        component for the whole batch, as in SAC).
+        """
+        components = None
+        if component_sampling == "sample" and self.n_components > 1:
+            # Only fixed weights allow it (sb3_mixture/options.py): every state's component from the one weight vector
+            components = draw_components(self.log_mixture_weights, params.means.shape[0]).view(-1, 1)
+        additive_noise = self.exploration_noise(params.latent) if self.use_sde else None
+        return draw_mixture_samples(
+            params.means, params.log_stds, params.log_weights, components, additive_noise=additive_noise
+        )
 
     def _own_log_weights(self, params: MixtureParams) -> th.Tensor:
         """The actor's weights, (B, N), for acting alone (refused with soft-value weights, which need the critic)."""

@@ -1,5 +1,7 @@
 """The critic of SACM: twin Q-networks with one output per mixture component (docs/algorithm.md section 3)."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch as th
@@ -63,6 +65,15 @@ class MixtureCritic(ContinuousCritic):
         if actions.dim() == 2:
             return self.q_ensemble(th.cat([features, actions], dim=1))
         return self.q_ensemble.forward_state_actions(features, actions)
+
+    @contextmanager
+    def frozen(self) -> Iterator[None]:
+        """The Q-networks' weights take no gradient inside (the actor's update: gradients reach the actions only)."""
+        self.q_ensemble.requires_grad_(False)
+        try:
+            yield
+        finally:
+            self.q_ensemble.requires_grad_(True)
 
     def forward(self, obs: th.Tensor, actions: th.Tensor) -> tuple[th.Tensor, ...]:
         return tuple(self.q_values(obs, actions).unbind(0))

@@ -1,5 +1,6 @@
 """
-The losses of one SACM/S2ACM update as pure functions of tensors (docs/algorithm.md sections 3-5, 8 and 10).
+The losses of one SACM/S2ACM update as pure functions of tensors (docs/algorithm.md sections 3-5, 8 and 10), and the
+guarded step that applies one.
 
 Shapes: B states, M samples per state (M = N with one sample of every component), N components and critic heads,
 K critic networks. ``train()`` computes the networks' outputs and calls these in the order of the algorithm box.
@@ -75,6 +76,17 @@ def critic_loss(current_q: th.Tensor, target_q: th.Tensor, head_masks: "th.Tenso
     return 0.5 * per_head.sum()
 
 
+def own_min_q(q_values: th.Tensor, components: th.Tensor) -> th.Tensor:
+    """
+    min_k Q_{k,c_m}(s, a_m), (B, M): every sample judged by its own component's head (docs/algorithm.md section 4).
+
+    :param q_values: Q_{k,i}(s, a_m) of every network and head at every sample, (K, B, M, N)
+    :param components: the component c_m of every sample, (B, M)
+    """
+    head_index = components.unsqueeze(0).unsqueeze(-1).expand(q_values.shape[0], -1, -1, 1)
+    return th.gather(q_values, -1, head_index).squeeze(-1).min(dim=0).values
+
+
 def actor_loss(own_min_q: th.Tensor, terms: th.Tensor, samples: MixtureSamples, alphas: th.Tensor) -> th.Tensor:
     """
     L = sum_m v_m mean_s [alpha_{c_m} l_m - min_k Q_{k,c_m}(s, a_m)], l_m = -H_m (eqs. 11-12, docs/algorithm.md
@@ -85,3 +97,20 @@ def actor_loss(own_min_q: th.Tensor, terms: th.Tensor, samples: MixtureSamples, 
     """
     per_sample = alphas[samples.components] * (-terms) - own_min_q
     return (samples.sample_weights * per_sample).sum(dim=-1).mean()
+
+
+def check_finite(loss: th.Tensor, name: str) -> None:
+    """Stop before an update on a NaN or infinite loss, with a message that says what to check."""
+    if not th.isfinite(loss):
+        raise RuntimeError(
+            f"SACM: the {name} is {loss.item()} (NaN or inf); training stopped before the update. "
+            "Check the rewards and observations for NaN/inf, or lower the learning rate."
+        )
+
+
+def optimizer_step(optimizer: th.optim.Optimizer, loss: th.Tensor, name: str) -> None:
+    """One gradient step on ``loss``, refused if it is not finite (:func:`check_finite`)."""
+    check_finite(loss, name)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()

@@ -1,5 +1,6 @@
 """Policies for SACM: SAC's policy with a mixture actor, per-component critic heads and the rules of which component acts."""
 
+import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -13,7 +14,14 @@ from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from stable_baselines3.sac.policies import SACPolicy
 from torch import nn
 
-from sb3_mixture.options import validate_deterministic_component, validate_mixture_weights
+from sb3_mixture.options import (
+    POLICY_OPTIONS,
+    RETURN_EXPLORATION,
+    RETURN_MARGIN,
+    RETURN_WINDOW,
+    ActingOptions,
+    validate_acting,
+)
 from sb3_mixture.sacm.acting import ComponentChoice
 from sb3_mixture.sacm.actor import MixtureActor
 from sb3_mixture.sacm.critic import MixtureCritic
@@ -72,21 +80,19 @@ class MixturePolicy(SACPolicy):
         mixture_weight_floor: float = 0.0,
         component_schedule: str = "step",
         deterministic_component: "str | int" = "mode",
-        return_window: int = 10,
-        return_exploration: float = 0.1,
-        return_margin: float = 0.05,
+        return_window: int = RETURN_WINDOW,
+        return_exploration: float = RETURN_EXPLORATION,
+        return_margin: float = RETURN_MARGIN,
         full_std: bool = True,
     ):
         # Needed by make_actor/make_critic, which SACPolicy.__init__ calls. The algorithm has checked every option
-        # (sb3_mixture/options.py); the policy only turns None into the uniform weights, with the same function
+        # (sb3_mixture/options.py); the same check builds the acting options here (and turns None into uniform weights)
+        arguments = dict(locals())
         self.full_std = bool(full_std)
-        self.n_components = int(n_components)
-        self.mixture_weights = validate_mixture_weights(mixture_weights, self.n_components)
-        self.mixture_weight_floor = float(mixture_weight_floor)
-        self.component_schedule = component_schedule
-        self.return_window = return_window
-        self.return_exploration = return_exploration
-        self.return_margin = return_margin
+        self.acting_options: ActingOptions = validate_acting(**{name: arguments[name] for name in POLICY_OPTIONS})
+        self.n_components = self.acting_options.n_components
+        self.mixture_weights = self.acting_options.mixture_weights
+        self.mixture_weight_floor = self.acting_options.mixture_weight_floor
         # The optimisers are built while the networks are on the CPU (SB3 moves the policy to its device afterwards)
         if optimizer_kwargs is None and optimizer_class is th.optim.Adam and fused_adam_supported("cpu"):
             # One fused kernel per parameter instead of a dozen small ops: same update, less overhead on the CPU
@@ -109,47 +115,33 @@ class MixturePolicy(SACPolicy):
             n_critics=n_critics,
             share_features_extractor=share_features_extractor,
         )
-        self.component_choice = ComponentChoice(
-            self.n_components,
-            get_action_dim(action_space),
-            self.mixture_weights,
-            self.mixture_weight_floor,
-            component_schedule,
-            deterministic_component,
-            return_window,
-            return_exploration,
-            return_margin,
-        )
+        self.component_choice = ComponentChoice(self.acting_options, get_action_dim(action_space))
 
     @property
     def deterministic_component(self) -> "str | int":
-        """Component played by deterministic actions: ``"mode"`` or an index."""
-        return self.component_choice.deterministic_component
+        """Component played by deterministic actions: ``"mode"``, ``"best_return"`` or an index."""
+        return self.acting_options.deterministic_component
 
     @deterministic_component.setter
     def deterministic_component(self, deterministic_component: "str | int") -> None:
-        self.component_choice.deterministic_component = validate_deterministic_component(
-            deterministic_component, self.n_components
-        )
+        # The constructor's rules, e.g. "best_return" only with component_schedule="returns"
+        changed = dataclasses.replace(self.acting_options, deterministic_component=deterministic_component)
+        self.acting_options = self.component_choice.options = validate_acting(**dataclasses.asdict(changed))
 
     @property
     def acting_components(self) -> "np.ndarray | None":
         """The components of the last stochastic step, one per environment."""
         return self.component_choice.last_components
 
+    def draw_components(self, observation: "np.ndarray | dict[str, np.ndarray]") -> np.ndarray:
+        """Advance the acting schedule in use by one step at ``observation`` (one row per env) without acting."""
+        obs_tensor, _ = self.obs_to_tensor(observation)
+        with th.no_grad():
+            return self.component_choice.next_components(self.mixture_log_weights(obs_tensor))
+
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
-        data.update(
-            n_components=self.n_components,
-            mixture_weights=self.mixture_weights,
-            mixture_weight_floor=self.mixture_weight_floor,
-            component_schedule=self.component_schedule,
-            deterministic_component=self.deterministic_component,
-            return_window=self.return_window,
-            return_exploration=self.return_exploration,
-            return_margin=self.return_margin,
-            full_std=self.full_std,
-        )
+        data.update(dataclasses.asdict(self.acting_options), full_std=self.full_std)
         return data
 
     def make_actor(self, features_extractor: "BaseFeaturesExtractor | None" = None) -> MixtureActor:
@@ -186,6 +178,8 @@ class MixturePolicy(SACPolicy):
         if episode_start is not None:
             # SB3's predict does not hand episode_start on to _predict: the schedule keeps it for its next step
             self.component_choice.episodes_started(episode_start)
+        else:
+            self.component_choice.predict_without_episode_start(deterministic)
         return super().predict(observation, state, episode_start, deterministic)
 
     def _predict(self, observation: PyTorchObs, deterministic: bool = False) -> th.Tensor:

@@ -1,10 +1,9 @@
 """Soft Actor-Critic with a mixture policy (SACM), docs/algorithm.md sections 3-6."""
 
-import contextlib
+import inspect
 import io
 import pathlib
-from collections.abc import Iterator
-from typing import Any, ClassVar, NamedTuple, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import torch as th
@@ -15,55 +14,46 @@ from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.policies import BasePolicy
-from stable_baselines3.common.preprocessing import preprocess_obs
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.utils import polyak_update
 
 from sb3_mixture.buffers import MixtureDictReplayBuffer, MixtureReplayBuffer
 from sb3_mixture.conversion import check_saved_algorithm, mixture_from_sac
-from sb3_mixture.entropy import MixtureSamples, draw_mixture_samples, entropy_terms, weighted_entropy
-from sb3_mixture.mixture import draw_components, gaussian_kl, weight_entropy
-from sb3_mixture.options import POLICY_OPTIONS, SOFT_VALUE_WEIGHTS, MixtureOptions, validate_ent_coef, validate_options
-from sb3_mixture.sacm.acting import near_best, soft_value_log_weights_at
+from sb3_mixture.entropy import MixtureSamples, entropy_terms, weighted_entropy
+from sb3_mixture.options import (
+    DISCRIMINATOR,
+    POLICY_OPTIONS,
+    RETURN_EXPLORATION,
+    RETURN_MARGIN,
+    RETURN_WINDOW,
+    SOFT_VALUE_WEIGHTS,
+    DiversityOptions,
+    MixtureOptions,
+    needs_acting_components,
+    validate_ent_coef,
+    validate_options,
+)
+from sb3_mixture.sacm.acting import sample_soft_value_log_weights
 from sb3_mixture.sacm.actor import MixtureParams
 from sb3_mixture.sacm.critic import MixtureCritic
-from sb3_mixture.sacm.diversity import (
-    StateDiscriminator,
-    acting_log_prior,
-    discriminator_loss,
-    diversity_bonus,
+from sb3_mixture.sacm.diversity import NoDiversity, diversity_for
+from sb3_mixture.sacm.losses import (
+    actor_loss,
+    critic_loss,
+    mixture_next_values,
+    optimizer_step,
+    own_min_q,
+    own_next_values,
+    temperature_loss,
 )
-from sb3_mixture.sacm.losses import actor_loss, critic_loss, mixture_next_values, own_next_values, temperature_loss
 from sb3_mixture.sacm.policies import CnnPolicy, MixturePolicy, MlpPolicy, MultiInputPolicy
+from sb3_mixture.sacm.update_stats import UpdateLosses, UpdateStats, record_update_stats, step_stats
+from sb3_mixture.torch_layers import network_precision
 
+MIXTURE_BUFFERS = (MixtureReplayBuffer, MixtureDictReplayBuffer)
+SAC_ARGUMENTS = tuple(name for name in inspect.signature(SAC.__init__).parameters if name not in ("self", "_init_setup_model"))
+OPTION_ARGUMENTS = (*MixtureOptions.argument_names(), "replay_buffer_class", "n_steps")
 SelfSACM = TypeVar("SelfSACM", bound="SACM")
-
-
-class UpdateStats(NamedTuple):
-    """What one gradient step logs (``train/...``), each a tensor without gradient."""
-
-    actor_loss: th.Tensor
-    critic_loss: th.Tensor
-    ent_coef_loss: th.Tensor
-    entropy: th.Tensor
-    """the estimator's mixture entropy, mean over the batch"""
-    entropy_marginal: th.Tensor
-    """the components' own entropies weighted by w, mean over the batch"""
-    weight_entropy: th.Tensor
-    """H(w(s)), mean over the batch"""
-    ent_coefs: th.Tensor
-    """alpha_i, (N,)"""
-    mean_weights: th.Tensor
-    """each component's mean weight over the batch, (N,)"""
-    discriminator_loss: th.Tensor
-    """the diversity bonus's discriminator loss (0 without a bonus)"""
-    mean_bonus: th.Tensor
-    """each head's mean diversity bonus over the batch, (N,)"""
-
-    @staticmethod
-    def mean(steps: "list[UpdateStats]") -> "UpdateStats":
-        """Field by field, the mean over gradient steps."""
-        return UpdateStats(*(th.stack(values).mean(dim=0) for values in zip(*steps, strict=True)))
 
 
 class SACM(SAC):
@@ -124,34 +114,21 @@ class SACM(SAC):
         deterministic_component: "str | int" = "mode",
         component_sampling: str = "all",
         matmul_precision: str = "fp32",
-        return_window: int = 10,
-        return_exploration: float = 0.1,
-        return_margin: float = 0.05,
+        return_window: int = RETURN_WINDOW,
+        return_exploration: float = RETURN_EXPLORATION,
+        return_margin: float = RETURN_MARGIN,
         diversity_weight: float = 0.0,
         diversity_start: int = 0,
+        diversity_mechanism: str = DISCRIMINATOR,
+        diversity_features: "list[int] | list[str] | None" = None,
         _init_setup_model: bool = True,
     ):
-        # Every argument is checked here, once, at construction, so that bad input never reaches train()
-        options = self.check_options(
-            n_components=n_components,
-            mixture_weights=mixture_weights,
-            mixture_weight_floor=mixture_weight_floor,
-            entropy_estimator=entropy_estimator,
-            critic_data=critic_data,
-            component_schedule=component_schedule,
-            deterministic_component=deterministic_component,
-            component_sampling=component_sampling,
-            matmul_precision=matmul_precision,
-            return_window=return_window,
-            return_exploration=return_exploration,
-            return_margin=return_margin,
-            diversity_weight=diversity_weight,
-            diversity_start=diversity_start,
-            replay_buffer_class=replay_buffer_class,
-            n_steps=n_steps,
-        )
+        # Every argument is checked here, once, so that bad input never reaches train(). The signature lists every
+        # argument for users and their tools; the checks and SAC take them on by name
+        arguments = dict(locals())
+        options = self.check_options(**{name: arguments[name] for name in OPTION_ARGUMENTS})
         # Flat attributes, as SB3 keeps its hyperparameters: saved with the model and read back by load()
-        self.__dict__.update(vars(options))
+        self.__dict__.update(options.flat())
         ent_coef = validate_ent_coef(ent_coef)
         policy_kwargs = dict(policy_kwargs or {})
         for key in POLICY_OPTIONS:
@@ -164,36 +141,9 @@ class SACM(SAC):
                     f"SACM needs a continuous (gymnasium.spaces.Box) action space, got {type(env.action_space).__name__}"
                 )
 
-        super().__init__(
-            policy,
-            env,
-            learning_rate=learning_rate,
-            buffer_size=buffer_size,
-            learning_starts=learning_starts,
-            batch_size=batch_size,
-            tau=tau,
-            gamma=gamma,
-            train_freq=train_freq,
-            gradient_steps=gradient_steps,
-            action_noise=action_noise,
-            replay_buffer_class=replay_buffer_class,
-            replay_buffer_kwargs=replay_buffer_kwargs,
-            optimize_memory_usage=optimize_memory_usage,
-            n_steps=n_steps,
-            ent_coef=ent_coef,
-            target_update_interval=target_update_interval,
-            target_entropy=target_entropy,
-            use_sde=use_sde,
-            sde_sample_freq=sde_sample_freq,
-            use_sde_at_warmup=use_sde_at_warmup,
-            stats_window_size=stats_window_size,
-            tensorboard_log=tensorboard_log,
-            policy_kwargs=policy_kwargs,
-            verbose=verbose,
-            seed=seed,
-            device=device,
-            _init_setup_model=False,
-        )
+        sac_arguments = {name: arguments[name] for name in SAC_ARGUMENTS}
+        sac_arguments.update(env=env, ent_coef=ent_coef, policy_kwargs=policy_kwargs)
+        super().__init__(**sac_arguments, _init_setup_model=False)
         if _init_setup_model:
             self._setup_model()
 
@@ -209,7 +159,7 @@ class SACM(SAC):
     def _setup_model(self) -> None:
         for key in POLICY_OPTIONS:
             self.policy_kwargs[key] = getattr(self, key)
-        if self.critic_data != "shared" or self.diversity_weight > 0.0:
+        if needs_acting_components(self.critic_data, self.diversity_weight, self.diversity_mechanism):
             # The package's buffer stores each transition's acting component: own-data heads and the discriminator
             if self.replay_buffer_class is None:
                 is_dict = isinstance(self.observation_space, spaces.Dict)
@@ -224,24 +174,13 @@ class SACM(SAC):
             self.log_ent_coef = initial_log_ent_coef.expand(self.n_components).clone().requires_grad_(True)
             self.ent_coef_optimizer = th.optim.Adam([self.log_ent_coef], lr=self.lr_schedule(1))
         self._sync_acting_temperatures()
-        self._component_counts = np.zeros(self.n_components, dtype=np.int64)
-        # What each training env's episode in progress has earned so far (component_schedule other than "step")
-        self._episode_returns: np.ndarray | None = None
-        # The diversity bonus's discriminator q(i|s) (docs/algorithm.md section 11), on features of the policy's kind
-        self.discriminator: StateDiscriminator | None = None
-        if self.diversity_weight > 0.0:
-            extractor = self.policy.make_features_extractor()
-            net_arch = self.policy.actor_kwargs["net_arch"]
-            self.discriminator = StateDiscriminator(extractor.features_dim, self.n_components, net_arch, extractor)
-            self.discriminator.to(self.device)
-            self.discriminator.optimizer = self.policy.optimizer_class(  # type: ignore[assignment]
-                self.discriminator.parameters(), lr=self.lr_schedule(1), **self.policy.optimizer_kwargs
-            )
+        # The diversity charge (docs/algorithm.md sections 11 and 13), or none
+        self.diversity = diversity_for(self.policy, DiversityOptions.of(self), self.lr_schedule(1))
 
     def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
         state_dicts, variables = super()._get_torch_save_params()
-        if self.discriminator is not None:
-            state_dicts += ["discriminator", "discriminator.optimizer"]
+        if not isinstance(self.diversity, NoDiversity):
+            state_dicts += ["diversity"] + (["diversity.optimizer"] if self.diversity.optimizer is not None else [])
         return state_dicts, variables
 
     def _setup_learn(
@@ -252,10 +191,8 @@ class SACM(SAC):
         tb_log_name: str = "run",
         progress_bar: bool = False,
     ) -> tuple[int, BaseCallback]:
-        if reset_num_timesteps or self._last_obs is None:
-            # SB3 resets the envs: every env starts a new episode, so the schedule starts afresh
-            self.policy.component_choice.training_schedule.reset()
-            self._episode_returns = None
+        # SB3 resets the envs in these cases: every env starts a new episode
+        self.policy.component_choice.start_training(envs_reset=reset_num_timesteps or self._last_obs is None)
         self._sync_acting_temperatures()  # after load() or from_sac(), which set the temperatures afterwards
         return super()._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar)
 
@@ -267,20 +204,14 @@ class SACM(SAC):
         action_noise: "ActionNoise | None" = None,
         n_envs: int = 1,
     ) -> tuple[np.ndarray, np.ndarray]:
-        choice = self.policy.component_choice
         # The training envs act with their own schedule: evaluations in between (callbacks) use predict's
-        with choice.training_envs():
+        with self.policy.component_choice.training_envs():
             if self.num_timesteps < learning_starts and not (self.use_sde and self.use_sde_at_warmup):
                 # Warm-up actions are uniform, but the schedule still runs so that every transition has a component
-                observation, _ = self.policy.obs_to_tensor(self._last_obs)
-                with th.no_grad():
-                    choice.next_components(self.policy.mixture_log_weights(observation))
+                self.policy.draw_components(self._last_obs)  # type: ignore[arg-type]
             action, buffer_action = super()._sample_action(learning_starts, action_noise, n_envs)
-        acting = choice.last_components
-        assert acting is not None
-        self._component_counts += np.bincount(acting, minlength=self.n_components)
-        if isinstance(self.replay_buffer, (MixtureReplayBuffer, MixtureDictReplayBuffer)):
-            self.replay_buffer.set_acting_components(acting)
+        if isinstance(self.replay_buffer, MIXTURE_BUFFERS):
+            self.replay_buffer.set_acting_components(self.policy.acting_components)  # type: ignore[arg-type]
         return action, buffer_action
 
     def _store_transition(
@@ -292,83 +223,34 @@ class SACM(SAC):
         dones: np.ndarray,
         infos: list[dict[str, Any]],
     ) -> None:
+        self.diversity.observe(self._last_obs, self.policy.component_choice.training_components)
         super()._store_transition(replay_buffer, buffer_action, new_obs, reward, dones, infos)
-        choice = self.policy.component_choice
-        if self.component_schedule != "step":
-            # One component acts for a whole episode: what the episode earned (the env's own reward, before any
-            # VecNormalize) is that component's (docs/algorithm.md section 12)
-            original = self._vec_normalize_env.get_original_reward() if self._vec_normalize_env is not None else reward
-            if self._episode_returns is None or len(self._episode_returns) != len(dones):
-                self._episode_returns = np.zeros(len(dones))
-            self._episode_returns += original
-            components = choice.training_schedule.components
-            assert components is not None
-            for env_index in np.flatnonzero(dones):
-                choice.record_episode(int(components[env_index]), float(self._episode_returns[env_index]))
-                self._episode_returns[env_index] = 0.0
-        choice.episodes_started(dones, training=True)
+        self.policy.component_choice.observe_training_step(reward, dones, self._vec_normalize_env)
 
     def dump_logs(self) -> None:
-        total = self._component_counts.sum()
-        if total > 0:
-            for index, count in enumerate(self._component_counts):
-                self.logger.record(f"rollout/component_share_{index}", count / total)
-            self._component_counts[:] = 0
-        for index, recent in enumerate(self.policy.component_choice.recent_returns().tolist()):
-            if np.isfinite(recent):
-                self.logger.record(f"rollout/component_return_{index}", recent)
+        self.policy.component_choice.record_rollout(self.logger)
         super().dump_logs()
 
     # Training ---------------------------------------------------------------------------------------------------
-
-    def _draw_samples(
-        self, means: th.Tensor, log_stds: th.Tensor, log_weights: th.Tensor, latent: th.Tensor
-    ) -> MixtureSamples:
-        """
-        One sample per component per state (``"all"``), or one from a component ~ w per state (``"sample"``); with
-        gSDE, from the current exploration matrices (one per component for the whole batch, as in SAC).
-        """
-        components = None
-        if self.component_sampling == "sample" and self.n_components > 1:
-            # Only fixed weights allow it (sb3_mixture/options.py): every state's component from the one weight vector
-            components = draw_components(self.actor.log_mixture_weights, means.shape[0]).view(-1, 1)
-        additive_noise = self.actor.exploration_noise(latent) if self.use_sde else None
-        return draw_mixture_samples(means, log_stds, log_weights, components, additive_noise=additive_noise)
 
     def _head_entropies(self, samples: MixtureSamples, terms: th.Tensor) -> th.Tensor:
         """Entropy bonus of each critic head's target, (B, N): SACM gives every head the full estimate."""
         return weighted_entropy(samples, terms).unsqueeze(-1).expand(-1, self.n_components)
 
-    def _network_precision(self) -> contextlib.AbstractContextManager:
-        """Autocast for the network passes of ``train()`` with ``matmul_precision="bf16"``; outputs are cast back."""
-        if self.matmul_precision == "bf16":
-            return th.autocast(device_type=self.device.type, dtype=th.bfloat16)
-        return contextlib.nullcontext()
-
     def _mixture_params(self, observations: th.Tensor) -> MixtureParams:
         """The actor's mixture at the batch's states, in float32."""
-        with self._network_precision():
+        with network_precision(self.matmul_precision, self.device):
             params = self.actor.mixture_params(observations)
         return MixtureParams(*(param.float() for param in params))
 
     def _q_values(self, critic: MixtureCritic, observations: th.Tensor, actions: th.Tensor) -> th.Tensor:
-        with self._network_precision():
-            q_values = critic.q_values(observations, actions)
-        return q_values.float()
+        with network_precision(self.matmul_precision, self.device):
+            return critic.q_values(observations, actions).float()
 
     def _sync_acting_temperatures(self) -> None:
         """Soft-value weights act with the alpha_i (docs/algorithm.md section 10): the policy keeps a copy to act with."""
         if self.mixture_weights == SOFT_VALUE_WEIGHTS:
             self.policy.component_choice.component_temperatures.copy_(self._temperatures())
-
-    def _soft_value_log_weights(
-        self, observations: th.Tensor, samples: MixtureSamples, means: th.Tensor, log_stds: th.Tensor, alphas: th.Tensor
-    ) -> th.Tensor:
-        """w(s) from the soft values of the batch's own samples, one per component (docs/algorithm.md section 10)."""
-        pre_squash = samples.pre_squash.detach().unsqueeze(2)
-        return soft_value_log_weights_at(
-            self.critic_target, observations, means.detach(), log_stds.detach(), pre_squash, alphas, self.mixture_weight_floor
-        )
 
     def _temperatures(self) -> th.Tensor:
         """Current alpha_i of every component, (N,), detached."""
@@ -376,113 +258,30 @@ class SACM(SAC):
             return th.exp(self.log_ent_coef.detach())
         return self.ent_coef_tensor.expand(self.n_components)
 
-    def _critic_target(self, replay_data: Any, alphas: th.Tensor, bonus: "th.Tensor | None" = None) -> th.Tensor:
+    def _critic_target(self, replay_data: Any, alphas: th.Tensor, charge: "th.Tensor | None" = None) -> th.Tensor:
         """
-        y_i = r + bonus_i(s') + gamma (1 - done) v_i(s'), (B, N): docs/algorithm.md section 3 (section 10 with soft-value
-        weights; the diversity bonus of section 11, (B, N), if any).
+        y_i = r + charge_i(s') + gamma (1 - done) v_i(s'), (B, N): docs/algorithm.md section 3 (section 10 with
+        soft-value weights; the diversity charge of section 11, (B, N), if any).
         """
         observations = replay_data.next_observations
         discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
         with th.no_grad():
-            means, log_stds, log_weights, latent = self._mixture_params(observations)
-            samples = self._draw_samples(means, log_stds, log_weights, latent)
+            params = self._mixture_params(observations)
+            samples = self.actor.training_samples(params, self.component_sampling)
             next_q = self._q_values(self.critic_target, observations, samples.actions).min(dim=0).values  # (B, M, N)
             if self.mixture_weights == SOFT_VALUE_WEIGHTS:
                 next_value = own_next_values(next_q, samples, alphas)
             else:
-                terms = entropy_terms(self.entropy_estimator, samples, log_weights, means, log_stds)
-                next_value = mixture_next_values(next_q, samples, log_weights, alphas, self._head_entropies(samples, terms))
-            rewards = replay_data.rewards if bonus is None else replay_data.rewards + bonus
+                terms = entropy_terms(self.entropy_estimator, samples, params.log_weights, params.means, params.log_stds)
+                head_entropies = self._head_entropies(samples, terms)
+                next_value = mixture_next_values(next_q, samples, params.log_weights, alphas, head_entropies)
+            rewards = replay_data.rewards if charge is None else replay_data.rewards + charge
             return rewards + (1 - replay_data.dones) * discounts * next_value
-
-    def _diversity_step(self, replay_data: Any) -> "tuple[th.Tensor | None, th.Tensor]":
-        """
-        One step of the discriminator q(i|s') on the acting components of the batch, and every head's bonus at every
-        transition, (B, N), from q before its step (docs/algorithm.md section 11); (None, 0) without a bonus.
-        """
-        if self.discriminator is None:
-            return None, th.zeros((), device=self.device)
-        next_observations = preprocess_obs(replay_data.next_observations, self.observation_space, self.policy.normalize_images)
-        log_probs = self.discriminator.log_probs(next_observations)
-        acting = replay_data.head_masks.argmax(dim=-1)
-        loss = discriminator_loss(log_probs, acting)
-        self._optimizer_step(self.discriminator.optimizer, loss, "discriminator loss")
-        log_prior = acting_log_prior(acting, self.n_components)
-        return diversity_bonus(log_probs.detach(), self._diversity_gate(), self.diversity_weight, log_prior), loss.detach()
-
-    def _diversity_gate(self) -> th.Tensor:
-        """Which components are charged: those whose recent return is near the best, once ``diversity_start``
-        environment steps have passed (the gate shut before, while returns mean little), (N,) bool."""
-        if self.num_timesteps < self.diversity_start:
-            return th.zeros(self.n_components, dtype=th.bool)
-        return near_best(self.policy.component_choice.recent_returns().cpu(), self.return_margin)
-
-    def _own_min_q(self, observations: th.Tensor, samples: MixtureSamples) -> th.Tensor:
-        """min_k Q_{k,c_m}(s, a_m): every sample judged by its own component's head, (B, M)."""
-        q_values = self._q_values(self.critic, observations, samples.actions)  # (K, B, M, N)
-        head_index = samples.components.unsqueeze(0).unsqueeze(-1).expand(q_values.shape[0], -1, -1, 1)
-        return th.gather(q_values, -1, head_index).squeeze(-1).min(dim=0).values
-
-    @contextlib.contextmanager
-    def _critic_frozen(self) -> Iterator[None]:
-        self.critic.q_ensemble.requires_grad_(False)
-        try:
-            yield
-        finally:
-            self.critic.q_ensemble.requires_grad_(True)
-
-    def _optimizer_step(self, optimizer: th.optim.Optimizer, loss: th.Tensor, name: str) -> None:
-        self._check_finite(loss, name)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-
-    def _update_stats(
-        self,
-        policy_loss: th.Tensor,
-        q_loss: th.Tensor,
-        ent_coef_loss: th.Tensor,
-        q_disc_loss: th.Tensor,
-        bonus: "th.Tensor | None",
-        samples: MixtureSamples,
-        terms: th.Tensor,
-        log_weights: th.Tensor,
-        alphas: th.Tensor,
-    ) -> UpdateStats:
-        """What one update logs (averaged over the gradient steps and recorded by :meth:`_record_train_stats`)."""
-        with th.no_grad():
-            # With soft-value weights the samples' weights are 1/N: the mixture's entropy weighs them by w(s)
-            soft_value = self.mixture_weights == SOFT_VALUE_WEIGHTS
-            entropy_samples = samples._replace(sample_weights=log_weights.exp()) if soft_value else samples
-            return UpdateStats(
-                actor_loss=policy_loss.detach(),
-                critic_loss=q_loss.detach(),
-                ent_coef_loss=ent_coef_loss.detach(),
-                entropy=weighted_entropy(entropy_samples, terms).mean(),
-                entropy_marginal=(samples.sample_weights * -samples.own_log_prob).sum(dim=-1).mean(),
-                weight_entropy=weight_entropy(log_weights).mean(),
-                ent_coefs=alphas,
-                mean_weights=log_weights.exp().mean(dim=0),
-                discriminator_loss=q_disc_loss,
-                mean_bonus=th.zeros(self.n_components, device=self.device) if bonus is None else bonus.mean(dim=0),
-            )
-
-    @staticmethod
-    def _check_finite(loss: th.Tensor, name: str) -> None:
-        if not th.isfinite(loss):
-            raise RuntimeError(
-                f"SACM: the {name} is {loss.item()} (NaN or inf); training stopped before the update. "
-                "Check the rewards and observations for NaN/inf, or lower the learning rate."
-            )
 
     def train(self, gradient_steps: int, batch_size: int = 64) -> None:
         self.policy.set_training_mode(True)
-        optimizers = [self.actor.optimizer, self.critic.optimizer]
-        if self.ent_coef_optimizer is not None:
-            optimizers += [self.ent_coef_optimizer]
-        if self.discriminator is not None:
-            optimizers += [self.discriminator.optimizer]
-        self._update_learning_rate(optimizers)
+        optimizers = [self.actor.optimizer, self.critic.optimizer, self.ent_coef_optimizer, self.diversity.optimizer]
+        self._update_learning_rate([optimizer for optimizer in optimizers if optimizer is not None])
 
         stats: list[UpdateStats] = []
         for gradient_step in range(gradient_steps):
@@ -493,71 +292,52 @@ class SACM(SAC):
 
             # Samples of the components at the current states and their entropy terms (docs/algorithm.md sections 2, 4)
             alphas = self._temperatures()
-            means, log_stds, log_weights, latent = self._mixture_params(replay_data.observations)
-            samples = self._draw_samples(means, log_stds, log_weights, latent)
+            params = self._mixture_params(replay_data.observations)
+            samples = self.actor.training_samples(params, self.component_sampling)
+            log_weights = params.log_weights
             if self.mixture_weights == SOFT_VALUE_WEIGHTS:
                 # w(s) enters the estimator only; the samples keep weight 1/N (docs/algorithm.md section 10)
-                log_weights = self._soft_value_log_weights(replay_data.observations, samples, means, log_stds, alphas)
-            terms = entropy_terms(self.entropy_estimator, samples, log_weights, means, log_stds)
+                log_weights = sample_soft_value_log_weights(
+                    self.critic_target, replay_data.observations, params, samples, alphas, self.mixture_weight_floor
+                )
+            terms = entropy_terms(self.entropy_estimator, samples, log_weights, params.means, params.log_stds)
 
             # Temperatures (eq. 13)
             ent_coef_loss = th.zeros((), device=self.device)
             if self.ent_coef_optimizer is not None and self.log_ent_coef is not None:
                 ent_coef_loss = temperature_loss(self.log_ent_coef, samples, self.target_entropy)
-                self._optimizer_step(self.ent_coef_optimizer, ent_coef_loss, "entropy coefficient loss")
+                optimizer_step(self.ent_coef_optimizer, ent_coef_loss, "entropy coefficient loss")
                 self._sync_acting_temperatures()
 
-            # Discriminator and each head's diversity bonus (docs/algorithm.md section 11)
-            bonus, q_disc_loss = self._diversity_step(replay_data)
+            # The diversity mechanism's own step, and each head's charge (docs/algorithm.md section 11)
+            diversity = self.diversity.update(replay_data, self.policy.component_choice, self.num_timesteps)
 
             # Critic (docs/algorithm.md section 3)
-            target_q = self._critic_target(replay_data, alphas, bonus)
+            target_q = self._critic_target(replay_data, alphas, diversity.charge)
             current_q = self._q_values(self.critic, replay_data.observations, replay_data.actions)  # (K, B, N)
             head_masks = replay_data.head_masks if self.critic_data == "own" else None
             q_loss = critic_loss(current_q, target_q, head_masks)
-            self._optimizer_step(self.critic.optimizer, q_loss, "critic loss")
+            optimizer_step(self.critic.optimizer, q_loss, "critic loss")
 
             # Actor (eqs. 11-12), judged by the critic after its step. The critic's weights get no gradient from it
             # (SAC computes and discards one): a third less work here.
-            with self._critic_frozen():
-                policy_loss = actor_loss(self._own_min_q(replay_data.observations, samples), terms, samples, alphas)
-                self._optimizer_step(self.actor.optimizer, policy_loss, "actor loss")
+            with self.critic.frozen():
+                q_values = self._q_values(self.critic, replay_data.observations, samples.actions)  # (K, B, M, N)
+                policy_loss = actor_loss(own_min_q(q_values, samples.components), terms, samples, alphas)
+                optimizer_step(self.actor.optimizer, policy_loss, "actor loss")
 
             if gradient_step % self.target_update_interval == 0:
                 polyak_update(self.critic.parameters(), self.critic_target.parameters(), self.tau)
                 polyak_update(self.batch_norm_stats, self.batch_norm_stats_target, 1.0)
-            stats.append(
-                self._update_stats(policy_loss, q_loss, ent_coef_loss, q_disc_loss, bonus, samples, terms, log_weights, alphas)
-            )
+            soft_value = self.mixture_weights == SOFT_VALUE_WEIGHTS
+            losses = UpdateLosses(policy_loss, q_loss, ent_coef_loss, diversity.loss)
+            stats.append(step_stats(losses, samples, terms, log_weights, alphas, diversity.charge, soft_value))
 
         self._n_updates += gradient_steps
-        self._record_train_stats(UpdateStats.mean(stats), means.detach(), log_stds.detach())
-
-    def _record_train_stats(self, stats: "UpdateStats", means: th.Tensor, log_stds: th.Tensor) -> None:
-        # Temperatures as used by the updates (before their own step), like SAC's train/ent_coef
-        alphas, mean_weights = stats.ent_coefs.tolist(), stats.mean_weights.tolist()
-        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
-        self.logger.record("train/ent_coef", float(np.dot(mean_weights, alphas)))
-        for index, alpha in enumerate(alphas):
-            self.logger.record(f"train/ent_coef_{index}", alpha)
-        self.logger.record("train/actor_loss", stats.actor_loss.item())
-        self.logger.record("train/critic_loss", stats.critic_loss.item())
-        if self.ent_coef_optimizer is not None:
-            self.logger.record("train/ent_coef_loss", stats.ent_coef_loss.item())
-        self.logger.record("train/entropy", stats.entropy.item())
-        self.logger.record("train/entropy_marginal", stats.entropy_marginal.item())
-        if self.discriminator is not None:
-            self.logger.record("train/discriminator_loss", stats.discriminator_loss.item())
-            for index, bonus in enumerate(stats.mean_bonus.tolist()):
-                self.logger.record(f"train/diversity_bonus_{index}", bonus)
-        # Mean H(w(s)) over the batches and each component's mean weight: constant unless the weights are learned
-        self.logger.record("train/weight_entropy", stats.weight_entropy.item())
-        for index, weight in enumerate(mean_weights):
-            self.logger.record(f"train/mixture_weight_{index}", weight)
-        if self.n_components > 1:
-            # Spread of the components on the last batch: mean closed-form KL over ordered pairs i != j
-            kl = gaussian_kl(means, log_stds).mean(dim=0)
-            self.logger.record("train/component_kl", float(kl.sum() / (self.n_components * (self.n_components - 1))))
+        mean_stats = UpdateStats.mean(stats)
+        tuned = self.ent_coef_optimizer is not None
+        record_update_stats(self.logger, mean_stats, self._n_updates, params.means.detach(), params.log_stds.detach(), tuned)
+        self.diversity.record(self.logger, mean_stats)
 
     # Loading, and starting from SAC ---------------------------------------------------------------------------
 
@@ -612,11 +392,5 @@ class SACM(SAC):
         progress_bar: bool = False,
     ) -> SelfSACM:
         """SAC's ``learn``; tensorboard runs are named after the algorithm ("SACM", "S2ACM") unless ``tb_log_name`` is set."""
-        return super().learn(
-            total_timesteps=total_timesteps,
-            callback=callback,
-            log_interval=log_interval,
-            tb_log_name=tb_log_name or type(self).__name__,
-            reset_num_timesteps=reset_num_timesteps,
-            progress_bar=progress_bar,
-        )
+        tb_log_name = tb_log_name or type(self).__name__
+        return super().learn(total_timesteps, callback, log_interval, tb_log_name, reset_num_timesteps, progress_bar)
