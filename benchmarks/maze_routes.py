@@ -201,6 +201,10 @@ class RouteTracker(gym.Wrapper):
         return {**info, "route": self._route, "side": self._side, "is_success": self._success}
 
 
+POSITION_FEATURES = [0, 1]
+"""The point's position in the flattened observation (achieved_goal, desired_goal, observation: sorted Dict keys)"""
+
+
 def make_env(route: "str | None" = None) -> gym.Env:
     """The maze with ``route`` walled up (open for None), flattened, with the route tracker."""
     import gymnasium_robotics
@@ -366,11 +370,25 @@ def checkpoint_paths(settings: Settings, name: str) -> dict:
     return {"model": folder / f"{name}.zip", "buffer": folder / f"{name}_buffer.pkl", "run": folder / f"{name}_phase1.json"}
 
 
+def maze_algorithm(algorithm: tuple[str, dict]) -> tuple[str, dict]:
+    """An ``ALGORITHMS`` entry as this study runs it: the novelty charge (docs/algorithm.md section 13) measures
+    distances between positions, the flattened observation's first two entries (the achieved goal); the desired
+    goal's per-episode noise and the velocities would only add noise to them."""
+    name, kwargs = algorithm
+    if kwargs.get("diversity_mechanism") == "novelty":
+        return name, {**kwargs, "diversity_features": POSITION_FEATURES}
+    return algorithm
+
+
 def first_phase(algo: str, seed: int, settings: Settings) -> None:
     """Phase 1 on the open maze, then the checkpoint (model, replay buffer, the run so far)."""
     start, cpu_start = time.time(), time.process_time()
     model = make_model(
-        settings.algos[algo], make_env(None), seed, learning_starts=settings.learning_starts, gamma=settings.gamma
+        maze_algorithm(settings.algos[algo]),
+        make_env(None),
+        seed,
+        learning_starts=settings.learning_starts,
+        gamma=settings.gamma,
     )
     eval_seed = 100_000 + 1000 * seed
     # Read right after the package's import (make_model): the sources phase 1 runs
@@ -439,7 +457,7 @@ def second_phase(algo: str, seed: int, settings: Settings, resumed: bool) -> dic
         "config": {
             **SMALL_TASK_SETTINGS,
             **settings.config,
-            **settings.algos[algo][1],
+            **maze_algorithm(settings.algos[algo])[1],
             "algorithm": settings.algos[algo][0],
         },
         "env_kwargs": ENV_KWARGS,

@@ -27,6 +27,8 @@ ALGO_COLORS = {
     "sacm_switch_n4_no_diversity": "dimgray",
     "sacm_switch_n4_no_choice": "darkorange",
     "sacm_switch_n4_all_data": "seagreen",
+    "sacm_novelty_n4": "tab:purple",
+    "sacm_novelty_n2": "tab:pink",
 }
 COMPONENT_COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive")
 

@@ -331,10 +331,11 @@ class ComponentChoice(nn.Module):
 
     # Rollout hooks: the algorithm's training steps -------------------------------------------------------------------
 
-    @property
     def training_components(self) -> np.ndarray:
-        """The component acting in each training env at the current step, (n_envs,)."""
-        assert self.training_schedule.components is not None, "no training step yet"
+        """The component acting in each training env at the current step, (n_envs,) (a method, not a property: tools
+        such as torch.jit.trace probe a module's attributes, and this one exists only once training steps)."""
+        if self.training_schedule.components is None:
+            raise RuntimeError("no training step yet: the training envs have no acting component")
         return self.training_schedule.components
 
     def start_training(self, envs_reset: bool) -> None:
@@ -356,7 +357,7 @@ class ComponentChoice(nn.Module):
             if self._returns_in_progress is None or len(self._returns_in_progress) != len(dones):
                 self._returns_in_progress = np.zeros(len(dones))
             self._returns_in_progress += original
-            components = self.training_components
+            components = self.training_components()
             for env_index in np.flatnonzero(dones):
                 self.record_episode(int(components[env_index]), float(self._returns_in_progress[env_index]))
                 self._returns_in_progress[env_index] = 0.0

@@ -223,7 +223,7 @@ class SACM(SAC):
         dones: np.ndarray,
         infos: list[dict[str, Any]],
     ) -> None:
-        self.diversity.observe(self._last_obs, self.policy.component_choice.training_components)
+        self.diversity.observe(self._last_obs, self.policy.component_choice.training_components())
         super()._store_transition(replay_buffer, buffer_action, new_obs, reward, dones, infos)
         self.policy.component_choice.observe_training_step(reward, dones, self._vec_normalize_env)
 
