@@ -163,6 +163,8 @@ ALGOS = {
     # Issue 30's pilots: the ordered novelty charge (docs/algorithm.md section 13) with N = 4 and N = 2
     **algorithms("sacm_novelty_n4"),
     "sacm_novelty_n2": ("SACM", {**NOVELTY, "n_components": 2}),
+    # ... and its ablation without the charge (the diversity settings have no effect without it: refused)
+    "sacm_novelty_n4_no_charge": ("SACM", {key: value for key, value in NOVELTY.items() if not key.startswith("diversity")}),
 }
 LABELS = {
     **ALGORITHM_LABELS,
@@ -183,6 +185,7 @@ LABELS = {
     "sacm_switch_n4_no_choice": "SACM switch recipe N=4, no return-based choice",
     "sacm_switch_n4_all_data": "SACM switch recipe N=4, all-data heads",
     "sacm_novelty_n2": "SACM novelty recipe N=2",
+    "sacm_novelty_n4_no_charge": "SACM novelty recipe N=4, no charge",
 }
 WEIGHT_STATES = {"start": (0.0, -4.0), "below_left": (-4.0, -2.0), "below_right": (4.0, -2.0), "left_gap": (-4.0, 0.0)}
 ROUTES = ("left", "right")

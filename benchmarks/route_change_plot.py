@@ -29,6 +29,7 @@ ALGO_COLORS = {
     "sacm_switch_n4_all_data": "seagreen",
     "sacm_novelty_n4": "tab:purple",
     "sacm_novelty_n2": "tab:pink",
+    "sacm_novelty_n4_no_charge": "tab:olive",
 }
 COMPONENT_COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive")
 
