@@ -293,6 +293,21 @@ def _one_of(names: tuple[str, ...]) -> str:
     return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
 
 
+def renamed_legacy_parameters(params: dict[str, Any]) -> dict[str, Any]:
+    """
+    A saved file's parameters under the names this version saves them by: files saved before issue 29 hold the
+    diversity charge's discriminator as ``discriminator`` and ``discriminator.optimizer``, now the module
+    ``diversity`` (whose ``discriminator`` it is) and ``diversity.optimizer``.
+    """
+    if "discriminator" not in params:
+        return params
+    renamed = dict(params)
+    renamed["diversity"] = {f"discriminator.{key}": value for key, value in renamed.pop("discriminator").items()}
+    if "discriminator.optimizer" in renamed:
+        renamed["diversity.optimizer"] = renamed.pop("discriminator.optimizer")
+    return renamed
+
+
 def check_saved_algorithm(loader: str, path: ModelPath) -> None:
     """
     Raise a one-line ``ValueError`` if ``path`` holds a model of another algorithm than ``loader`` (e.g. ``"SACM"``).

@@ -259,11 +259,6 @@ def validate_acting(
         return_exploration=validate_fraction("return_exploration", return_exploration),
         return_margin=validate_fraction("return_margin", return_margin),
     )
-    if options.return_exploration != RETURN_EXPLORATION and not options.choose_by_returns:
-        raise ValueError(
-            f"return_exploration={return_exploration!r} has no effect without component_schedule='returns' (only the "
-            f"returns bandit explores), got component_schedule={schedule!r}"
-        )
     return options
 
 
@@ -415,6 +410,12 @@ def validate_options(
         diversity_features=validate_diversity_features(diversity_features),
     )
     weights, n_components, diversity_weight = acting.mixture_weights, acting.n_components, options.diversity_weight
+    # Refused at construction only (not by validate_acting, which also rebuilds the policies of saved files)
+    if acting.return_exploration != RETURN_EXPLORATION and not acting.choose_by_returns:
+        raise ValueError(
+            f"return_exploration={return_exploration!r} has no effect without component_schedule='returns' (only the "
+            f"returns bandit explores), got component_schedule={acting.component_schedule!r}"
+        )
     # The recent returns are kept for the bandit and read by the diversity charge's gate
     for name, value, default in (
         ("return_window", acting.return_window, RETURN_WINDOW),
@@ -474,4 +475,7 @@ def validate_options(
             )
         if n_steps != 1:
             raise ValueError(f"{setting} supports only n_steps=1, got n_steps={n_steps}")
+    if diversity_weight > 0.0 and n_steps != 1:
+        # The charge is a reward of the next state: an n-step return would hold it at s_{t+n} only
+        raise ValueError(f"diversity_weight={diversity_weight} supports only n_steps=1, got n_steps={n_steps}")
     return options

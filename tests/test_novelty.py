@@ -7,6 +7,7 @@ bad settings.
 
 from types import SimpleNamespace
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch as th
@@ -194,8 +195,37 @@ def test_save_load_round_trips_the_mechanism(tmp_path):
         (dict(diversity_features=["position"]), r"diversity_features must be indices in \[0, 3\)"),
         (dict(diversity_mechanism="discriminator", diversity_features=[0]), r"diversity_features needs diversity_mech"),
         (dict(diversity_weight=0.0), r"diversity_mechanism='novelty' has no effect without a diversity_weight > 0"),
+        (dict(n_steps=3), r"diversity_weight=1.0 supports only n_steps=1, got n_steps=3"),
     ],
 )
 def test_bad_settings_are_refused_at_construction(kwargs, message):
     with pytest.raises(ValueError, match=message):
         novelty_model(**kwargs)
+
+
+class DictPendulum(gym.ObservationWrapper):
+    """Pendulum with a Dict observation: the angle's cosine and sine as a Box, and a Discrete entry (its sign)."""
+
+    def __init__(self):
+        super().__init__(gym.make("Pendulum-v1", max_episode_steps=20))
+        self.observation_space = spaces.Dict(
+            {"angle": spaces.Box(-1.0, 1.0, (2,), dtype=np.float32), "side": spaces.Discrete(2)}
+        )
+
+    def observation(self, observation: np.ndarray) -> dict:
+        return {"angle": observation[:2].astype(np.float32), "side": int(observation[1] >= 0)}
+
+
+def test_dict_observations_and_several_envs():
+    """Dict observations (a Discrete entry arrives as (n_envs,) from the envs and (B, 1) from the buffer) with two
+    envs: the mechanism remembers every env's states under its acting component and charges on the batch."""
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    env = DummyVecEnv([DictPendulum, DictPendulum])
+    model = SACM(
+        "MultiInputPolicy", env, n_components=2, component_schedule="returns", diversity_weight=1.0,
+        diversity_mechanism="novelty", diversity_features=["angle", "side"], seed=0, **SMALL,
+    )  # fmt: skip
+    model.learn(200)
+    assert int(model.diversity.state_counts.sum()) == 200 and model.diversity.states.shape[-1] == 3
+    assert "train/diversity_charge_0" in model.logger.name_to_value

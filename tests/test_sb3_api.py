@@ -13,7 +13,7 @@ from conftest import SMALL, pendulum, sample_observations
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from sb3_mixture import SACM
-from sb3_mixture.sacm.diversity import DiscriminatorDiversity
+from sb3_mixture.sacm.diversity import NoDiversity
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -26,6 +26,7 @@ OPTION_SETS = {
     "episode": dict(component_schedule="episode"),
     "returns": RETURNS,
     "switch": dict(**RETURNS, critic_data="own", diversity_weight=1.0),
+    "novelty": dict(**RETURNS, mixture_weights="soft_value", diversity_weight=1.0, diversity_mechanism="novelty"),
 }
 
 
@@ -33,7 +34,7 @@ OPTION_SETS = {
 def test_state_dicts_hold_only_finite_floating_tensors(options):
     model = SACM("MlpPolicy", DummyVecEnv([lambda: pendulum(10)]), n_components=3, seed=0, **SMALL, **options)
     model.learn(60)  # a few episodes, so that the return statistics (where kept) hold some
-    modules = [model.policy] + ([model.diversity] if isinstance(model.diversity, DiscriminatorDiversity) else [])
+    modules = [model.policy] + ([] if isinstance(model.diversity, NoDiversity) else [model.diversity])
     for module in modules:
         for name, tensor in module.state_dict().items():
             assert tensor.is_floating_point(), f"{name}: {tensor.dtype}"
@@ -103,3 +104,32 @@ def test_predict_without_episode_start_warns_once_for_an_episodic_schedule():
         quiet.predict(obs, episode_start=np.ones(4, dtype=bool))
         quiet.predict(obs, deterministic=True)
         quiet.learn(40)  # the training envs' own steps
+
+
+def test_files_saved_with_the_former_bandit_defaults_load(tmp_path):
+    """Files saved before issue 29 hold return_exploration=0.1 (the former default) whatever their schedule: loading
+    one rebuilds its policy with it, which the constructor's no-effect check must not refuse."""
+    model = SACM("MlpPolicy", "Pendulum-v1", **SMALL)
+    model.save(tmp_path / "model")
+    former = {"return_exploration": 0.1, "return_window": 10, "return_margin": 0.05}
+    custom_objects = {"policy_kwargs": {**model.policy_kwargs, **former}, **former}
+    loaded = SACM.load(tmp_path / "model", custom_objects=custom_objects)
+    assert loaded.policy.acting_options.return_exploration == 0.1
+
+
+def test_files_saved_with_the_former_discriminator_names_load(tmp_path):
+    """Before issue 29 the discriminator and its optimiser were saved as ``discriminator`` and
+    ``discriminator.optimizer``; set_parameters (what load() calls) takes that layout too."""
+    kwargs = dict(n_components=2, critic_data="own", diversity_weight=1.0, seed=0, **RETURNS, **SMALL)
+    model = SACM("MlpPolicy", DummyVecEnv([lambda: pendulum(10)]), **kwargs)
+    model.learn(60)
+    parameters = model.get_parameters()
+    former = {key: value for key, value in parameters.items() if not key.startswith("diversity")}
+    prefix = "discriminator."
+    former["discriminator"] = {key[len(prefix) :]: value for key, value in parameters["diversity"].items()}
+    former["discriminator.optimizer"] = parameters["diversity.optimizer"]
+    fresh = SACM("MlpPolicy", DummyVecEnv([lambda: pendulum(10)]), **{**kwargs, "seed": 1})
+    fresh.set_parameters(former, exact_match=True)
+    for name, tensor in model.diversity.state_dict().items():
+        assert th.equal(fresh.diversity.state_dict()[name], tensor), name
+    assert fresh.diversity.optimizer.state_dict()["state"].keys() == model.diversity.optimizer.state_dict()["state"].keys()

@@ -244,10 +244,12 @@ class ComponentChoice(nn.Module):
         return self.options.deterministic_component
 
     def _load_from_state_dict(self, state_dict: dict, prefix: str, *args: Any) -> None:
-        # Files saved before the statistics became episodic-only (and float) hold them for every schedule
+        # Files saved before the statistics became episodic-only floats hold them for every schedule, NaN where empty
         if not self.episodic:
             for name in ("episode_returns", "episode_counts"):
                 state_dict.pop(prefix + name, None)
+        elif prefix + "episode_returns" in state_dict:
+            state_dict[prefix + "episode_returns"] = state_dict[prefix + "episode_returns"].nan_to_num(0.0)
         super()._load_from_state_dict(state_dict, prefix, *args)
 
     # The weights ---------------------------------------------------------------------------------------------------
@@ -319,8 +321,9 @@ class ComponentChoice(nn.Module):
         ``predict`` was called without ``episode_start``. An episodic schedule then keeps each env's component across
         episodes (``evaluate_policy`` passes it; a manual loop often does not): say so once.
         """
-        training = self._schedule is self.training_schedule
-        if self.episodic and not (deterministic or training or self.override is not None or self._warned_episode_start):
+        # Before its first draw the schedule draws for every env anyway: a one-off predict is fine
+        quiet = deterministic or self._schedule is self.training_schedule or self._schedule.components is None
+        if self.episodic and not (quiet or self.override is not None or self._warned_episode_start):
             self._warned_episode_start = True
             warnings.warn(
                 f"component_schedule={self.options.component_schedule!r} draws a component at each episode start, and "

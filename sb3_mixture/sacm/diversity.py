@@ -276,9 +276,10 @@ def select_features(observations: Any, features: "list[int] | list[str] | None")
     """
     if isinstance(observations, dict):
         keys = sorted(observations) if features is None else features
-        parts = [th.as_tensor(observations[key]).float().flatten(start_dim=1) for key in keys]
+        # reshape, not flatten: a Discrete entry comes as (B,) from the envs and as (B, 1) from the replay buffer
+        parts = [th.as_tensor(observations[key]).float().reshape(len(observations[key]), -1) for key in keys]
         return th.cat(parts, dim=1)
-    flat = th.as_tensor(observations).float().flatten(start_dim=1)
+    flat = th.as_tensor(observations).float().reshape(len(observations), -1)
     return flat if features is None else flat[:, list(features)]
 
 
@@ -383,12 +384,13 @@ class NoveltyDiversity(DiversityMechanism):
         self.weight, self.start, self.margin, self.features = options.weight, options.start, options.margin, options.features
         n_features = feature_count(observation_space, self.features)
         self.register_buffer("states", th.zeros(n_components, NOVELTY_STATES, n_features))
-        self.register_buffer("state_counts", th.zeros(n_components))
+        # Counters in float64: exact to 2^53 steps (float32 would stop counting at 2^24)
+        self.register_buffer("state_counts", th.zeros(n_components, dtype=th.float64))
         self.register_buffer("feature_mean", th.zeros(n_features))
         self.register_buffer("feature_var", th.ones(n_features))
         self.register_buffer("feature_count", th.zeros(1))
         # The step at which each component last joined the near-best set; -1 while it is out of it
-        self.register_buffer("joined_at", th.full((n_components,), -1.0))
+        self.register_buffer("joined_at", th.full((n_components,), -1.0, dtype=th.float64))
 
     def observe(self, observations: Any, components: np.ndarray) -> None:
         features = select_features(observations, self.features).to(self.states.device)

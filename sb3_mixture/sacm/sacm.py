@@ -18,7 +18,7 @@ from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedul
 from stable_baselines3.common.utils import polyak_update
 
 from sb3_mixture.buffers import MixtureDictReplayBuffer, MixtureReplayBuffer
-from sb3_mixture.conversion import check_saved_algorithm, mixture_from_sac
+from sb3_mixture.conversion import check_saved_algorithm, mixture_from_sac, renamed_legacy_parameters
 from sb3_mixture.entropy import MixtureSamples, entropy_terms, weighted_entropy
 from sb3_mixture.options import (
     DISCRIMINATOR,
@@ -60,13 +60,13 @@ class SACM(SAC):
     """
     Soft Actor-Critic Mixture: SAC with an N-component Gaussian-mixture actor.
 
-    Paper: "Maximum Entropy Reinforcement Learning with Mixture Policies"; the algorithm as implemented is
-    stated in docs/algorithm.md. Takes every argument of SB3's :class:`~stable_baselines3.SAC`, plus the mixture's
-    own: ``n_components``, ``mixture_weights`` (fixed, ``"learned"`` or ``"soft_value"``),
-    ``mixture_weight_floor``, ``entropy_estimator``, ``critic_data``, ``component_schedule``,
-    ``deterministic_component``, ``return_window``, ``return_exploration``, ``return_margin``, ``diversity_weight``,
-    ``diversity_start``, ``component_sampling`` and ``matmul_precision``, each described in
-    docs/modules/sacm.md ("Parameters"), and checked at construction by :func:`sb3_mixture.options.validate_options`.
+    Paper: "Maximum Entropy Reinforcement Learning with Mixture Policies"; the algorithm as implemented is stated in
+    docs/algorithm.md. Takes every argument of SB3's :class:`~stable_baselines3.SAC`, plus the mixture's own:
+    ``n_components``, ``mixture_weights`` (fixed, ``"learned"`` or ``"soft_value"``), ``mixture_weight_floor``,
+    ``entropy_estimator``, ``critic_data``, ``component_schedule``, ``deterministic_component``, ``return_window``,
+    ``return_exploration``, ``return_margin``, ``diversity_weight``, ``diversity_start``, ``diversity_mechanism``,
+    ``diversity_features``, ``component_sampling`` and ``matmul_precision``, each described in docs/modules/sacm.md
+    ("Parameters"), and checked at construction by :func:`sb3_mixture.options.validate_options`.
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
@@ -141,7 +141,7 @@ class SACM(SAC):
                     f"SACM needs a continuous (gymnasium.spaces.Box) action space, got {type(env.action_space).__name__}"
                 )
 
-        sac_arguments = {name: arguments[name] for name in SAC_ARGUMENTS}
+        sac_arguments = {name: arguments[name] for name in SAC_ARGUMENTS if name in arguments}
         sac_arguments.update(env=env, ent_coef=ent_coef, policy_kwargs=policy_kwargs)
         super().__init__(**sac_arguments, _init_setup_model=False)
         if _init_setup_model:
@@ -177,6 +177,11 @@ class SACM(SAC):
         # The diversity charge (docs/algorithm.md sections 11 and 13), or none
         self.diversity = diversity_for(self.policy, DiversityOptions.of(self), self.lr_schedule(1))
 
+    def set_parameters(self, load_path_or_dict: Any, exact_match: bool = True, device: "th.device | str" = "auto") -> None:
+        if isinstance(load_path_or_dict, dict):  # what load() passes: a file's parameters, maybe an older layout's
+            load_path_or_dict = renamed_legacy_parameters(load_path_or_dict)
+        super().set_parameters(load_path_or_dict, exact_match, device)
+
     def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
         state_dicts, variables = super()._get_torch_save_params()
         if not isinstance(self.diversity, NoDiversity):
@@ -199,10 +204,7 @@ class SACM(SAC):
     # Acting -----------------------------------------------------------------------------------------------------
 
     def _sample_action(
-        self,
-        learning_starts: int,
-        action_noise: "ActionNoise | None" = None,
-        n_envs: int = 1,
+        self, learning_starts: int, action_noise: "ActionNoise | None" = None, n_envs: int = 1
     ) -> tuple[np.ndarray, np.ndarray]:
         # The training envs act with their own schedule: evaluations in between (callbacks) use predict's
         with self.policy.component_choice.training_envs():
@@ -210,8 +212,11 @@ class SACM(SAC):
                 # Warm-up actions are uniform, but the schedule still runs so that every transition has a component
                 self.policy.draw_components(self._last_obs)  # type: ignore[arg-type]
             action, buffer_action = super()._sample_action(learning_starts, action_noise, n_envs)
+        # Read now: callbacks run before the transition is stored, and an evaluation in one would act in between
+        acting = self.policy.acting_components
         if isinstance(self.replay_buffer, MIXTURE_BUFFERS):
-            self.replay_buffer.set_acting_components(self.policy.acting_components)  # type: ignore[arg-type]
+            self.replay_buffer.set_acting_components(acting)  # type: ignore[arg-type]
+        self.diversity.observe(self._last_obs, acting)  # type: ignore[arg-type]
         return action, buffer_action
 
     def _store_transition(
@@ -223,7 +228,6 @@ class SACM(SAC):
         dones: np.ndarray,
         infos: list[dict[str, Any]],
     ) -> None:
-        self.diversity.observe(self._last_obs, self.policy.component_choice.training_components())
         super()._store_transition(replay_buffer, buffer_action, new_obs, reward, dones, infos)
         self.policy.component_choice.observe_training_step(reward, dones, self._vec_normalize_env)
 
