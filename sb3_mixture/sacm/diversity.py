@@ -143,6 +143,18 @@ class DiversityMechanism(nn.Module):
     """
 
     optimizer: "th.optim.Optimizer | None" = None
+    n_components: int
+    start: int
+    """environment steps before the gate opens (returns mean little before)"""
+    margin: float
+    """the gate's ``return_margin``"""
+
+    def gate(self, choice: ComponentChoice, num_timesteps: int) -> th.Tensor:
+        """Which components are charged (and, for the novelty charge, ranked), (N,) bool: those near the best recent
+        return (:func:`~sb3_mixture.sacm.acting.near_best`), none before ``start`` steps."""
+        if num_timesteps < self.start:
+            return th.zeros(self.n_components, dtype=th.bool)
+        return near_best(choice.recent_returns(), self.margin)
 
     def observe(self, observations: Any, components: np.ndarray) -> None:
         """The states the training envs act in at this step, and each env's acting component, (n_envs,)."""
@@ -204,7 +216,7 @@ class DiscriminatorDiversity(DiversityMechanism):
         super().__init__()
         self.observation_space = observation_space
         self.normalize_images = normalize_images
-        self.weight, self.start, self.margin = weight, start, margin
+        self.n_components, self.weight, self.start, self.margin = n_components, weight, start, margin
         self.discriminator = StateDiscriminator(features_dim, n_components, net_arch, features_extractor)
         self.optimizer = optimizer_class(self.discriminator.parameters(), lr=lr, **optimizer_kwargs)
 
@@ -229,12 +241,6 @@ class DiscriminatorDiversity(DiversityMechanism):
             policy.optimizer_kwargs,
             lr,
         ).to(policy.device)
-
-    def gate(self, choice: ComponentChoice, num_timesteps: int) -> th.Tensor:
-        """Which components are charged, (N,) bool: those near the best recent return, none before ``start`` steps."""
-        if num_timesteps < self.start:
-            return th.zeros(self.discriminator.n_components, dtype=th.bool)
-        return near_best(choice.recent_returns(), self.margin)
 
     def update(self, replay_data: Any, choice: ComponentChoice, num_timesteps: int) -> DiversityStep:
         """
@@ -401,12 +407,6 @@ class NoveltyDiversity(DiversityMechanism):
             slot = int(self.state_counts[component]) % NOVELTY_STATES
             self.states[component, slot] = features[env_index]
             self.state_counts[component] += 1
-
-    def gate(self, choice: ComponentChoice, num_timesteps: int) -> th.Tensor:
-        """Which components are charged and ranked, (N,) bool: those near the best recent return, after ``start``."""
-        if num_timesteps < self.start:
-            return th.zeros(self.n_components, dtype=th.bool)
-        return near_best(choice.recent_returns(), self.margin)
 
     def distances(self, next_features: th.Tensor, ranked: list[int]) -> th.Tensor:
         """``d_i(s')`` of every head at every next state, in standard deviations, (B, N) (:func:`novelty_charge`), for
