@@ -30,8 +30,8 @@ ALGOS = {
     **common.algorithms("sac"),
     "sacm_n4": ("SACM", {"n_components": 4}),
     "sacm_soft_value_n4": ("SACM", {"n_components": 4, "mixture_weights": "soft_value"}),
-    # Issue 23's recipe, with the two-route task's settings
-    **common.algorithms("sacm_switch_n4"),
+    # Issue 23's and issue 30's recipes, with the two-route task's settings
+    **common.algorithms("sacm_switch_n4", "sacm_novelty_n4"),
 }
 LABELS = {
     **common.ALGORITHM_LABELS,

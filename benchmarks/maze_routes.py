@@ -631,6 +631,35 @@ def plot(runs: list[dict], settings: Settings) -> None:
     plt.close(figure)
 
 
+def plot_components(runs: list[dict], settings: Settings) -> list[str]:
+    """Per mixture algorithm, ``maze_routes_<algo>_components.png``: for each seed, each component's deterministic
+    trajectories alone (one colour per component) before the block and at the end; the figures' file names."""
+    plt = pyplot()
+    colors = plt.get_cmap("tab10")
+    names = []
+    for algo in dict.fromkeys(result["algo"] for result in runs if result["before_block"].get("components")):
+        group = [result for result in runs if result["algo"] == algo]
+        figure, axes = plt.subplots(len(group), 2, figsize=(7, 3.4 * len(group)), squeeze=False)
+        for (before, after), result in zip(axes, group):
+            for axis, stage, route in ((before, "before_block", None), (after, "after_block", result["blocked_route"])):
+                draw_maze(axis, route)
+                for component, record in enumerate(result[stage]["components"]):
+                    for number, path_xy in enumerate(record.get("paths", [])):
+                        xy = np.asarray(path_xy)
+                        label = f"{component}: {record['mean_return']:.0f}" if number == 0 else None
+                        axis.plot(xy[:, 0], xy[:, 1], color=colors(component), alpha=0.6, linewidth=0.8, label=label)
+                axis.legend(fontsize=6, loc="center", title="component: return", title_fontsize=6)
+            before.set_title(f"seed {result['seed']}: before the block", fontsize=8)
+            after.set_title(f"seed {result['seed']}: at the end ({result['blocked_route']} blocked)", fontsize=8)
+        figure.suptitle(f"{settings.labels[algo]}: each component alone (deterministic)", fontsize=9)
+        figure.tight_layout()
+        name = f"{STUDY}_{algo}_components.png"
+        figure.savefig(settings.out / name, dpi=100)
+        plt.close(figure)
+        names.append(name)
+    return names
+
+
 def report(settings: Settings) -> None:
     """``maze_routes.md``, ``.json``, ``.csv`` and ``.png`` in ``settings.out``, from whatever result files exist (their
     recovery recomputed: ``route_change_report.load_recovery_runs``)."""
@@ -639,7 +668,10 @@ def report(settings: Settings) -> None:
     table = aggregate(rows, ({"algo": algo} for algo in settings.algos), partial(maze_entry, settings=settings))
     meta = report_meta(runs, settings_used(runs, PER_ALGORITHM))
     plot(runs, settings)
-    write_report(settings.out / STUDY, rows, table, meta, markdown(table, rows, runs, meta, settings))
+    figures = plot_components(runs, settings)
+    text = markdown(table, rows, runs, meta, settings)
+    text += "".join(f"\n![Each component's trajectories]({name})\n" for name in figures)
+    write_report(settings.out / STUDY, rows, table, meta, text)
 
 
 def settings_from(args: argparse.Namespace) -> Settings:

@@ -22,8 +22,13 @@ MIN_AGGREGATE_SEEDS = 3
 WEIGHT_LABELS = 3
 # The suites of state-dependent mixing weights, each reported beside the main suite with the weights' entropy
 WEIGHT_SUITES = {"learned": "learned", "soft_value": "soft-value"}
-# The suites aggregated beside the main suite's algorithms: the weight suites and issue 23's switch recipe
-COMPARED_SUITES = {**{suite: f"{kind} mixing weights" for suite, kind in WEIGHT_SUITES.items()}, "switch": "the switch recipe"}
+# The route-change recipes run on the MuJoCo tasks (issues 23 and 30), by suite
+RECIPE_LABELS = {"switch": "SACM switch recipe", "novelty": "SACM novelty recipe"}
+# The suites aggregated beside the main suite's algorithms: the weight suites and the recipes
+COMPARED_SUITES = {
+    **{suite: f"{kind} mixing weights" for suite, kind in WEIGHT_SUITES.items()},
+    **{suite: "the " + name.removeprefix("SACM ") for suite, name in RECIPE_LABELS.items()},
+}
 
 
 def load_results(settings, suite: "str | None" = None) -> list[dict]:
@@ -47,8 +52,8 @@ def load_results(settings, suite: "str | None" = None) -> list[dict]:
 
 
 def label(result: dict) -> str:
-    if result["suite"] == "switch":
-        return "SACM switch recipe"
+    if result["suite"] in RECIPE_LABELS:
+        return RECIPE_LABELS[result["suite"]]
     names = {"n_components": "N={}", "matmul_precision": "{}", "mixture_weights": "{}", "mixture_weight_floor": "floor {}"}
     extra = "".join(" " + names[key].format(value) for key, value in result["hyperparams"].items() if key in names)
     return result["algo"].upper() + extra

@@ -21,6 +21,7 @@ with the same runs on one machine would train a run twice (use ``--jobs``).
     python benchmarks/mujoco_suite.py run --suite learned --steps 50000 --seeds 0 1 2     # learned mixing weights
     python benchmarks/mujoco_suite.py run --suite soft_value --steps 50000 --seeds 0 1 2  # soft-value mixing weights
     python benchmarks/mujoco_suite.py run --suite switch --steps 30000 --seeds 0 1 2 3 4  # issue 23's switch recipe
+    python benchmarks/mujoco_suite.py run --suite novelty --steps 30000 --seeds 0 1 2 3 4 # issue 30's novelty recipe
     python benchmarks/mujoco_suite.py list --suite main --steps 50000
     python benchmarks/mujoco_suite.py report          # plots and tables from the committed result files
     python benchmarks/mujoco_suite.py table           # the Results table of docs/modules/sacm.md and s2acm.md
@@ -40,10 +41,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import RESULTS, ROOT, SWITCH, machine, now, pending
+from common import NOVELTY, RESULTS, ROOT, SWITCH, machine, now, pending
 from mujoco_report import report, seed_table
 
 WORK = ROOT / "benchmarks" / "runs"
+# The suites that run a route-change recipe's mixture options on the MuJoCo tasks
+RECIPES = {"switch": SWITCH, "novelty": NOVELTY}
 
 
 @dataclass(frozen=True)
@@ -55,7 +58,7 @@ class Settings:
     """
 
     out: Path = RESULTS  # the run files go to <out>/mujoco, the report to <out>
-    suites: tuple[str, ...] = ("main", "sweep", "precision", "learned", "soft_value", "switch")
+    suites: tuple[str, ...] = ("main", "sweep", "precision", "learned", "soft_value", "switch", "novelty")
     main_envs: tuple[str, ...] = ("Hopper-v5", "HalfCheetah-v5", "Walker2d-v5", "Ant-v5", "Swimmer-v5", "Humanoid-v5")
     main_algos: tuple[str, ...] = ("sacm", "s2acm", "sac", "td3", "ddpg")
     sweep_components: tuple[int, ...] = (1, 2, 3, 5)
@@ -97,12 +100,13 @@ def planned_runs(settings: Settings, suite: str, steps: int, seeds: list[int], e
             for seed in seeds:
                 run = {"suite": suite, "algo": "sacm", "env": env, "seed": seed, "steps": steps}
                 runs.append({**run, "hyperparams": {"mixture_weights": "soft_value"}})
-    elif suite == "switch":
-        # Issue 23's recipe with the two-route task's settings over the paper's: its price where nothing changes
+    elif suite in RECIPES:
+        # Issue 23's and issue 30's recipes with the two-route task's settings over the paper's: their price where
+        # nothing changes (the novelty charge sees the whole observation, its default)
         for env in envs or settings.main_envs[:3]:
             for seed in seeds:
                 run = {"suite": suite, "algo": "sacm", "env": env, "seed": seed, "steps": steps}
-                runs.append({**run, "hyperparams": dict(SWITCH)})
+                runs.append({**run, "hyperparams": dict(RECIPES[suite])})
     elif suite == "precision":
         # The opt-in bf16 matmuls (issue 3) against the main suite's fp32 SACM runs: same seeds, same settings
         for env in envs or ["Hopper-v5"]:
@@ -112,7 +116,7 @@ def planned_runs(settings: Settings, suite: str, steps: int, seeds: list[int], e
     else:
         raise ValueError(f"suite must be one of {settings.suites}, got {suite!r}")
     for run in runs:
-        if run["suite"] == "switch":
+        if run["suite"] in RECIPES:
             # One setting, the recipe's (in the result file's hyperparams), too long for a file name: a short hash of
             # it, so that a changed recipe makes new runs instead of passing for the old ones
             extra = "_" + hashlib.sha256(json.dumps(run["hyperparams"], sort_keys=True).encode()).hexdigest()[:8]
