@@ -632,27 +632,28 @@ def plot(runs: list[dict], settings: Settings) -> None:
 
 
 def plot_components(runs: list[dict], settings: Settings) -> list[str]:
-    """Per mixture algorithm, ``maze_routes_<algo>_components.png``: for each seed, each component's deterministic
-    trajectories alone (one colour per component) before the block and at the end; the figures' file names."""
+    """Per mixture algorithm, ``maze_routes_<algo>_components.png``: for each seed, the trajectories of each component
+    alone (the snapshot's first ``component_paths`` of its stochastic episodes; one colour per component) before the
+    block and at the end; the figures' file names."""
     plt = pyplot()
     colors = plt.get_cmap("tab10")
     names = []
     for algo in dict.fromkeys(result["algo"] for result in runs if result["before_block"].get("components")):
         group = [result for result in runs if result["algo"] == algo]
         figure, axes = plt.subplots(len(group), 2, figsize=(7, 3.4 * len(group)), squeeze=False)
-        for (before, after), result in zip(axes, group):
+        for (before, after), result in zip(axes, group, strict=True):
             for axis, stage, route in ((before, "before_block", None), (after, "after_block", result["blocked_route"])):
                 draw_maze(axis, route)
                 for component, record in enumerate(result[stage]["components"]):
                     for number, path_xy in enumerate(record.get("paths", [])):
                         xy = np.asarray(path_xy)
-                        label = f"{component}: {record['mean_return']:.0f}" if number == 0 else None
+                        label = None if number else f"{component}: {record['mean_return']:.0f}, {record['success_rate']:.0%}"
                         axis.plot(xy[:, 0], xy[:, 1], color=colors(component), alpha=0.6, linewidth=0.8, label=label)
-                axis.legend(fontsize=6, loc="center", title="component: return", title_fontsize=6)
+                axis.legend(fontsize=6, loc="center", title="component: return, success", title_fontsize=6)
             before.set_title(f"seed {result['seed']}: before the block", fontsize=8)
             after.set_title(f"seed {result['seed']}: at the end ({result['blocked_route']} blocked)", fontsize=8)
-        figure.suptitle(f"{settings.labels[algo]}: each component alone (deterministic)", fontsize=9)
-        figure.tight_layout()
+        figure.suptitle(f"{settings.labels[algo]}: each component alone (stochastic)", fontsize=9)
+        figure.tight_layout(rect=(0, 0, 1, 0.98))
         name = f"{STUDY}_{algo}_components.png"
         figure.savefig(settings.out / name, dpi=100)
         plt.close(figure)
