@@ -464,18 +464,17 @@ def validate_options(
         if n_components < 2:
             raise ValueError(f"diversity_weight={diversity_weight} needs n_components >= 2 (one component differs from none)")
     mixture_buffers = (MixtureReplayBuffer, MixtureDictReplayBuffer)
-    if options.needs_acting_components:
-        setting = f"critic_data={critic_data!r}" if options.critic_data != "shared" else f"diversity_weight={diversity_weight}"
-        if replay_buffer_class is not None and not issubclass(replay_buffer_class, mixture_buffers):
-            her = " (HerReplayBuffer relabels goals, so a stored acting component no longer fits)"
-            raise ValueError(
-                f"{setting} needs SACM's own replay buffer (it stores each transition's acting component); "
-                f"replay_buffer_class={replay_buffer_class.__name__} is only supported with critic_data='shared' "
-                "and no discriminator charge" + (her if "Her" in replay_buffer_class.__name__ else "")
-            )
-        if n_steps != 1:
-            raise ValueError(f"{setting} supports only n_steps=1, got n_steps={n_steps}")
-    if diversity_weight > 0.0 and n_steps != 1:
-        # The charge is a reward of the next state: an n-step return would hold it at s_{t+n} only
-        raise ValueError(f"diversity_weight={diversity_weight} supports only n_steps=1, got n_steps={n_steps}")
+    setting = f"critic_data={critic_data!r}" if options.critic_data != "shared" else f"diversity_weight={diversity_weight}"
+    foreign_buffer = replay_buffer_class is not None and not issubclass(replay_buffer_class, mixture_buffers)
+    if options.needs_acting_components and foreign_buffer:
+        her = " (HerReplayBuffer relabels goals, so a stored acting component no longer fits)"
+        raise ValueError(
+            f"{setting} needs SACM's own replay buffer (it stores each transition's acting component); "
+            f"replay_buffer_class={replay_buffer_class.__name__} is only supported with critic_data='shared' "
+            "and no discriminator charge" + (her if "Her" in replay_buffer_class.__name__ else "")
+        )
+    # A transition's acting component and any charge (a reward of the next state) belong to one step: an n-step
+    # return would hold them at s_{t+n} only
+    if (options.needs_acting_components or diversity_weight > 0.0) and n_steps != 1:
+        raise ValueError(f"{setting} supports only n_steps=1, got n_steps={n_steps}")
     return options
