@@ -244,7 +244,7 @@ def validate_acting(
     options too). The bandit's ``return_window`` is the episodes of each component its recent return averages (an
     int >= 1), ``return_exploration`` its probability of a uniformly drawn component at an episode start and
     ``return_margin`` how far below the best recent return, as a fraction of its size, a component still counts as
-    near the best (both floats in [0, 1]; the margin also gates the diversity charge, section 11).
+    near the best (both floats in [0, 1]; the margin also gates the discriminator's charge, section 11).
     """
     weights = validate_mixture_weights(mixture_weights, n_components)
     n_components = int(n_components)
@@ -269,7 +269,7 @@ class DiversityOptions:
     weight: float
     start: int
     margin: float
-    """the gate's ``return_margin``"""
+    """the discriminator's gate's ``return_margin`` (the novelty charge's gate is relative to the returns' spread)"""
     mechanism: str
     features: "list[int] | list[str] | None"
 

@@ -25,6 +25,8 @@ from stable_baselines3.common.vec_env import VecEnv
 from sb3_mixture import S2ACM, SACM
 
 ALGOS = [SACM, S2ACM]
+NAN = float("nan")
+"""a component's recent return before it has any episode"""
 # Tiny networks and buffers, training from step 20. SB3 writes only ``use_sde`` into the policy_kwargs it is given,
 # the same value at every construction, so one dict serves every test
 SMALL = dict(policy_kwargs=dict(net_arch=[16]), learning_starts=20, batch_size=16, buffer_size=1_000)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch as th
 import torch.nn.functional as F
+from conftest import NAN
 from torch.distributions import Categorical
 
 from sb3_mixture.options import validate_diversity_weight
@@ -20,8 +21,6 @@ from sb3_mixture.sacm.diversity import (
     discriminator_loss,
     diversity_charge,
 )
-
-NAN = float("nan")
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -11,14 +11,16 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch as th
-from conftest import SMALL
+from conftest import NAN, SMALL
 from gymnasium import spaces
 
 from sb3_mixture import SACM
 from sb3_mixture.options import DiversityOptions
+from sb3_mixture.sacm.acting import near_best
 from sb3_mixture.sacm.diversity import (
     NoveltyDiversity,
     merge_moments,
+    near_best_in_spread,
     nearest_distances,
     novelty_charge,
     select_features,
@@ -146,6 +148,38 @@ def test_ungated_components_neither_pay_nor_rank():
     assert (charge == 0).all()
 
 
+def test_the_gate_by_hand():
+    """Floor 10, best 210: a component must keep a quarter of the best's gain of 200, i.e. a return of at least 60."""
+    returns = th.tensor([210.0, 60.0, 59.0, NAN])
+    assert near_best_in_spread(returns, 10.0).tolist() == [True, True, False, False]
+    assert near_best_in_spread(th.tensor([NAN, NAN]), 0.0).tolist() == [False, False]
+
+
+@pytest.mark.parametrize("offset, scale", [(0.0, 1.0), (1000.0, 1.0), (-1000.0, 1.0), (5.0, 0.001), (-3.0, 40.0)])
+def test_the_gate_ignores_the_returns_offset_and_scale(offset, scale):
+    """The same components are near the best after any positive rescaling and shift of the returns, where SMERL's
+    ``R* - |R*|`` admits the component stuck near the floor as soon as every return is positive."""
+    returns, floor = th.tensor([230.0, 12.0, 180.0, 14.0]), 8.0
+    expected = [True, False, True, False]
+    assert near_best_in_spread(offset + scale * returns, offset + scale * floor).tolist() == expected
+    if offset >= 0.0:
+        assert near_best(offset + scale * returns, 1.0).all()
+
+
+def test_a_collapsed_senior_leaves_the_gate_when_every_return_is_positive():
+    """PointMaze's case: every return positive. Component 0, the most senior, falls from 220 to 12 (near the lowest
+    return seen, 8): it leaves the near-best set, so it no longer charges component 1, which keeps the route."""
+    left = route(-4.0)
+    diversity = mechanism_after([left, left])
+    batch = SimpleNamespace(next_observations=th.as_tensor(left), rewards=th.ones(len(left), 1))
+    diversity.update(batch, Choice([8.0, NAN]), num_timesteps=10)  # the first return: the floor
+    diversity.update(batch, Choice([220.0, 200.0]), num_timesteps=1000)
+    assert (diversity.update(batch, Choice([220.0, 200.0]), num_timesteps=1100).charge[:, 1] < 0).all()
+    charge = diversity.update(batch, Choice([12.0, 200.0]), num_timesteps=1200).charge
+    assert (charge == 0).all()
+    assert diversity.joined_at.tolist() == [-1.0, 1000.0]
+
+
 def test_seniority_by_hand():
     """Component 0 joins the near-best set at step 200, 1 and 3 stay from step 100, 2 leaves it: 1 and 3 (by index)
     rank before 0."""
@@ -181,6 +215,7 @@ def test_save_load_round_trips_the_mechanism(tmp_path):
     for (name, original), restored in zip(original_state.items(), restored_state.values(), strict=True):
         assert th.equal(original, restored), name
     assert int(loaded.diversity.state_counts.sum()) == 300
+    assert loaded.diversity.return_floor < 0  # Pendulum's first episode's return, not the initial largest float
 
 
 @pytest.mark.parametrize(

@@ -271,6 +271,9 @@ NOVELTY_STATES = 512
 NOVELTY_RADIUS = 1.0
 """Distance, in standard deviations of the visited states' features, at which a state stops being charged as
 another component's"""
+NOVELTY_KEEP = 0.25
+"""Share of the best component's gain over the lowest return seen that a component must keep to be ranked and
+charged (a share of the returns' own spread, not a task unit)"""
 
 
 def select_features(observations: Any, features: "list[int] | list[str] | None") -> th.Tensor:
@@ -348,6 +351,30 @@ def novelty_charge(distances: th.Tensor, scale: "th.Tensor | float", radius: flo
     return -scale * th.clamp(1.0 - distances / radius, min=0.0)
 
 
+def near_best_in_spread(
+    component_returns: th.Tensor, return_floor: "th.Tensor | float", keep: float = NOVELTY_KEEP
+) -> th.Tensor:
+    """
+    The novelty charge's gate G (docs/algorithm.md section 13): the components whose recent return keeps at least the
+    share ``keep`` of the best's gain over the lowest return seen, ``R_i - floor >= keep (R* - floor)``, R* the best
+    over the components with data. Adding a constant to every return or multiplying them all by a positive number
+    changes nothing, unlike SMERL's ``R* - eps |R*|`` (:func:`~sb3_mixture.sacm.acting.near_best`), which admits every
+    component whenever every return is positive. A component without data (NaN) is outside G.
+
+    :param component_returns: each component's recent return, (N,), NaN where it has none
+    :param return_floor: the lowest recent return any component has had so far (at most every R_i)
+    :return: (N,) bool
+    """
+    returns = th.as_tensor(component_returns, dtype=th.float64)
+    has_data = ~th.isnan(returns)
+    if not has_data.any():
+        return th.zeros_like(has_data)
+    floor = th.as_tensor(return_floor, dtype=th.float64)
+    best = returns[has_data].max()
+    # NaN >= x is False, so a component without data is left out
+    return returns - floor >= keep * (best - floor)
+
+
 def update_seniority(gate: th.Tensor, joined_at: th.Tensor, now: int) -> th.Tensor:
     """
     When each component last joined the near-best set, (N,): ``now`` for one that joins at this step, unchanged for
@@ -372,8 +399,10 @@ class NoveltyDiversity(DiversityMechanism):
     after ``start`` steps) and every head's charge. No network, no optimiser; its state is saved with the model as
     ``diversity`` (floating tensors only).
 
-    The near-best components are ranked by seniority, in the manner of reward-switching methods' priority order (RSPO,
-    SIPO): by the step at which each last joined the near-best set, then by index (:func:`seniority_ranking`).
+    The gate is relative to the returns' spread (:func:`near_best_in_spread`), so that a component stuck far below the
+    best leaves it whatever the rewards' offset. The near-best components are ranked by seniority, in the manner of
+    reward-switching methods' priority order (RSPO, SIPO): by the step at which each last joined the near-best set,
+    then by index (:func:`seniority_ranking`).
     Component i is charged for next states near the states of the components ranked before it, so the first learns
     the task alone and each later one is pushed off the routes taken before it. A component that leaves the set (its
     route was blocked) loses its rank, so one that relearns a surviving component's route later ranks after it and
@@ -381,13 +410,14 @@ class NoveltyDiversity(DiversityMechanism):
 
     :param observation_space: the env's
     :param n_components: N
-    :param options: ``weight`` (w > 0), ``start``, ``margin`` and ``features``
+    :param options: ``weight`` (w > 0), ``start`` and ``features`` (its gate is :func:`near_best_in_spread`, not
+        ``return_margin``, which stays the choice's)
     """
 
     def __init__(self, observation_space: spaces.Space, n_components: int, options: DiversityOptions):
         super().__init__()
         self.n_components = n_components
-        self.weight, self.start, self.margin, self.features = options.weight, options.start, options.margin, options.features
+        self.weight, self.start, self.features = options.weight, options.start, options.features
         n_features = feature_count(observation_space, self.features)
         self.register_buffer("states", th.zeros(n_components, NOVELTY_STATES, n_features))
         # Counters in float64: exact to 2^53 steps (float32 would stop counting at 2^24)
@@ -397,6 +427,19 @@ class NoveltyDiversity(DiversityMechanism):
         self.register_buffer("feature_count", th.zeros(1))
         # The step at which each component last joined the near-best set; -1 while it is out of it
         self.register_buffer("joined_at", th.full((n_components,), -1.0, dtype=th.float64))
+        # The lowest recent return seen; the largest finite float until there is one (state dicts stay finite)
+        self.register_buffer("return_floor", th.tensor(th.finfo(th.float64).max, dtype=th.float64))
+
+    def gate(self, choice: ComponentChoice, num_timesteps: int) -> th.Tensor:
+        """G: the components near the best recent return relative to the returns' spread (:func:`near_best_in_spread`),
+        none before ``start`` steps. Every call lowers the floor to the lowest recent return seen so far."""
+        returns = choice.recent_returns().to(th.float64)
+        seen = returns[~th.isnan(returns)]
+        if seen.numel() > 0:
+            self.return_floor = th.minimum(self.return_floor, seen.min().to(self.return_floor.device))
+        if num_timesteps < self.start:
+            return th.zeros(self.n_components, dtype=th.bool)
+        return near_best_in_spread(returns, self.return_floor.cpu())
 
     def observe(self, observations: Any, components: np.ndarray) -> None:
         features = select_features(observations, self.features).to(self.states.device)
