@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch as th
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[4] / "benchmarks"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[4]))
 import maze_routes  # noqa: E402
 from stable_baselines3.common.logger import configure  # noqa: E402
 
