@@ -100,6 +100,14 @@ def window_means(returns: th.Tensor, counts: th.Tensor) -> th.Tensor:
     return total / filled.sum(dim=1)  # 0 / 0: NaN without an episode
 
 
+def best_recent_return(component_returns: "th.Tensor | np.ndarray") -> "tuple[th.Tensor, th.Tensor | None]":
+    """The components' recent returns as float64, (N,), and R*, the best of those with data (not NaN); None when no
+    component has any. What the gates on returns (:func:`near_best`, the novelty charge's) start from."""
+    returns = th.as_tensor(component_returns, dtype=th.float64)
+    has_data = ~th.isnan(returns)
+    return returns, (returns[has_data].max() if has_data.any() else None)
+
+
 def near_best(component_returns: "th.Tensor | np.ndarray", margin: float) -> th.Tensor:
     """
     Which components' recent returns are near the best, SMERL's ``1[R_i >= R* - eps]`` with ``eps = margin |R*|``
@@ -113,11 +121,9 @@ def near_best(component_returns: "th.Tensor | np.ndarray", margin: float) -> th.
     :param margin: in [0, 1] (``return_margin``, checked by :func:`sb3_mixture.options.validate_acting`)
     :return: (N,) bool
     """
-    returns = th.as_tensor(component_returns, dtype=th.float64)
-    has_data = ~th.isnan(returns)
-    if not has_data.any():
-        return th.zeros_like(has_data)
-    best = returns[has_data].max()
+    returns, best = best_recent_return(component_returns)
+    if best is None:
+        return th.zeros_like(returns, dtype=th.bool)
     # NaN >= x is False, so a component without data is left out
     return returns >= best - margin * best.abs()
 

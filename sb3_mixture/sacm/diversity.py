@@ -25,7 +25,7 @@ from stable_baselines3.common.torch_layers import create_mlp
 from torch import nn
 
 from sb3_mixture.options import NOVELTY, DiversityOptions, check_diversity_features
-from sb3_mixture.sacm.acting import ComponentChoice, near_best
+from sb3_mixture.sacm.acting import ComponentChoice, best_recent_return, near_best
 from sb3_mixture.sacm.losses import optimizer_step
 from sb3_mixture.sacm.policies import MixturePolicy
 from sb3_mixture.sacm.update_stats import UpdateStats
@@ -365,12 +365,10 @@ def near_best_in_spread(
     :param return_floor: the lowest recent return any component has had so far (at most every R_i)
     :return: (N,) bool
     """
-    returns = th.as_tensor(component_returns, dtype=th.float64)
-    has_data = ~th.isnan(returns)
-    if not has_data.any():
-        return th.zeros_like(has_data)
+    returns, best = best_recent_return(component_returns)
+    if best is None:
+        return th.zeros_like(returns, dtype=th.bool)
     floor = th.as_tensor(return_floor, dtype=th.float64)
-    best = returns[has_data].max()
     # NaN >= x is False, so a component without data is left out
     return returns - floor >= keep * (best - floor)
 
