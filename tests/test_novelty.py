@@ -149,8 +149,8 @@ def test_ungated_components_neither_pay_nor_rank():
 
 
 def test_the_gate_by_hand():
-    """Floor 10, best 210: a component must keep a quarter of the best's gain of 200, i.e. a return of at least 60."""
-    returns = th.tensor([210.0, 60.0, 59.0, NAN])
+    """Floor 10, best 250: a component must keep a sixth of the best's gain of 240, i.e. a return of at least 50."""
+    returns = th.tensor([250.0, 50.0, 49.0, NAN])
     assert near_best_in_spread(returns, 10.0).tolist() == [True, True, False, False]
     assert near_best_in_spread(th.tensor([NAN, NAN]), 0.0).tolist() == [False, False]
 

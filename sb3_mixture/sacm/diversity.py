@@ -271,7 +271,7 @@ NOVELTY_STATES = 512
 NOVELTY_RADIUS = 1.0
 """Distance, in standard deviations of the visited states' features, at which a state stops being charged as
 another component's"""
-NOVELTY_KEEP = 0.25
+NOVELTY_KEEP = 1 / 6
 """Share of the best component's gain over the lowest return seen that a component must keep to be ranked and
 charged (a share of the returns' own spread, not a task unit)"""
 
