@@ -32,6 +32,7 @@ import numpy as np
 import torch as th
 from common import (
     RESULTS,
+    code_version,
     generated_by,
     interval,
     iqm_summary,
@@ -107,15 +108,17 @@ def episode(model, env, seed: int) -> dict:
 def evaluate(algo: str, seed: int) -> dict:
     """``EPISODES`` episodes of the model ``maze_routes.py`` checkpointed at the block (its seed), on the open maze."""
     start, cpu_start = time.time(), time.process_time()
-    th.manual_seed(EVAL_SEED + seed)
     env = make_env(None)
     model, phase1 = load_checkpoint(algo, seed, MazeSettings(), env)
+    # After loading, which reseeds every generator with the study's phase-2 seed
+    model.set_random_seed(EVAL_SEED + seed)
     episodes = [episode(model, env, EVAL_SEED + 1000 * seed + k) for k in range(EPISODES)]
     alphas = th.exp(model.log_ent_coef.detach()).flatten().tolist()
     return {
         "algo": algo,
         "seed": seed,
-        "code": phase1["code"],
+        "code": code_version(),
+        "checkpoint_code": phase1["code"],
         "learnt_alphas": alphas,
         "episodes": episodes,
         **provenance(),
