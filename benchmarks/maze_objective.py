@@ -32,6 +32,7 @@ import numpy as np
 import torch as th
 from common import (
     RESULTS,
+    aggregate,
     code_version,
     generated_by,
     interval,
@@ -44,8 +45,8 @@ from common import (
     study_parser,
     write_report,
 )
+from maze_routes import MAX_EPISODE_STEPS, load_checkpoint, make_env
 from maze_routes import Settings as MazeSettings
-from maze_routes import load_checkpoint, make_env
 
 STUDY = "maze_objective"
 ALGOS = {"sac": "SAC", "sacm_novelty_n4": "SACM novelty recipe N=4"}
@@ -76,7 +77,7 @@ def episode(model, env, seed: int) -> dict:
     mixture = hasattr(policy, "component_choice")
     observation, _ = env.reset(seed=seed)
     total_return, entropy, steps, done, start = 0.0, 0.0, 0, False, True
-    components = []
+    first_component = None
     while not done:
         obs_tensor, _ = policy.obs_to_tensor(observation)
         with th.no_grad():
@@ -86,7 +87,7 @@ def episode(model, env, seed: int) -> dict:
                 component = int(policy.acting_components[0])
                 params = policy.actor.mixture_params(obs_tensor)
                 acting = squashed_gaussian(params.means[0, component], params.log_stds[0, component])
-                components.append(component)
+                first_component = component if first_component is None else first_component
             else:
                 means, log_stds, _ = policy.actor.get_action_dist_params(obs_tensor)
                 acting = squashed_gaussian(means[0], log_stds[0])
@@ -101,7 +102,7 @@ def episode(model, env, seed: int) -> dict:
         done, start = terminated or truncated, False
     result = {"return": total_return, "entropy": entropy, "steps": steps}
     if mixture:
-        result["component"] = components[0]
+        result["component"] = first_component
     return result
 
 
@@ -109,7 +110,7 @@ def evaluate(algo: str, seed: int) -> dict:
     """``EPISODES`` episodes of the model ``maze_routes.py`` checkpointed at the block (its seed), on the open maze."""
     start, cpu_start = time.time(), time.process_time()
     env = make_env(None)
-    model, phase1 = load_checkpoint(algo, seed, MazeSettings(), env)
+    model, phase1 = load_checkpoint(algo, seed, MazeSettings(), env, replay_buffer=False)
     # After loading, which reseeds every generator with the study's phase-2 seed
     model.set_random_seed(EVAL_SEED + seed)
     episodes = [episode(model, env, EVAL_SEED + 1000 * seed + k) for k in range(EPISODES)]
@@ -127,9 +128,14 @@ def evaluate(algo: str, seed: int) -> dict:
     }
 
 
+def episode_means(result: dict) -> dict:
+    """A run's return and summed entropy, each the mean over its episodes."""
+    return {key: float(np.mean([e[key] for e in result["episodes"]])) for key in ("return", "entropy")}
+
+
 def run(settings: Settings, algos: list[str], seeds: list[int], force: bool) -> None:
     def summary(result: dict) -> str:
-        mean = {key: np.mean([e[key] for e in result["episodes"]]) for key in ("return", "entropy")}
+        mean = episode_means(result)
         return f"return {mean['return']:.1f}, entropy {mean['entropy']:.1f}"
 
     runs = {f"{algo}_s{seed}": partial(evaluate, algo, seed) for seed in seeds for algo in algos}
@@ -142,7 +148,7 @@ def fixed_alpha(runs: list[dict]) -> float:
 
 
 def run_row(result: dict, alpha: float) -> dict:
-    mean = {key: float(np.mean([e[key] for e in result["episodes"]])) for key in ("return", "entropy")}
+    mean = episode_means(result)
     return {
         "algo": result["algo"],
         "seed": result["seed"],
@@ -157,21 +163,19 @@ def report(settings: Settings) -> None:
     runs = load_runs(settings.folder)
     alpha = fixed_alpha(runs)
     rows = [run_row(result, alpha) for result in runs]
-    table = []
-    for algo in ALGOS:
-        members = [row for row in rows if row["algo"] == algo]
-        if members:
-            entry = {"algo": algo, "seeds": len(members)}
-            for key in ("return", "entropy", "objective"):
-                entry[key] = iqm_summary([row[key] for row in members])
-            table.append(entry)
-    meta = {**report_meta(runs, {"episodes": EPISODES, "alpha": alpha}), "alpha": alpha}
+
+    def entry(group: dict, members: list[dict]) -> dict:
+        summaries = {key: iqm_summary([row[key] for row in members]) for key in ("return", "entropy", "objective")}
+        return {**group, "seeds": len(members), **summaries}
+
+    table = aggregate(rows, ({"algo": algo} for algo in ALGOS), entry)
+    meta = {**report_meta(runs, {"episodes": EPISODES}), "alpha": alpha}
     lines = [
         "# The objective both maximise, PointMaze policies at the block",
         "",
         generated_by(meta, len(runs), f"benchmarks/results/{STUDY}"),
         "",
-        f"Per run: the mean over {EPISODES} stochastic episodes (400 steps) on the open maze of the policy "
+        f"Per run: the mean over {EPISODES} stochastic episodes ({MAX_EPISODE_STEPS} steps) on the open maze of the policy "
         f"`maze_routes.py` checkpointed at the block. Alpha fixed at {alpha:.4g}, the median of the temperatures "
         f"SAC's runs had learnt there. IQM over seeds [95% bootstrap CI].",
         "",

@@ -419,11 +419,13 @@ def progress(point: dict) -> str:
     )
 
 
-def load_checkpoint(algo: str, seed: int, settings: Settings, env) -> tuple:
-    """The model at the block on ``env`` with its replay buffer, and phase 1's record."""
+def load_checkpoint(algo: str, seed: int, settings: Settings, env, replay_buffer: bool = True) -> tuple:
+    """The model at the block on ``env`` with its replay buffer (unless ``replay_buffer`` is False: to evaluate it
+    only), and phase 1's record."""
     paths = checkpoint_paths(settings, f"{algo}_s{seed}")
     model = algorithm_class(settings.algos[algo][0]).load(paths["model"], env=env, device="cpu")
-    model.load_replay_buffer(paths["buffer"])
+    if replay_buffer:
+        model.load_replay_buffer(paths["buffer"])
     # The same draws after the block whether phase 1 ran in this process or an earlier one
     model.set_random_seed(seed + PHASE2_SEED_OFFSET)
     return model, json.loads(paths["run"].read_text())
